@@ -152,6 +152,7 @@ LOGIN_MAX_LEN = 32
 #: SIP-username-safe login: a Latin letter, then 1..31 of a-z 0-9 . _ -
 LOGIN_RE = re.compile(r"^[a-z][a-z0-9._-]{1,31}$", re.ASCII)
 _LOGIN_CHARS_RE = re.compile(r"[a-z0-9._-]*", re.ASCII)
+_APOSTROPHES = str.maketrans("", "", "'`\u2019\u02bc\u2018")
 _WORD_RE = re.compile(r"[a-z]+(?:-[a-z]+)*", re.ASCII)
 
 
@@ -186,7 +187,8 @@ def suggest_login(name: str, taken: set[str]) -> str:
     "user". `taken` is compared case-insensitively. The result always passes validate_login.
     """
     used = {str(t).strip().lower() for t in taken}
-    words = _WORD_RE.findall(transliterate((name or "").replace("'", "").replace("\u2019", "")))
+    text = (name or "").translate(_APOSTROPHES)
+    words = _WORD_RE.findall(transliterate(text))
     base = ".".join(words)
     base = _with_suffix(base, "")
     if not LOGIN_RE.match(base):
@@ -297,6 +299,7 @@ def sip_a1_hash(login: str, domain: str, password: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 _PHONE_MAX_INPUT = 64
+_PHONE_CHARS_RE = re.compile(r"\+?[0-9() .-]*[0-9][0-9() .-]*", re.ASCII)
 
 
 def normalize_phone(number: str, *, region: str = "RU", field: str = "mobile") -> str:
@@ -306,6 +309,11 @@ def normalize_phone(number: str, *, region: str = "RU", field: str = "mobile") -
     text = str(number).strip()
     if len(text) > _PHONE_MAX_INPUT:
         raise ValidationError("phone number is too long", field=field)
+    if not _PHONE_CHARS_RE.fullmatch(text):
+        raise ValidationError(
+            f"not a valid phone number: {text} (use digits, optionally a leading + and spaces, ( ) - .)",
+            field=field,
+        )
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
@@ -327,14 +335,20 @@ FORWARD_DELAY_MAX = 300
 
 
 def validate_forwarding(mode: str, delay: int | None, mobile: str | None) -> tuple[str, int]:
-    """Forwarding to the mobile: returns (mode, delay seconds). instant/delayed need a mobile number."""
+    """Forwarding to the mobile: returns (mode, delay seconds).
+
+    mode None means "off"; delay None or "" means 15 s; instant/delayed need a valid mobile number
+    (any form normalize_phone accepts; store the normalised one).
+    """
     mode = _choice("off" if mode is None else mode, FORWARD_MODES, "forwarding mode", "forward_mode")
     if delay is None or (isinstance(delay, str) and not delay.strip()):
         seconds = FORWARD_DEFAULT_DELAY
     else:
         seconds = validate_seconds(delay, field="forward_delay", lo=FORWARD_DELAY_MIN, hi=FORWARD_DELAY_MAX)
-    if mode != "off" and (mobile is None or not str(mobile).strip()):
-        raise ValidationError(f"forwarding '{mode}' requires a mobile phone number", field="mobile")
+    if mode != "off":
+        if mobile is None or not str(mobile).strip():
+            raise ValidationError(f"forwarding '{mode}' requires a mobile phone number", field="mobile")
+        normalize_phone(mobile, field="mobile")
     return mode, seconds
 
 

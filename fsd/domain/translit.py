@@ -7,6 +7,7 @@ instead of ICAO's "ie", so «Подъячев» gives "podiachev", not "podieiac
     а a  б b  в v  г g  д d  е e  ё e  ж zh з z  и i  й i  к k  л l  м m  н n  о o  п p
     р r  с s  т t  у u  ф f  х kh ц ts ч ch ш sh щ shch ъ -  ы y  ь -  э e  ю iu я ia
     Ukrainian/Belarusian: і i  ї i  є ie  ґ g  ў u
+    (plus Kazakh ә ғ қ ң ө ұ ү һ and Serbian/Macedonian ђ ј љ њ ћ џ ѕ to their usual Latin forms)
 
 Every other script: lowercased, decomposed (NFKD) and stripped of combining marks ("Zoë" → "zoe"),
 plus a few Latin letters that do not decompose (ß ss, æ ae, ø o, ł l, đ d, þ th, œ oe, ı i).
@@ -55,6 +56,22 @@ CYRILLIC: dict[str, str] = {
     "є": "ie",
     "ґ": "g",
     "ў": "u",
+    # a few more Cyrillic letters (Kazakh, Serbian, Macedonian), so such names still give a login
+    "ә": "a",
+    "ғ": "g",
+    "қ": "k",
+    "ң": "n",
+    "ө": "o",
+    "ұ": "u",
+    "ү": "u",
+    "һ": "h",
+    "ђ": "dj",
+    "ј": "j",
+    "љ": "lj",
+    "њ": "nj",
+    "ћ": "c",
+    "џ": "dz",
+    "ѕ": "dz",
 }
 
 # Latin letters that NFKD does not split into base letter + combining mark.

@@ -179,6 +179,13 @@ def test_next_free_exhausted():
         ("Иванов 2 Пётр!", "ivanov.petr"),
         ("-Анна-", "anna"),
         ("Я", "ia"),
+        ("Мар'яна Коваль", "mariana.koval"),
+        ("Марʼяна", "mariana"),
+        ("Ђоковић Новак", "djokovic.novak"),
+        ("Әлия Қасымова", "aliia.kasymova"),
+        ("Pérez-Reverte Arturo", "perez-reverte.arturo"),
+        ("Smith — John", "smith.john"),
+        ("Иванов\u00a0Пётр", "ivanov.petr"),
     ],
 )
 def test_suggest_login(name, login):
@@ -466,6 +473,17 @@ def test_forwarding_requires_mobile(mode, mobile):
     assert "requires a mobile" in str(err)
 
 
+@pytest.mark.parametrize("mode", ["instant", "delayed"])
+def test_forwarding_checks_the_mobile(mode):
+    err = _error(rules.validate_forwarding, mode, None, "12345")
+    assert err.field == "mobile"
+    assert rules.validate_forwarding(mode, None, "8 912 345-67-89") == (mode, 15)
+
+
+def test_forwarding_none_mode_is_off():
+    assert rules.validate_forwarding(None, None, None) == ("off", 15)
+
+
 @pytest.mark.parametrize("delay", [0, -1, 301, 1000, "abc", "1.5", 2.5, True])
 def test_forwarding_bad_delay(delay):
     err = _error(rules.validate_forwarding, "delayed", delay, "+79123456789")
@@ -695,3 +713,74 @@ def test_bad_emails(raw):
     err = _error(rules.validate_email, raw)
     assert err.field == "email"
     assert "not a valid e-mail address" in str(err)
+
+
+# ---------------------------------------------------------------- properties (hypothesis)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12))
+def test_validate_extension_only_raises_validation_error(text):
+    try:
+        out = rules.validate_extension(text)
+    except ValidationError as err:
+        assert err.field == "extension"
+        return
+    assert out.isascii() and out.isdigit()
+    assert not out.startswith("0")
+    assert out not in rules.RESERVED_EXTENSIONS and out not in rules.FEATURE_CODES
+    assert rules.EXTENSION_MIN_LEN <= len(out) <= rules.EXTENSION_MAX_LEN
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60), st.sets(st.sampled_from(["user", "user2", "ivanov.petr", "anna", "a" * 32])))
+def test_suggest_login_always_valid_and_free(name, taken):
+    login = rules.suggest_login(name, taken)
+    assert rules.LOGIN_RE.match(login)
+    assert rules.validate_login(login) == login
+    assert login not in taken
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x400, max_codepoint=0x45F), max_size=40))
+def test_transliterated_russian_is_ascii(text):
+    from fsd.domain.translit import transliterate
+
+    assert transliterate(text).isascii()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(min_value=100, max_value=1200).map(str), max_size=400), st.integers(10, 1100))
+def test_next_free_extension_property(taken, start):
+    ext = rules.next_free_extension(taken, start=start)
+    assert ext not in taken
+    assert rules.validate_extension(ext) == ext
+    assert int(ext) >= start
+    # it is the lowest: nothing valid and free of the same width lies between start and ext
+    for n in range(max(start, 10 ** (len(ext) - 1)), int(ext)):
+        candidate = str(n)
+        if len(candidate) != len(ext) or candidate in taken:
+            continue
+        with pytest.raises(ValidationError):
+            rules.validate_extension(candidate)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_phone_and_password_validators_only_raise_validation_error(text):
+    for fn in (
+        rules.normalize_phone,
+        rules.validate_password,
+        rules.validate_domain,
+        rules.validate_email,
+        rules.validate_timezone,
+        rules.validate_name,
+        rules.validate_login,
+    ):
+        try:
+            fn(text)
+        except ValidationError:
+            pass

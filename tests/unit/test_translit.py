@@ -28,6 +28,8 @@ from fsd.domain.translit import transliterate
         ("Євген", "ievgen"),
         ("Іван", "ivan"),
         ("Ўладзімір", "uladzimir"),
+        ("Қазақстан Әлия", "kazakstan aliia"),
+        ("Ђорђе Љубић Њушка Џон", "djordje ljubic njushka dzon"),
         # other Latin scripts: diacritics stripped
         ("Kowalski", "kowalski"),
         ("O'Brien", "o'brien"),
