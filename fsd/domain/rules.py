@@ -38,6 +38,7 @@ __all__ = [
     "STAR_CODES",
     "STRATEGIES",
     "check_tariff",
+    "configure_password_hasher",
     "generate_password",
     "hash_password",
     "needs_rehash",
@@ -90,6 +91,13 @@ EXTENSION_MIN_LEN = 2
 EXTENSION_MAX_LEN = 8
 
 _DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
+_SHOW_MAX = 60
+
+
+def _show(value) -> str:
+    """User input quoted back in an error message: control characters as '?', at most 60 characters."""
+    text = "".join("?" if unicodedata.category(c) in ("Cc", "Cs") else c for c in str(value))
+    return text if len(text) <= _SHOW_MAX else text[: _SHOW_MAX - 1] + "\u2026"
 
 
 def validate_extension(ext: str) -> str:
@@ -260,7 +268,24 @@ def validate_password(pw: str) -> str:
     return pw
 
 
-_HASHER = PasswordHasher()  # argon2id with argon2-cffi's recommended parameters
+_HASHER = PasswordHasher()  # argon2id, argon2-cffi defaults (RFC 9106 low-memory profile: t=3, m=64 MiB, p=4)
+
+
+def configure_password_hasher(
+    *, time_cost: int | None = None, memory_cost: int | None = None, parallelism: int | None = None
+) -> None:
+    """Replace the argon2id parameters used by hash_password (all None: back to the defaults).
+
+    For deployments on small hosts and for test suites that create many users; hashes made with
+    other parameters still verify, and needs_rehash() reports them so they can be upgraded at sign-in.
+    """
+    global _HASHER
+    kwargs = {
+        k: v
+        for k, v in (("time_cost", time_cost), ("memory_cost", memory_cost), ("parallelism", parallelism))
+        if v is not None
+    }
+    _HASHER = PasswordHasher(**kwargs)
 
 
 def hash_password(pw: str) -> str:
@@ -311,15 +336,15 @@ def normalize_phone(number: str, *, region: str = "RU", field: str = "mobile") -
         raise ValidationError("phone number is too long", field=field)
     if not _PHONE_CHARS_RE.fullmatch(text):
         raise ValidationError(
-            f"not a valid phone number: {text} (use digits, optionally a leading + and spaces, ( ) - .)",
+            f"not a valid phone number: {_show(text)} (use digits, optionally a leading + and spaces, ( ) - .)",
             field=field,
         )
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationError(f"not a valid phone number: {text}", field=field) from exc
+        raise ValidationError(f"not a valid phone number: {_show(text)}", field=field) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError(f"not a valid phone number: {text}", field=field)
+        raise ValidationError(f"not a valid phone number: {_show(text)}", field=field)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -358,8 +383,8 @@ def validate_forwarding(mode: str, delay: int | None, mobile: str | None) -> tup
 
 
 def check_tariff(current_count: int, max_users: int) -> None:
-    """Raise when creating one more employee would exceed the tariff's `max_users`."""
-    if current_count >= max_users:
+    """Raise when creating one more employee would exceed the tariff's `max_users` (None: no limit)."""
+    if max_users is not None and current_count >= max_users:
         raise ValidationError(f"tariff limit reached: {current_count} of {max_users} users", field="tariff")
 
 
@@ -392,7 +417,7 @@ def validate_domain(domain: str) -> str:
         try:
             text = text.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise ValidationError(f"domain is not a valid host name: {domain}", field="domain") from exc
+            raise ValidationError(f"domain is not a valid host name: {_show(domain)}", field="domain") from exc
     if len(text) > 253:
         raise ValidationError("domain must be at most 253 characters long", field="domain")
     labels = text.split(".")
@@ -418,7 +443,7 @@ def validate_timezone(tz: str) -> str:
         zoneinfo.ZoneInfo(text)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValidationError(
-            f"unknown timezone: {text} (use an IANA name like Europe/Moscow)", field="timezone"
+            f"unknown timezone: {_show(text)} (use an IANA name like Europe/Moscow)", field="timezone"
         ) from exc
     return text
 
@@ -448,7 +473,7 @@ def validate_email(email: str | None) -> str | None:
     text = str(email).strip()
     if not text:
         return None
-    bad = ValidationError(f"not a valid e-mail address: {text}", field="email")
+    bad = ValidationError(f"not a valid e-mail address: {_show(text)}", field="email")
     if len(text) > 254 or _has_control(text) or any(c.isspace() for c in text):
         raise bad
     if text.count("@") != 1:

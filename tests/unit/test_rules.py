@@ -389,6 +389,22 @@ def test_needs_rehash_with_weaker_parameters():
     assert rules.needs_rehash(weak)
 
 
+def test_configure_password_hasher():
+    stored_default = rules.hash_password("abcdEF12")
+    try:
+        rules.configure_password_hasher(time_cost=1, memory_cost=1024, parallelism=1)
+        fast = rules.hash_password("abcdEF12")
+        assert "m=1024,t=1,p=1" in fast
+        assert rules.verify_password(fast, "abcdEF12")
+        assert rules.verify_password(stored_default, "abcdEF12")
+        assert rules.needs_rehash(stored_default)
+        assert not rules.needs_rehash(fast)
+    finally:
+        rules.configure_password_hasher()
+    assert rules.needs_rehash(fast)
+    assert not rules.needs_rehash(stored_default)
+
+
 def test_sip_a1_hash_known_value():
     expected = hashlib.md5(b"ivanov.petr:acme.vats.example.ru:Xk7mPq2R").hexdigest()
     assert rules.sip_a1_hash("ivanov.petr", "acme.vats.example.ru", "Xk7mPq2R") == expected
@@ -515,6 +531,10 @@ def test_tariff_at_exactly_max_users():
 def test_tariff_over_limit():
     err = _error(rules.check_tariff, 12, 10)
     assert str(err) == "tariff limit reached: 12 of 10 users"
+
+
+def test_tariff_unlimited():
+    rules.check_tariff(10**6, None)
 
 
 def test_tariff_zero():
@@ -784,3 +804,12 @@ def test_phone_and_password_validators_only_raise_validation_error(text):
             fn(text)
         except ValidationError:
             pass
+
+
+def test_error_messages_quote_input_safely():
+    err = _error(rules.validate_email, "x\x07y@" + "a" * 300)
+    msg = str(err)
+    assert "\x07" not in msg
+    assert len(msg) < 120
+    err = _error(rules.validate_timezone, "Bad\x00Zone")
+    assert "\x00" not in str(err) and "Bad?Zone" in str(err)
