@@ -202,9 +202,7 @@ def _wall_to_utc(zone: ZoneInfo, day: date, minute: int) -> datetime:
 
 def _utc_intervals(schedule: Schedule, day: date) -> list[tuple[datetime, datetime]]:
     zone = schedule.zone()
-    return [
-        (_wall_to_utc(zone, day, s), _wall_to_utc(zone, day, e)) for s, e in schedule.local_intervals(day)
-    ]
+    return [(_wall_to_utc(zone, day, s), _wall_to_utc(zone, day, e)) for s, e in schedule.local_intervals(day)]
 
 
 def is_open(schedule: Schedule, now_utc: datetime) -> bool:

@@ -101,9 +101,7 @@ def test_end_of_day_and_night_shift_across_midnight():
 
 
 def test_holiday_exception_closed_all_day():
-    s = weekdays(
-        "Europe/Moscow", "09:00-18:00", exceptions=[DateException(day=date(2026, 12, 31))]
-    )
+    s = weekdays("Europe/Moscow", "09:00-18:00", exceptions=[DateException(day=date(2026, 12, 31))])
     assert not is_open(s, local(MSK, 2026, 12, 31, 12, 0))
     assert is_open(s, local(MSK, 2026, 12, 30, 12, 0))
     # Wed 30th 18:00 -> Thu 31st is a holiday -> Fri 1st Jan 09:00
@@ -193,9 +191,7 @@ def test_open_around_the_clock_never_changes_and_empty_never_opens():
 
 
 def test_exception_far_ahead_is_found():
-    all_week = weekdays(
-        "UTC", "00:00-24:00", days=range(7), exceptions=[DateException(day=date(2027, 6, 1))]
-    )
+    all_week = weekdays("UTC", "00:00-24:00", days=range(7), exceptions=[DateException(day=date(2027, 6, 1))])
     assert next_change(all_week, utc(2026, 11, 28)) == utc(2027, 6, 1)
     assert next_change(all_week, utc(2027, 6, 1, 5)) == utc(2027, 6, 2)
 
