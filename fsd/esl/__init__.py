@@ -1,0 +1,62 @@
+"""FreeSWITCH Event Socket layer: pure wire format (frames), inbound client, outbound server."""
+
+from fsd.esl.connection import (
+    AuthenticationFailed,
+    CommandFailed,
+    Connection,
+    Dispatcher,
+    ESLStats,
+    SessionHangup,
+    Subscription,
+)
+from fsd.esl.frames import (
+    Event,
+    Frame,
+    FrameError,
+    FrameParser,
+    FrameTooLarge,
+    Headers,
+    InvalidCommand,
+    InvalidContentLength,
+    MalformedEvent,
+    MalformedHeader,
+    encode_api,
+    encode_bgapi,
+    encode_command,
+    encode_execute,
+    encode_sendmsg,
+    new_uuid,
+)
+from fsd.esl.inbound import ApiResult, BackgroundJob, InboundClient
+from fsd.esl.outbound import OutboundServer, OutboundSession
+
+__all__ = [
+    "ApiResult",
+    "AuthenticationFailed",
+    "BackgroundJob",
+    "CommandFailed",
+    "Connection",
+    "Dispatcher",
+    "ESLStats",
+    "Event",
+    "Frame",
+    "FrameError",
+    "FrameParser",
+    "FrameTooLarge",
+    "Headers",
+    "InboundClient",
+    "InvalidCommand",
+    "InvalidContentLength",
+    "MalformedEvent",
+    "MalformedHeader",
+    "OutboundServer",
+    "OutboundSession",
+    "SessionHangup",
+    "Subscription",
+    "encode_api",
+    "encode_bgapi",
+    "encode_command",
+    "encode_execute",
+    "encode_sendmsg",
+    "new_uuid",
+]

@@ -1,0 +1,481 @@
+"""Shared gevent machinery for both ESL directions: one socket, one reader, ordered replies, dispatch.
+
+* :class:`Connection` owns a connected socket: a reader greenlet feeding :class:`FrameParser`, a FIFO of
+  reply waiters (FreeSWITCH answers commands strictly in order), and writes with ``sendall`` under a
+  lock bounded by a write timeout. When the socket ends - EOF, error, protocol error, write timeout or
+  ``close()`` - every waiter is woken at once with :class:`fsd.errors.ESLDisconnected`.
+* :class:`Dispatcher` delivers events to handlers: each subscription has its own bounded queue and its
+  own supervised greenlet, so a slow handler never blocks the reader or the other handlers. A handler for
+  a specific event name never disables ``"*"``: every matching subscription gets the event.
+* :class:`ESLStats` is a set of plain counters (no prometheus import here) that metrics code can read.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.queue
+
+from fsd.errors import ESLDisconnected, ESLError, ESLTimeout, ProtocolError
+from fsd.esl.frames import (
+    CT_API_RESPONSE,
+    CT_AUTH_REQUEST,
+    CT_COMMAND_REPLY,
+    CT_DISCONNECT_NOTICE,
+    CT_RUDE_REJECTION,
+    EVENT_CONTENT_TYPES,
+    Event,
+    Frame,
+    FrameParser,
+    MalformedEvent,
+)
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 256 * 1024
+
+
+class CommandFailed(ESLError):
+    """FreeSWITCH answered ``-ERR ...`` to a command. ``reply`` is the reply text."""
+
+    def __init__(self, message: str, *, reply: str = ""):
+        super().__init__(message)
+        self.reply = reply
+
+
+class AuthenticationFailed(ESLError):
+    """The inbound password was refused (or the server sent text/rude-rejection)."""
+
+
+class SessionHangup(ESLDisconnected):
+    """The outbound session's channel hung up; pending executions will never complete."""
+
+
+class ESLStats:
+    """Plain counters for metrics. ``latency_observers`` are called as ``fn(command_word, seconds)``."""
+
+    def __init__(self):
+        self.events_received: collections.Counter[str] = collections.Counter()
+        self.events_dropped = 0
+        self.malformed_events = 0
+        self.handler_errors = 0
+        self.connects = 0
+        self.reconnects = 0
+        self.disconnects = 0
+        self.commands = 0
+        self.command_errors = 0
+        self.command_timeouts = 0
+        self.command_latency_sum = 0.0
+        self.command_latency_count = 0
+        self.last_command_latency = 0.0
+        self.greenlet_restarts = 0
+        self.latency_observers: list[Callable[[str, float], None]] = []
+
+    def observe_command(self, word: str, seconds: float) -> None:
+        self.commands += 1
+        self.command_latency_sum += seconds
+        self.command_latency_count += 1
+        self.last_command_latency = seconds
+        for fn in self.latency_observers:
+            try:
+                fn(word, seconds)
+            except Exception:
+                log.exception("esl_latency_observer_failed")
+
+    def snapshot(self) -> dict:
+        return {
+            "events_received": dict(self.events_received),
+            "events_dropped": self.events_dropped,
+            "malformed_events": self.malformed_events,
+            "handler_errors": self.handler_errors,
+            "connects": self.connects,
+            "reconnects": self.reconnects,
+            "disconnects": self.disconnects,
+            "commands": self.commands,
+            "command_errors": self.command_errors,
+            "command_timeouts": self.command_timeouts,
+            "command_latency_sum": self.command_latency_sum,
+            "command_latency_count": self.command_latency_count,
+            "greenlet_restarts": self.greenlet_restarts,
+        }
+
+
+def supervise(fn: Callable[[], None], *, name: str, stopped: Callable[[], bool], stats: ESLStats | None = None,
+              backoff: float = 0.05) -> gevent.Greenlet:
+    """Run ``fn`` in a greenlet; if it raises, log it and start it again (until ``stopped()``)."""
+
+    def runner():
+        delay = backoff
+        while not stopped():
+            try:
+                fn()
+                return
+            except gevent.GreenletExit:
+                raise
+            except Exception:
+                log.exception("esl_greenlet_crashed name=%s restarting_in=%.2f", name, delay)
+                if stats is not None:
+                    stats.greenlet_restarts += 1
+                gevent.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    g = gevent.spawn(runner)
+    g.name = name
+    return g
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+class Subscription:
+    """One handler with its own bounded queue and greenlet. ``unsubscribe()`` stops it."""
+
+    def __init__(self, dispatcher: Dispatcher, key: str, handler: Callable[[Event], object], queue_size: int):
+        self.key = key
+        self.handler = handler
+        self.queue: gevent.queue.Queue = gevent.queue.Queue(maxsize=queue_size)
+        self.dropped = 0
+        self.delivered = 0
+        self._dispatcher = dispatcher
+        self._stopped = False
+        label = getattr(handler, "__name__", type(handler).__name__)
+        self.greenlet = supervise(
+            self._loop, name=f"esl-handler:{key}:{label}", stopped=lambda: self._stopped,
+            stats=dispatcher.stats,
+        )
+
+    def _loop(self) -> None:
+        get = self.queue.get
+        handler = self.handler
+        stats = self._dispatcher.stats
+        while not self._stopped:
+            event = get()
+            if event is None:
+                return
+            try:
+                handler(event)
+            except Exception:
+                stats.handler_errors += 1
+                log.exception("esl_handler_failed key=%s event=%s", self.key, event.full_name)
+            self.delivered += 1
+
+    def unsubscribe(self) -> None:
+        self._dispatcher._remove(self)
+
+    def _stop(self) -> None:
+        self._stopped = True
+        try:
+            self.queue.put_nowait(None)
+        except gevent.queue.Full:
+            self.greenlet.kill(block=False)
+
+
+class Dispatcher:
+    """Routes each event to every matching subscription: ``"*"``, the Event-Name, and for CUSTOM events
+    the subclass (``"sofia::register"``) or ``"CUSTOM sofia::register"``. Queues are bounded: when one is
+    full the event is dropped *for that handler only* and counted (``stats.events_dropped``)."""
+
+    def __init__(self, *, queue_size: int = 10000, stats: ESLStats | None = None, name: str = "esl"):
+        self.queue_size = queue_size
+        self.stats = stats or ESLStats()
+        self.name = name
+        self._by_key: dict[str, list[Subscription]] = {}
+        self._star: list[Subscription] = []
+        self._last_drop_log = 0.0
+
+    def subscribe(self, key: str, handler: Callable[[Event], object]) -> Subscription:
+        sub = Subscription(self, key, handler, self.queue_size)
+        if key == "*":
+            self._star = [*self._star, sub]
+        else:
+            self._by_key[key] = [*self._by_key.get(key, ()), sub]
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        if sub.key == "*":
+            self._star = [s for s in self._star if s is not sub]
+        else:
+            rest = [s for s in self._by_key.get(sub.key, ()) if s is not sub]
+            if rest:
+                self._by_key[sub.key] = rest
+            else:
+                self._by_key.pop(sub.key, None)
+        sub._stop()
+
+    def subscriptions(self) -> list[Subscription]:
+        out = list(self._star)
+        for subs in self._by_key.values():
+            out.extend(subs)
+        return out
+
+    def dispatch(self, event: Event) -> None:
+        by_key = self._by_key
+        name = event.name
+        targets = by_key.get(name)
+        if name == "CUSTOM" and by_key:
+            sub = event.subclass
+            if sub:
+                extra = (by_key.get(sub) or []) + (by_key.get("CUSTOM " + sub) or [])
+                if extra:
+                    targets = (targets or []) + extra
+        if targets:
+            for s in targets:
+                self._put(s, event)
+        for s in self._star:
+            self._put(s, event)
+
+    def _put(self, sub: Subscription, event: Event) -> None:
+        try:
+            sub.queue.put_nowait(event)
+        except gevent.queue.Full:
+            sub.dropped += 1
+            self.stats.events_dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 1.0:
+                self._last_drop_log = now
+                log.warning("esl_event_dropped conn=%s key=%s event=%s dropped_total=%d", self.name, sub.key,
+                            event.full_name, self.stats.events_dropped)
+
+    def queue_depth(self) -> int:
+        """Events waiting in all handler queues (for metrics)."""
+        return sum(s.queue.qsize() for s in self.subscriptions())
+
+    def queue_depths(self) -> dict[str, int]:
+        out: dict[str, int] = collections.Counter()
+        for s in self.subscriptions():
+            out[s.key] += s.queue.qsize()
+        return dict(out)
+
+    def close(self) -> None:
+        for s in self.subscriptions():
+            s._stop()
+        self._by_key = {}
+        self._star = []
+
+
+# --------------------------------------------------------------------------- connection
+
+
+class _Waiter:
+    __slots__ = ("abandoned", "result", "sent_at", "word")
+
+    def __init__(self, word: str):
+        self.word = word
+        self.result = gevent.event.AsyncResult()
+        self.abandoned = False
+        self.sent_at = time.monotonic()
+
+
+class Connection:
+    """One ESL socket (either direction). Callbacks run in the reader greenlet and must not block:
+
+    * ``on_event(event)``, ``on_notice(frame)`` (text/disconnect-notice), ``on_close(exc)``.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        name: str = "esl",
+        write_timeout: float = 10.0,
+        stats: ESLStats | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        on_notice: Callable[[Frame], None] | None = None,
+        on_close: Callable[[BaseException], None] | None = None,
+    ):
+        self.sock = sock
+        self.name = name
+        self.write_timeout = write_timeout
+        self.stats = stats or ESLStats()
+        self.on_event = on_event
+        self.on_notice = on_notice
+        self.on_close = on_close
+        self.parser = FrameParser()
+        self.auth_requested = gevent.event.Event()
+        self.rejected: Frame | None = None
+        self.closed = gevent.event.Event()
+        self.close_reason: BaseException | None = None
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._write_lock = gevent.lock.Semaphore()
+        self._reader: gevent.Greenlet | None = None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    # ---- lifecycle
+
+    def start(self) -> Connection:
+        self._reader = gevent.spawn(self._read_loop)
+        self._reader.name = f"esl-reader:{self.name}"
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        return not self.closed.is_set()
+
+    def close(self, reason: BaseException | None = None) -> None:
+        if self.closed.is_set():
+            return
+        self.close_reason = reason or ESLDisconnected(f"{self.name}: connection closed")
+        self.closed.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        exc = self.close_reason if isinstance(self.close_reason, ESLDisconnected) else ESLDisconnected(
+            f"{self.name}: connection lost ({self.close_reason})"
+        )
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.result.ready():
+                w.result.set_exception(exc)
+        if self._reader is not None and gevent.getcurrent() is not self._reader:
+            self._reader.kill(block=False)
+        if self.on_close is not None:
+            try:
+                self.on_close(self.close_reason)
+            except Exception:
+                log.exception("esl_on_close_failed conn=%s", self.name)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        return self.closed.wait(timeout)
+
+    # ---- reading
+
+    def _read_loop(self) -> None:
+        reason: BaseException | None = None
+        try:
+            recv = self.sock.recv
+            feed = self.parser.feed
+            handle = self._handle_frame
+            while True:
+                data = recv(RECV_SIZE)
+                if not data:
+                    reason = ESLDisconnected(f"{self.name}: connection closed by peer")
+                    break
+                for frame in feed(data):
+                    handle(frame)
+                # let handler greenlets drain their queues before the next read
+                gevent.sleep(0)
+        except gevent.GreenletExit:
+            reason = ESLDisconnected(f"{self.name}: reader stopped")
+        except ProtocolError as exc:
+            log.error("esl_protocol_error conn=%s error=%s", self.name, exc)
+            reason = exc
+        except OSError as exc:
+            reason = ESLDisconnected(f"{self.name}: socket error: {exc}")
+        except Exception as exc:  # a bug: never silent
+            log.exception("esl_reader_crashed conn=%s", self.name)
+            reason = exc
+        finally:
+            self.close(reason)
+
+    def _handle_frame(self, frame: Frame) -> None:
+        ct = frame.content_type
+        if ct in EVENT_CONTENT_TYPES:
+            try:
+                event = Event.from_frame(frame)
+            except MalformedEvent as exc:
+                self.stats.malformed_events += 1
+                log.warning("esl_malformed_event conn=%s error=%s", self.name, exc)
+                return
+            self.stats.events_received[event.name] += 1
+            if self.on_event is not None:
+                self.on_event(event)
+        elif ct == CT_COMMAND_REPLY or ct == CT_API_RESPONSE:
+            self._complete(frame)
+        elif ct == CT_AUTH_REQUEST:
+            self.auth_requested.set()
+        elif ct == CT_DISCONNECT_NOTICE:
+            if self.on_notice is not None:
+                self.on_notice(frame)
+        elif ct == CT_RUDE_REJECTION:
+            self.rejected = frame
+            self.auth_requested.set()
+            log.error("esl_rude_rejection conn=%s text=%r", self.name, frame.body_text.strip())
+        else:
+            log.warning("esl_unknown_frame conn=%s content_type=%r", self.name, ct)
+
+    def _complete(self, frame: Frame) -> None:
+        if not self._waiters:
+            log.warning("esl_unexpected_reply conn=%s content_type=%s", self.name, frame.content_type)
+            return
+        w = self._waiters.popleft()
+        if w.abandoned:
+            log.info("esl_late_reply_discarded conn=%s command=%s", self.name, w.word)
+            return
+        self.stats.observe_command(w.word, time.monotonic() - w.sent_at)
+        w.result.set(frame)
+
+    # ---- writing
+
+    def write(self, data: bytes) -> None:
+        """sendall under the write lock; a stalled peer raises ESLTimeout and drops the connection."""
+        if self.closed.is_set():
+            raise self._closed_error()
+        timer = gevent.Timeout(self.write_timeout)
+        timer.start()
+        try:
+            with self._write_lock:
+                if self.closed.is_set():
+                    raise self._closed_error()
+                self.sock.sendall(data)
+        except gevent.Timeout as t:
+            if t is not timer:
+                raise
+            exc = ESLTimeout(f"{self.name}: write stalled for {self.write_timeout}s")
+            self.close(exc)
+            raise exc from None
+        except OSError as exc:
+            err = ESLDisconnected(f"{self.name}: write failed: {exc}")
+            self.close(err)
+            raise err from None
+        finally:
+            timer.close()
+
+    def _closed_error(self) -> ESLDisconnected:
+        r = self.close_reason
+        return r if isinstance(r, ESLDisconnected) else ESLDisconnected(f"{self.name}: connection closed ({r})")
+
+    def request(self, data: bytes, *, word: str, timeout: float | None) -> Frame:
+        """Send one command and wait for its command/reply or api/response (in order)."""
+        w = _Waiter(word)
+        # append and write under one lock so the FIFO order equals the wire order
+        if self.closed.is_set():
+            raise self._closed_error()
+        timer = gevent.Timeout(self.write_timeout)
+        timer.start()
+        try:
+            with self._write_lock:
+                if self.closed.is_set():
+                    raise self._closed_error()
+                self._waiters.append(w)
+                w.sent_at = time.monotonic()
+                self.sock.sendall(data)
+        except gevent.Timeout as t:
+            if t is not timer:
+                raise
+            exc = ESLTimeout(f"{self.name}: write stalled for {self.write_timeout}s")
+            self.close(exc)
+            raise exc from None
+        except OSError as exc:
+            err = ESLDisconnected(f"{self.name}: write failed: {exc}")
+            self.close(err)
+            raise err from None
+        finally:
+            timer.close()
+        try:
+            return w.result.get(timeout=timeout)
+        except gevent.Timeout:
+            w.abandoned = True  # its reply will still arrive and must not go to the next waiter
+            self.stats.command_timeouts += 1
+            raise ESLTimeout(f"{self.name}: no reply to {word!r} within {timeout}s") from None

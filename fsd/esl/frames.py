@@ -1,0 +1,703 @@
+"""Pure Event Socket wire format: incremental frame parser, events, command encoders.
+
+No I/O and no gevent here: bytes in, objects out (and objects in, bytes out).
+
+Framing (FreeSWITCH 1.10, see /work/shared/freeswitch-traces/README.md):
+
+* A frame is a header block of ``Name: value\\n`` lines ended by an empty line, then exactly
+  ``Content-Length`` body bytes when that header is present (a byte count, not characters).
+* Header values are URL-decoded one by one *after* the block was split into lines, so a value such
+  as ``a%0AEvil: 1`` stays one value (``"a\\nEvil: 1"``) and can never become a header of its own.
+* Bytes that are not UTF-8 never raise: text is decoded with ``surrogateescape`` (so the original bytes
+  can be recovered with ``s.encode("utf-8", "surrogateescape")``) and every frame keeps its raw bytes.
+
+Errors: everything this module raises on bad input derives from :class:`fsd.errors.ProtocolError`:
+
+* :class:`FrameError` - the byte stream cannot be framed (fatal: the connection must be closed):
+  :class:`MalformedHeader`, :class:`InvalidContentLength`, :class:`FrameTooLarge`.
+  After a FrameError the parser stays broken and raises it again on every ``feed``.
+* :class:`MalformedEvent` - one frame was framed correctly but its event body is invalid (bad JSON,
+  bad inner Content-Length). The stream is still in sync; only that event is lost.
+
+Command encoders raise :class:`InvalidCommand` (an :class:`fsd.errors.ESLError` and ``ValueError``)
+for text that cannot be put on the wire safely (e.g. a newline in a command line).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid as _uuid
+from collections.abc import Iterable, Iterator, Mapping
+from urllib.parse import unquote
+from xml.sax.saxutils import unescape as _xml_unescape
+
+from fsd.errors import ESLError, ProtocolError
+
+__all__ = [
+    "CT_API_RESPONSE",
+    "CT_AUTH_REQUEST",
+    "CT_COMMAND_REPLY",
+    "CT_DISCONNECT_NOTICE",
+    "CT_EVENT_JSON",
+    "CT_EVENT_PLAIN",
+    "CT_EVENT_XML",
+    "CT_RUDE_REJECTION",
+    "EVENT_CONTENT_TYPES",
+    "Event",
+    "Frame",
+    "FrameError",
+    "FrameParser",
+    "FrameTooLarge",
+    "Headers",
+    "InvalidCommand",
+    "InvalidContentLength",
+    "MalformedEvent",
+    "MalformedHeader",
+    "encode_api",
+    "encode_bgapi",
+    "encode_command",
+    "encode_execute",
+    "encode_sendmsg",
+    "new_uuid",
+]
+
+CT_AUTH_REQUEST = "auth/request"
+CT_COMMAND_REPLY = "command/reply"
+CT_API_RESPONSE = "api/response"
+CT_EVENT_PLAIN = "text/event-plain"
+CT_EVENT_JSON = "text/event-json"
+CT_EVENT_XML = "text/event-xml"
+CT_DISCONNECT_NOTICE = "text/disconnect-notice"
+CT_RUDE_REJECTION = "text/rude-rejection"
+EVENT_CONTENT_TYPES = frozenset({CT_EVENT_PLAIN, CT_EVENT_JSON, CT_EVENT_XML})
+
+_ENC = "utf-8"
+_ERR = "surrogateescape"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class FrameError(ProtocolError):
+    """The byte stream cannot be split into frames; the connection must be dropped."""
+
+
+class MalformedHeader(FrameError):
+    """A header line has no ``:`` or an empty name."""
+
+
+class InvalidContentLength(FrameError):
+    """Content-Length is not a non-negative decimal integer."""
+
+
+class FrameTooLarge(FrameError):
+    """A header block or body is larger than the parser's limit."""
+
+
+class MalformedEvent(ProtocolError):
+    """An event frame's body is invalid (bad JSON, bad inner Content-Length...). The stream is in sync."""
+
+
+class InvalidCommand(ESLError, ValueError):
+    """A command cannot be encoded safely (newline in a command line or header, bad header name)."""
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def _decode_value(value: str) -> str:
+    if "%" in value:
+        return unquote(value, encoding=_ENC, errors=_ERR)
+    return value
+
+
+class Headers:
+    """Ordered multi-valued header set. Names keep their case; lookups are case-insensitive.
+
+    ``get`` returns the first value, ``get_all`` every value in wire order, ``items()`` all pairs
+    (duplicates kept, e.g. the two ``Hangup-Cause`` lines of CHANNEL_HANGUP_COMPLETE).
+    """
+
+    __slots__ = ("_index", "_pairs")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
+        self._pairs: list[tuple[str, str]] = list(pairs)
+        self._index: dict[str, list[str]] | None = None
+
+    def _idx(self) -> dict[str, list[str]]:
+        idx = self._index
+        if idx is None:
+            idx = {}
+            for k, v in self._pairs:
+                lk = k.lower()
+                lst = idx.get(lk)
+                if lst is None:
+                    idx[lk] = [v]
+                else:
+                    lst.append(v)
+            self._index = idx
+        return idx
+
+    def get(self, name: str, default=None):
+        lst = self._idx().get(name.lower())
+        return lst[0] if lst else default
+
+    def get_last(self, name: str, default=None):
+        lst = self._idx().get(name.lower())
+        return lst[-1] if lst else default
+
+    def get_all(self, name: str) -> list[str]:
+        return list(self._idx().get(name.lower(), ()))
+
+    def __getitem__(self, name: str) -> str:
+        lst = self._idx().get(name.lower())
+        if not lst:
+            raise KeyError(name)
+        return lst[0]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._idx()
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self._pairs]
+
+    def to_dict(self) -> dict[str, str]:
+        """First value per name (in first-seen order)."""
+        out: dict[str, str] = {}
+        for k, v in self._pairs:
+            out.setdefault(k, v)
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._pairs == other._pairs
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._pairs!r})"
+
+
+def _parse_header_lines(text: str, *, strict: bool) -> list[tuple[str, str]]:
+    """Split a header block (no trailing blank line) into decoded pairs.
+
+    strict: a line without ':' raises MalformedHeader (outer frames); otherwise such lines are skipped
+    (event bodies: the frame is already in sync, a junk line must not lose the event).
+    """
+    pairs = []
+    append = pairs.append
+    for line in text.split("\n"):
+        name, sep, value = line.partition(":")
+        if not sep or not name:
+            if not line or line == "\r":
+                continue
+            if strict:
+                raise MalformedHeader(f"header line without name/colon: {line[:80]!r}")
+            continue
+        if value[:1] == " ":
+            value = value[1:]
+        if value[-1:] == "\r":
+            value = value[:-1]
+        if "%" in value:
+            value = unquote(value, encoding=_ENC, errors=_ERR)
+        append((name, value))
+    return pairs
+
+
+# --------------------------------------------------------------------------- frames
+
+
+class Frame:
+    """One outer ESL frame: ordered headers (values URL-decoded) and the raw body bytes.
+
+    ``offset`` is the stream position (bytes) of the frame's first byte; ``raw_headers`` the exact
+    header block bytes (without the terminating blank line).
+    """
+
+    __slots__ = ("body", "headers", "offset", "raw_headers")
+
+    def __init__(self, headers: Headers, body: bytes = b"", *, offset: int = 0, raw_headers: bytes = b""):
+        self.headers = headers
+        self.body = body
+        self.offset = offset
+        self.raw_headers = raw_headers
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    @property
+    def reply_text(self) -> str | None:
+        return self.headers.get("Reply-Text")
+
+    @property
+    def body_text(self) -> str:
+        return self.body.decode(_ENC, _ERR)
+
+    @property
+    def is_event(self) -> bool:
+        return self.content_type in EVENT_CONTENT_TYPES
+
+    @property
+    def disposition(self) -> str | None:
+        """For text/disconnect-notice: ``linger`` or ``disconnect`` (Content-Disposition)."""
+        return self.headers.get("Content-Disposition")
+
+    def __repr__(self) -> str:
+        return f"<Frame {self.content_type or '?'} @{self.offset} headers={len(self.headers)} body={len(self.body)}>"
+
+
+class FrameParser:
+    """Incremental ESL frame parser: ``feed(bytes) -> list[Frame]``; any chunking gives the same frames.
+
+    Leading empty lines before a frame are skipped (as FreeSWITCH itself does). Limits guard memory:
+    a header block longer than ``max_header_bytes`` or a Content-Length above ``max_body_bytes``
+    raises :class:`FrameTooLarge`.
+    """
+
+    __slots__ = ("_base", "_buf", "_error", "_pending", "_pos", "_scan", "max_body_bytes", "max_header_bytes")
+
+    def __init__(self, *, max_header_bytes: int = 4 << 20, max_body_bytes: int = 64 << 20):
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+        self._buf = bytearray()
+        self._pos = 0  # start of unconsumed bytes in _buf
+        self._scan = 0  # where the search for b"\n\n" resumes
+        self._base = 0  # stream offset of _buf[0]
+        self._pending: tuple[Headers, bytes, int, int] | None = None  # waiting for a body
+        self._error: FrameError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as frames."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes) -> list[Frame]:
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        if data:
+            buf += data
+        frames: list[Frame] = []
+        try:
+            self._parse(buf, frames)
+        except FrameError as exc:
+            self._error = exc
+            raise
+        finally:
+            pos = self._pos
+            if pos:
+                del buf[:pos]
+                self._base += pos
+                self._scan = max(0, self._scan - pos)
+                self._pos = 0
+        return frames
+
+    def _parse(self, buf: bytearray, frames: list[Frame]) -> None:
+        pos = self._pos
+        n = len(buf)
+        while True:
+            pending = self._pending
+            if pending is not None:
+                headers, raw, offset, length = pending
+                if n - pos < length:
+                    break
+                body = bytes(buf[pos : pos + length])
+                pos += length
+                self._pending = None
+                frames.append(Frame(headers, body, offset=offset, raw_headers=raw))
+                self._pos = pos
+                self._scan = pos
+                continue
+            # skip blank lines between frames
+            while pos < n and buf[pos] == 0x0A:
+                pos += 1
+            self._pos = pos
+            if pos >= n:
+                self._scan = pos
+                break
+            start = self._scan - 1 if self._scan > pos else pos
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                if n - pos > self.max_header_bytes:
+                    raise FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
+                self._scan = n
+                break
+            if end - pos > self.max_header_bytes:
+                raise FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
+            raw = bytes(buf[pos:end])
+            pairs = _parse_header_lines(raw.decode(_ENC, _ERR), strict=True)
+            headers = Headers(pairs)
+            offset = self._base + pos
+            pos = end + 2
+            clen = headers.get("Content-Length")
+            length = 0
+            if clen is not None:
+                clen = clen.strip()
+                if not (clen.isascii() and clen.isdigit()):
+                    raise InvalidContentLength(f"invalid Content-Length {clen[:40]!r}")
+                length = int(clen)
+                if length > self.max_body_bytes:
+                    raise FrameTooLarge(f"Content-Length {length} exceeds {self.max_body_bytes}")
+            self._pos = pos
+            self._scan = pos
+            if length:
+                self._pending = (headers, raw, offset, length)
+            else:
+                frames.append(Frame(headers, b"", offset=offset, raw_headers=raw))
+
+
+# --------------------------------------------------------------------------- events
+
+
+class _Pairs(list):
+    """JSON object as an ordered list of (key, value) pairs - duplicate keys are kept."""
+
+
+def _pairs_hook(pairs):
+    return _Pairs(pairs)
+
+
+def _json_value(v) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        # FreeSWITCH array variables: plain form is ARRAY::v1|:v2 (see README "Array variables")
+        return "ARRAY::" + "|:".join(_json_value(x) for x in v)
+    if isinstance(v, _Pairs):
+        return json.dumps(dict(v))
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+_XML_HEADERS_RE = re.compile(r"<headers>(.*?)</headers>", re.S)
+_XML_HEADER_RE = re.compile(r"<([A-Za-z0-9_.:\-]+)>([^<]*)</\1>")
+_XML_BODY_RE = re.compile(r"<body>(.*)</body>", re.S)
+
+
+class Event:
+    """One FreeSWITCH event (plain, JSON or XML body), or a header set such as outbound CHANNEL_DATA.
+
+    * ``name``: ``Event-Name`` (the **last** one: PRIVATE_COMMAND after uuid_broadcast carries two,
+      COMMAND then PRIVATE_COMMAND, and FreeSWITCH counts it as PRIVATE_COMMAND).
+    * ``get(name)``: first value (case-insensitive); ``get_all(name)``: every value in order.
+    * ``headers``: a :class:`Headers` (duplicates kept); ``body``: the event's own body text or None
+      (BACKGROUND_JOB output, RECV_INFO payload) - never merged into the headers.
+    * Plain events are parsed lazily: the reader only finds frame boundaries; a handler that reads a
+      couple of headers never pays for URL-decoding two hundred ``variable_*`` lines.
+    """
+
+    __slots__ = ("_block", "_fast", "_headers", "_name", "body_bytes", "content_type", "raw")
+
+    _FAST_LOOKUPS = 4  # exact-case byte searches before a full parse pays off
+
+    def __init__(
+        self,
+        headers: Headers | Iterable[tuple[str, str]] | None = None,
+        body: bytes | str | None = None,
+        *,
+        content_type: str = CT_EVENT_PLAIN,
+        raw: bytes = b"",
+    ):
+        if headers is not None and not isinstance(headers, Headers):
+            headers = Headers(headers)
+        self._headers: Headers | None = headers
+        self._block: bytes | None = None
+        self._fast = 0
+        self._name: str | None = None
+        if isinstance(body, str):
+            body = body.encode(_ENC, _ERR)
+        self.body_bytes: bytes | None = body
+        self.content_type = content_type
+        self.raw = raw
+
+    # ---- construction from frames
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> Event:
+        ct = frame.content_type
+        if ct == CT_EVENT_PLAIN:
+            return cls.from_plain(frame.body)
+        if ct == CT_EVENT_JSON:
+            return cls.from_json(frame.body)
+        if ct == CT_EVENT_XML:
+            return cls.from_xml(frame.body)
+        # any other frame (e.g. outbound connect reply): its own headers are the event
+        return cls(frame.headers, frame.body or None, content_type=ct, raw=frame.raw_headers)
+
+    @classmethod
+    def from_plain(cls, data: bytes) -> Event:
+        ev = cls(None, None, content_type=CT_EVENT_PLAIN, raw=data)
+        end = data.find(b"\n\n")
+        if end < 0:
+            block = data[:-1] if data.endswith(b"\n") else data
+            ev._block = block
+            return ev
+        block = data[:end]
+        ev._block = block
+        # the inner Content-Length is the last header line; values never hold a literal newline
+        i = block.rfind(b"\nContent-Length:")
+        if i >= 0:
+            i += 1
+        elif block.startswith(b"Content-Length:"):
+            i = 0
+        else:
+            return ev
+        j = block.find(b"\n", i)
+        value = block[i + 15 : j if j >= 0 else len(block)].strip()
+        if not value.isdigit():
+            raise MalformedEvent(f"invalid inner Content-Length {value[:40]!r}")
+        length = int(value)
+        rest = end + 2
+        if rest + length > len(data):
+            raise MalformedEvent(f"inner Content-Length {length} exceeds the {len(data) - rest} bytes left")
+        ev.body_bytes = data[rest : rest + length]
+        return ev
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Event:
+        try:
+            obj = json.loads(data.decode(_ENC, _ERR), object_pairs_hook=_pairs_hook)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedEvent(f"invalid JSON event body: {exc}") from None
+        if not isinstance(obj, _Pairs):
+            raise MalformedEvent("JSON event body is not an object")
+        pairs = []
+        body = None
+        for k, v in obj:
+            if k == "_body":
+                body = _json_value(v)
+            else:
+                pairs.append((k, _json_value(v)))
+        return cls(Headers(pairs), body, content_type=CT_EVENT_JSON, raw=data)
+
+    @classmethod
+    def from_xml(cls, data: bytes) -> Event:
+        text = data.decode(_ENC, _ERR)
+        m = _XML_HEADERS_RE.search(text)
+        if m is None:
+            raise MalformedEvent("XML event without <headers>")
+        pairs = [
+            (name, _decode_value(_xml_unescape(value)))
+            for name, value in _XML_HEADER_RE.findall(m.group(1))
+        ]
+        body = None
+        bm = _XML_BODY_RE.search(text, m.end())
+        if bm is not None:
+            body_text = _xml_unescape(bm.group(1))
+            clen = _XML_HEADER_RE.search(text, m.end(), bm.start())
+            if clen is not None and clen.group(1) == "Content-Length" and clen.group(2).strip().isdigit():
+                raw_body = body_text.encode(_ENC, _ERR)[: int(clen.group(2).strip())]
+                body_text = raw_body.decode(_ENC, _ERR)
+            body = body_text
+        return cls(Headers(pairs), body, content_type=CT_EVENT_XML, raw=data)
+
+    # ---- header access
+
+    @property
+    def headers(self) -> Headers:
+        h = self._headers
+        if h is None:
+            block = self._block or b""
+            h = self._headers = Headers(_parse_header_lines(block.decode(_ENC, _ERR), strict=False))
+        return h
+
+    def _fast_get(self, name: str, last: bool = False) -> str | None:
+        """Exact-case lookup straight in the undecoded block (no full parse)."""
+        block = self._block
+        key = name.encode(_ENC, _ERR) + b": "
+        if last:
+            i = block.rfind(b"\n" + key)
+            if i >= 0:
+                i += 1
+            elif block.startswith(key):
+                i = 0
+        elif block.startswith(key):
+            i = 0
+        else:
+            i = block.find(b"\n" + key)
+            if i >= 0:
+                i += 1
+        if i < 0:
+            return None
+        j = block.find(b"\n", i)
+        raw = block[i + len(key) : j if j >= 0 else len(block)]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        return _decode_value(raw.decode(_ENC, _ERR))
+
+    def get(self, name: str, default=None):
+        if self._headers is None and self._fast < self._FAST_LOOKUPS:
+            self._fast += 1
+            v = self._fast_get(name)
+            if v is not None:
+                return v
+        return self.headers.get(name, default)
+
+    def get_all(self, name: str) -> list[str]:
+        return self.headers.get_all(name)
+
+    def __getitem__(self, name: str) -> str:
+        v = self.get(name)
+        if v is None:
+            raise KeyError(name)
+        return v
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    @property
+    def name(self) -> str:
+        n = self._name
+        if n is None:
+            if self._headers is None:
+                n = self._fast_get("Event-Name", last=True)
+                if n is None:
+                    n = self.headers.get_last("Event-Name", "")
+            else:
+                n = self._headers.get_last("Event-Name", "")
+            self._name = n
+        return n
+
+    @property
+    def subclass(self) -> str | None:
+        return self.get("Event-Subclass")
+
+    @property
+    def full_name(self) -> str:
+        """``CUSTOM sofia::register`` for custom events, else the event name."""
+        name = self.name
+        if name == "CUSTOM":
+            sub = self.subclass
+            if sub:
+                return f"CUSTOM {sub}"
+        return name
+
+    @property
+    def uuid(self) -> str | None:
+        """The channel's ``Unique-ID`` (None for non-channel events)."""
+        return self.get("Unique-ID")
+
+    @property
+    def job_uuid(self) -> str | None:
+        return self.get("Job-UUID")
+
+    @property
+    def body(self) -> str | None:
+        b = self.body_bytes
+        return None if b is None else b.decode(_ENC, _ERR)
+
+    def __repr__(self) -> str:
+        return f"<Event {self.full_name or '?'} uuid={self.uuid}>"
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def new_uuid() -> str:
+    return str(_uuid.uuid4())
+
+
+def _check_line(text: str, what: str) -> None:
+    if "\n" in text or "\r" in text:
+        raise InvalidCommand(f"{what} must not contain a newline: {text[:60]!r}")
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _header_items(headers) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    return [(str(k), str(v)) for k, v in headers]
+
+
+def encode_command(command: str, headers=None, body: bytes | str | None = None) -> bytes:
+    """``command\\nName: value\\n...\\n[Content-Length: N\\n]\\n[body]`` as bytes.
+
+    ``headers`` is a mapping or a sequence of pairs. FreeSWITCH does not URL-decode command headers,
+    so values are sent literally; they must not contain a newline (use ``body`` for such text).
+    """
+    _check_line(command, "command")
+    if not command.strip():
+        raise InvalidCommand("empty command")
+    parts = [command, "\n"]
+    for name, value in _header_items(headers):
+        if not _NAME_RE.match(name):
+            raise InvalidCommand(f"invalid header name {name!r}")
+        if name.lower() == "content-length":
+            raise InvalidCommand("Content-Length is computed from the body")
+        _check_line(value, f"header {name}")
+        parts += [name, ": ", value, "\n"]
+    payload = b""
+    if body is not None:
+        payload = body.encode(_ENC, _ERR) if isinstance(body, str) else bytes(body)
+        parts += ["Content-Length: ", str(len(payload)), "\n"]
+    parts.append("\n")
+    return "".join(parts).encode(_ENC, _ERR) + payload
+
+
+def encode_api(command: str) -> bytes:
+    return encode_command("api " + command)
+
+
+def encode_bgapi(command: str, job_uuid: str) -> bytes:
+    """bgapi with our own Job-UUID so the BACKGROUND_JOB can be matched to the request."""
+    return encode_command("bgapi " + command, [("Job-UUID", job_uuid)])
+
+
+def encode_sendmsg(uuid: str | None, headers, body: bytes | str | None = None) -> bytes:
+    """``sendmsg [uuid]`` with the given headers (e.g. call-command: hangup) and optional body."""
+    cmd = "sendmsg" if not uuid else f"sendmsg {uuid}"
+    return encode_command(cmd, headers, body)
+
+
+_ARG_HEADER_MAX = 1024
+
+
+def encode_execute(
+    app: str,
+    arg: str | None = None,
+    *,
+    uuid: str | None = None,
+    event_uuid: str | None = None,
+    lock: bool = True,
+    loops: int | None = None,
+) -> bytes:
+    """sendmsg ``call-command: execute``. Long or odd arguments (newline, CR, leading/trailing blanks,
+    over 1 KiB) go in a ``text/plain`` body, which FreeSWITCH uses when execute-app-arg is absent."""
+    _check_line(app, "application name")
+    if not app or " " in app:
+        raise InvalidCommand(f"invalid application name {app!r}")
+    headers = [("call-command", "execute"), ("execute-app-name", app)]
+    body = None
+    if arg is not None and arg != "":
+        odd = "\n" in arg or "\r" in arg or arg != arg.strip(" ") or len(arg) > _ARG_HEADER_MAX
+        if odd:
+            headers.append(("content-type", "text/plain"))
+            body = arg
+        else:
+            headers.append(("execute-app-arg", arg))
+    if event_uuid:
+        headers.append(("event-uuid", event_uuid))
+    if lock:
+        headers.append(("event-lock", "true"))
+    if loops is not None:
+        headers.append(("loops", str(int(loops))))
+    return encode_sendmsg(uuid, headers, body)

@@ -1,0 +1,443 @@
+"""Inbound Event Socket client (we connect to FreeSWITCH's mod_event_socket, default port 8021).
+
+Usage::
+
+    client = InboundClient(host="127.0.0.1", port=8021, password="ClueCon",
+                           events=["CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE"])
+    client.subscribe("CHANNEL_CREATE", on_create)      # own queue + greenlet per handler
+    client.connect(timeout=5)                          # first attempt; reconnects forever afterwards
+    res = client.api("status")                         # ApiResult(ok, body)
+    job = client.bgapi("originate user/1001 &park()")  # AsyncResult -> BackgroundJob
+    job.get(timeout=30).body
+
+Design decisions:
+
+* ``api()`` returns an :class:`ApiResult` (``ok`` is False when the body starts with ``-ERR``) and does
+  not raise on ``-ERR`` unless ``check=True``; ``command()`` (event/filter/...) raises
+  :class:`CommandFailed` on ``-ERR`` by default. Timeouts raise :class:`fsd.errors.ESLTimeout`, a lost
+  connection :class:`fsd.errors.ESLDisconnected` - immediately, for every waiter.
+* Events are subscribed in **plain** format by default: FreeSWITCH builds JSON per listener and the JSON
+  body is larger (arrays, escaping); plain is what the captures show as the cheapest to parse lazily.
+* ``BACKGROUND_JOB`` is always added to the subscription (and to the filters, when filters are used) so
+  ``bgapi`` results can never be filtered away.
+* Reconnects with exponential backoff (``reconnect_backoff=(min, max)``), re-authenticates, re-subscribes
+  and re-applies filters; ``on_connect(client)`` / ``on_disconnect(client, exc)`` are called each time.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable
+
+import gevent
+import gevent.event
+
+from fsd.errors import ESLDisconnected, ESLError, ESLTimeout
+from fsd.esl.connection import (
+    AuthenticationFailed,
+    CommandFailed,
+    Connection,
+    Dispatcher,
+    ESLStats,
+    Subscription,
+    supervise,
+)
+from fsd.esl.frames import Event, Frame, InvalidCommand, encode_api, encode_bgapi, encode_command, new_uuid
+
+log = logging.getLogger(__name__)
+
+
+class ApiResult:
+    """Body of an ``api`` (or ``bgapi`` BACKGROUND_JOB) response. ``ok`` is False for ``-ERR ...``."""
+
+    __slots__ = ("body", "event")
+
+    def __init__(self, body: str, event: Event | None = None):
+        self.body = body
+        self.event = event
+
+    @property
+    def ok(self) -> bool:
+        return not self.body.startswith("-ERR") and not self.body.startswith("-USAGE")
+
+    @property
+    def error(self) -> str | None:
+        """Text after ``-ERR `` (stripped), or None when ok."""
+        if self.ok:
+            return None
+        return self.body.split(" ", 1)[1].strip() if " " in self.body else self.body.strip()
+
+    @property
+    def text(self) -> str:
+        """Body without the trailing newline."""
+        return self.body.rstrip("\n")
+
+    def check(self) -> ApiResult:
+        if not self.ok:
+            raise CommandFailed(self.body.strip(), reply=self.body)
+        return self
+
+    def __repr__(self) -> str:
+        return f"ApiResult(ok={self.ok}, body={self.body[:60]!r})"
+
+
+BackgroundJob = ApiResult  # a BACKGROUND_JOB result: .body, .ok, .event (the BACKGROUND_JOB event)
+
+
+def _command_word(cmd: str) -> str:
+    return cmd.split(" ", 1)[0]
+
+
+def order_event_names(names: Iterable[str]) -> list[str]:
+    """Event command tokens: plain names first, then ``CUSTOM`` and its subclasses."""
+    plain: list[str] = []
+    subs: list[str] = []
+    for n in names:
+        for tok in n.split():
+            if tok == "CUSTOM":
+                continue
+            target = subs if "::" in tok else plain
+            if tok not in target:
+                target.append(tok)
+    if any(n.split()[:1] == ["CUSTOM"] for n in names) or subs:
+        return [*plain, "CUSTOM", *subs]
+    return plain
+
+
+class InboundClient:
+    """gevent inbound ESL client with reconnect, supervised greenlets and per-handler queues."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        password: str,
+        name: str = "fs",
+        events: Iterable[str] = (),
+        filters: Iterable[tuple[str, str]] = (),
+        event_format: str = "plain",
+        command_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        write_timeout: float = 10.0,
+        reconnect: bool = True,
+        reconnect_backoff: tuple[float, float] = (0.1, 5.0),
+        queue_size: int = 10000,
+        on_connect: Callable[[InboundClient], object] | None = None,
+        on_disconnect: Callable[[InboundClient, BaseException | None], object] | None = None,
+    ):
+        if event_format not in ("plain", "json", "xml"):
+            raise ValueError(f"event_format must be plain, json or xml, not {event_format!r}")
+        self.host = host
+        self.port = port
+        self._password = password
+        self.name = name
+        self.event_format = event_format
+        self.command_timeout = command_timeout
+        self.connect_timeout = connect_timeout
+        self.write_timeout = write_timeout
+        self.reconnect = reconnect
+        self.reconnect_backoff = reconnect_backoff
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self.stats = ESLStats()
+        self.dispatcher = Dispatcher(queue_size=queue_size, stats=self.stats, name=name)
+        self._events: list[str] = []
+        for e in events:
+            self._add_event_name(e)
+        self._filters: list[tuple[str, str]] = [(str(h), str(v)) for h, v in filters]
+        self._jobs: dict[str, gevent.event.AsyncResult] = {}
+        self._conn: Connection | None = None
+        self._connected = gevent.event.Event()
+        self._attempted = gevent.event.Event()
+        self._stopping = False
+        self._wake = gevent.event.Event()
+        self._runner: gevent.Greenlet | None = None
+        self.last_error: BaseException | None = None
+        self.auth_failures = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> InboundClient:
+        """Start the background connect/reconnect loop and return at once."""
+        if self._runner is None or self._runner.dead:
+            self._stopping = False
+            self._runner = supervise(self._run, name=f"esl-inbound:{self.name}", stopped=lambda: self._stopping,
+                                     stats=self.stats)
+        return self
+
+    def connect(self, timeout: float | None = None) -> InboundClient:
+        """Start and wait for the first attempt: return when connected, else stop and raise its error."""
+        self.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._connected.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.stop()
+                raise ESLTimeout(f"{self.name}: not connected within {timeout}s (last error: {self.last_error})")
+            self._attempted.clear()
+            if self._connected.is_set():
+                break
+            if not self._attempted.wait(remaining) or self._connected.is_set():
+                continue
+            err = self.last_error
+            self.stop()
+            if isinstance(err, ESLError):
+                raise err
+            raise ESLDisconnected(f"{self.name}: connect to {self.host}:{self.port} failed: {err}")
+        return self
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Send ``exit`` if connected, close, stop reconnecting and stop handler greenlets."""
+        self._stopping = True
+        self._wake.set()
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            try:
+                conn.request(encode_command("exit"), word="exit", timeout=min(timeout, self.command_timeout))
+            except ESLError:
+                pass
+            conn.close(ESLDisconnected(f"{self.name}: client stopped"))
+        if self._runner is not None:
+            self._runner.join(timeout)
+            if not self._runner.dead:
+                self._runner.kill(block=False)
+        self.dispatcher.close()
+
+    close = stop
+
+    def __enter__(self) -> InboundClient:
+        return self.connect(self.connect_timeout)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ connection loop
+
+    def _run(self) -> None:
+        lo, hi = self.reconnect_backoff
+        delay = lo
+        first = True
+        while not self._stopping:
+            if not first:
+                self.stats.reconnects += 1
+            first = False
+            ok = self._session()
+            if self._stopping or not self.reconnect:
+                break
+            delay = lo if ok else min(max(delay * 2, lo), hi)
+            if isinstance(self.last_error, AuthenticationFailed):
+                delay = hi
+            log.info("esl_reconnect_wait conn=%s delay=%.2f", self.name, delay)
+            self._wake.clear()
+            self._wake.wait(delay)
+
+    def _session(self) -> bool:
+        """One connection: connect, auth, subscribe, then wait until it ends. True if it got connected."""
+        conn = None
+        was_connected = False
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            sock.settimeout(None)
+            conn = Connection(sock, name=self.name, write_timeout=self.write_timeout, stats=self.stats,
+                              on_event=self._on_event, on_notice=self._on_notice)
+            self._conn = conn
+            conn.start()
+            self._handshake(conn)
+            was_connected = True
+            self.stats.connects += 1
+            self.last_error = None
+            self._connected.set()
+            self._attempted.set()
+            log.info("esl_connected conn=%s host=%s port=%s", self.name, self.host, self.port)
+            if self.on_connect is not None:
+                try:
+                    self.on_connect(self)
+                except Exception:
+                    log.exception("esl_on_connect_failed conn=%s", self.name)
+            conn.wait_closed()
+            self.last_error = conn.close_reason
+        except (OSError, ESLError) as exc:
+            self.last_error = exc
+            if isinstance(exc, AuthenticationFailed):
+                self.auth_failures += 1
+            log.warning("esl_connect_failed conn=%s host=%s port=%s error=%s", self.name, self.host, self.port, exc)
+        finally:
+            self._connected.clear()
+            if conn is not None:
+                conn.close(ESLDisconnected(f"{self.name}: connection lost"))
+            self._fail_jobs(ESLDisconnected(f"{self.name}: connection lost before the job finished"))
+            self._attempted.set()
+            if was_connected:
+                self.stats.disconnects += 1
+                log.warning("esl_disconnected conn=%s reason=%s", self.name, self.last_error)
+                if self.on_disconnect is not None:
+                    try:
+                        self.on_disconnect(self, self.last_error)
+                    except Exception:
+                        log.exception("esl_on_disconnect_failed conn=%s", self.name)
+        return was_connected
+
+    def _handshake(self, conn: Connection) -> None:
+        if not conn.auth_requested.wait(self.connect_timeout):
+            if conn.closed.is_set():
+                raise ESLDisconnected(f"{self.name}: closed before auth/request ({conn.close_reason})")
+            raise ESLTimeout(f"{self.name}: no auth/request within {self.connect_timeout}s")
+        if conn.rejected is not None:
+            raise AuthenticationFailed(f"{self.name}: rejected: {conn.rejected.body_text.strip()}")
+        reply = conn.request(encode_command(f"auth {self._password}"), word="auth", timeout=self.command_timeout)
+        text = reply.reply_text or ""
+        if not text.startswith("+OK"):
+            raise AuthenticationFailed(f"{self.name}: authentication failed: {text}")
+        self._send_subscriptions(conn)
+
+    def _send_subscriptions(self, conn: Connection) -> None:
+        if self._events:
+            names = self._events if "ALL" in self._events else [*self._events, "BACKGROUND_JOB"]
+            tokens = ["ALL"] if "ALL" in names else order_event_names(names)
+            self._request(conn, f"event {self.event_format} {' '.join(tokens)}", check=True)
+        else:
+            self._request(conn, f"event {self.event_format} BACKGROUND_JOB", check=True)
+        if self._filters:
+            for header, value in [*self._filters, ("Event-Name", "BACKGROUND_JOB")]:
+                self._request(conn, f"filter {header} {value}", check=True)
+
+    # ------------------------------------------------------------------ frames from the reader
+
+    def _on_event(self, event: Event) -> None:
+        if event.name == "BACKGROUND_JOB":
+            job = event.job_uuid
+            if job:
+                res = self._jobs.pop(job, None)
+                if res is not None and not res.ready():
+                    res.set(ApiResult(event.body or "", event))
+        self.dispatcher.dispatch(event)
+
+    def _on_notice(self, frame: Frame) -> None:
+        log.info("esl_disconnect_notice conn=%s disposition=%s", self.name, frame.disposition)
+
+    def _fail_jobs(self, exc: BaseException) -> None:
+        jobs, self._jobs = self._jobs, {}
+        for res in jobs.values():
+            if not res.ready():
+                res.set_exception(exc)
+
+    # ------------------------------------------------------------------ commands
+
+    def _require_conn(self) -> Connection:
+        conn = self._conn
+        if conn is None or not conn.is_open or not self._connected.is_set():
+            raise ESLDisconnected(f"{self.name}: not connected")
+        return conn
+
+    def _request(self, conn: Connection, cmd: str, *, headers=None, body=None, timeout: float | None = None,
+                 check: bool = False) -> Frame:
+        t = self.command_timeout if timeout is None else timeout
+        reply = conn.request(encode_command(cmd, headers, body), word=_command_word(cmd), timeout=t)
+        if check:
+            text = reply.reply_text or ""
+            if text.startswith("-ERR") or text.startswith("-USAGE"):
+                self.stats.command_errors += 1
+                raise CommandFailed(f"{self.name}: {_command_word(cmd)}: {text}", reply=text)
+        return reply
+
+    def command(self, cmd: str, *, headers=None, body=None, timeout: float | None = None,
+                check: bool = True) -> Frame:
+        """Send a raw ESL command; return the command/reply frame (CommandFailed on -ERR if check)."""
+        return self._request(self._require_conn(), cmd, headers=headers, body=body, timeout=timeout, check=check)
+
+    def api(self, cmd: str, *, timeout: float | None = None, check: bool = False) -> ApiResult:
+        """Blocking ``api``. Note: FreeSWITCH sends nothing else on this connection while it runs."""
+        conn = self._require_conn()
+        t = self.command_timeout if timeout is None else timeout
+        frame = conn.request(encode_api(cmd), word=_command_word(cmd), timeout=t)
+        if frame.content_type != "api/response":
+            # e.g. a bare `api` gets command/reply -ERR command not found
+            result = ApiResult(frame.reply_text or frame.body_text)
+        else:
+            result = ApiResult(frame.body_text)
+        if not result.ok:
+            self.stats.command_errors += 1
+        return result.check() if check else result
+
+    def bgapi(self, cmd: str, *, timeout: float | None = None, job_timeout: float | None = None,
+              job_uuid: str | None = None) -> gevent.event.AsyncResult:
+        """Send ``bgapi`` with our own Job-UUID; return an AsyncResult completed (with an ApiResult) by the
+        matching BACKGROUND_JOB. The reply itself is awaited here (``timeout``); an ``-ERR`` reply raises
+        CommandFailed. ``job_timeout`` fails the AsyncResult with ESLTimeout if the job does not finish."""
+        conn = self._require_conn()
+        job = job_uuid or new_uuid()
+        res = gevent.event.AsyncResult()
+        res.job_uuid = job
+        self._jobs[job] = res
+        t = self.command_timeout if timeout is None else timeout
+        try:
+            reply = conn.request(encode_bgapi(cmd, job), word="bgapi", timeout=t)
+        except BaseException:
+            self._jobs.pop(job, None)
+            raise
+        text = reply.reply_text or ""
+        if not text.startswith("+OK"):
+            self._jobs.pop(job, None)
+            self.stats.command_errors += 1
+            raise CommandFailed(f"{self.name}: bgapi {_command_word(cmd)}: {text}", reply=text)
+        if job_timeout is not None:
+            def expire():
+                if self._jobs.pop(job, None) is res and not res.ready():
+                    res.set_exception(ESLTimeout(f"{self.name}: background job {job} not done in {job_timeout}s"))
+
+            gevent.spawn_later(job_timeout, expire)
+        return res
+
+    def pending_jobs(self) -> int:
+        return len(self._jobs)
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def _add_event_name(self, name: str) -> bool:
+        if name in ("*",) or name in self._events:
+            return False
+        self._events.append(name)
+        return True
+
+    def add_events(self, *names: str) -> None:
+        """Add FreeSWITCH event subscriptions (sent now if connected, and after every reconnect)."""
+        added = [n for n in names if self._add_event_name(n)]
+        if added and self._connected.is_set() and "ALL" not in self._events[: -len(added)]:
+            try:
+                self._send_subscriptions(self._require_conn())
+            except ESLDisconnected:
+                pass  # sent on the next connect
+
+    def add_filter(self, header: str, value: str) -> None:
+        for part in (header, value):
+            if "\n" in part:
+                raise InvalidCommand("filter text must not contain a newline")
+        self._filters.append((header, value))
+        if self._connected.is_set():
+            conn = self._require_conn()
+            self._request(conn, f"filter {header} {value}", check=True)
+            if len(self._filters) == 1:
+                self._request(conn, "filter Event-Name BACKGROUND_JOB", check=True)
+
+    def subscribe(self, event_name: str, handler: Callable[[Event], object]) -> Subscription:
+        """Call ``handler(event)`` for each event named ``event_name`` (or CUSTOM subclass), or ``"*"`` for
+        all. Each handler has its own bounded queue and greenlet; specific handlers never disable ``"*"``.
+        A specific name is also added to the FreeSWITCH subscription."""
+        sub = self.dispatcher.subscribe(event_name, handler)
+        if event_name != "*":
+            name = event_name if event_name.startswith("CUSTOM") or "::" not in event_name else f"CUSTOM {event_name}"
+            self.add_events(name)
+        return sub
+
+    def queue_depth(self) -> int:
+        return self.dispatcher.queue_depth()

@@ -1,0 +1,48 @@
+"""Property: arbitrary bytes never make the parser raise anything but the ProtocolError family, or hang."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fsd.errors import ProtocolError
+from fsd.esl.frames import Event, FrameParser
+from tests.esl import traces
+
+_SAMPLE = traces.read(f"{traces.ESL}/esl-inbound-commands.server.raw")[:6000]
+
+# bytes biased towards ESL syntax so that deep paths (bodies, nested events, JSON) are reached
+_tokens = st.sampled_from(
+    [
+        b"Content-Type: ", b"text/event-plain", b"text/event-json", b"text/event-xml", b"api/response",
+        b"command/reply", b"Content-Length: ", b"\n", b"\n\n", b": ", b"%", b"%0A", b"%ZZ", b"0", b"5", b"17",
+        b"-1", b"99999999999", b"Event-Name: X", b"{", b"}", b'"_body":', b"\xff", b"\xc3", b"<headers>",
+        b"</headers>", b"<body>", b"\r",
+    ]
+)
+_chunks = st.lists(st.one_of(st.binary(max_size=40), _tokens), max_size=40).map(b"".join)
+_splice = st.tuples(st.integers(0, len(_SAMPLE)), st.integers(0, len(_SAMPLE)), st.binary(max_size=30)).map(
+    lambda t: _SAMPLE[: min(t[0], t[1])] + t[2] + _SAMPLE[max(t[0], t[1]) :]
+)
+
+
+def _run(data: bytes, cut: int) -> None:
+    parser = FrameParser(max_header_bytes=4096, max_body_bytes=1 << 20)
+    try:
+        frames = parser.feed(data[:cut]) + parser.feed(data[cut:])
+    except ProtocolError:
+        return
+    for f in frames:
+        _ = (f.content_type, f.reply_text, f.body_text, f.disposition)
+        if f.is_event:
+            try:
+                ev = Event.from_frame(f)
+            except ProtocolError:
+                continue
+            _ = (ev.name, ev.full_name, ev.uuid, ev.job_uuid, ev.body, ev.headers.items(), ev.get("Nope"))
+
+
+@settings(max_examples=400, deadline=2000, suppress_health_check=list(HealthCheck))
+@given(data=st.one_of(st.binary(max_size=300), _chunks, _splice), cut=st.integers(0, 400))
+def test_arbitrary_bytes_only_raise_protocol_errors(data, cut):
+    _run(data, cut)
