@@ -1,0 +1,26 @@
+"""Small test helpers: free ports and waiting on conditions (never bare sleeps)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import gevent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; return it, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        gevent.sleep(interval)
