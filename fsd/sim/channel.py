@@ -1,0 +1,789 @@
+"""Simulated FreeSWITCH channels: state machine, channel events, dialplan applications.
+
+Every channel runs one greenlet (its "session thread"). Work from outside (sendmsg, uuid_broadcast,
+uuid_bridge, hangup from an endpoint) reaches it through `Channel._private`, like FreeSWITCH's private
+event queue, or through `hangup()`, which fires CHANNEL_HANGUP at once in the caller's context (as
+switch_channel_perform_hangup does) and lets the session thread unwind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import uuid as uuidlib
+import wave
+from collections import OrderedDict
+
+import gevent
+import gevent.event
+import gevent.queue
+
+log = logging.getLogger(__name__)
+
+STATE_NUMBERS = {
+    "CS_NEW": 0,
+    "CS_INIT": 1,
+    "CS_ROUTING": 2,
+    "CS_SOFT_EXECUTE": 3,
+    "CS_EXECUTE": 4,
+    "CS_EXCHANGE_MEDIA": 5,
+    "CS_PARK": 6,
+    "CS_CONSUME_MEDIA": 7,
+    "CS_HIBERNATE": 8,
+    "CS_RESET": 9,
+    "CS_HANGUP": 10,
+    "CS_REPORTING": 11,
+    "CS_DESTROY": 12,
+    "CS_NONE": 13,
+}
+CALLSTATE_NUMBERS = {
+    "DOWN": 0,
+    "DIALING": 1,
+    "RINGING": 2,
+    "EARLY": 3,
+    "ACTIVE": 4,
+    "HELD": 5,
+    "RING_WAIT": 6,
+    "HANGUP": 7,
+    "UNHELD": 8,
+}
+
+# Events that carry variable_* headers (see the captures' README).
+VAR_EVENTS = {
+    "CHANNEL_CREATE",
+    "CHANNEL_EXECUTE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_PARK",
+    "CHANNEL_UNPARK",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_ANSWER",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "CHANNEL_DESTROY",
+    "CHANNEL_ORIGINATE",
+    "PLAYBACK_START",
+    "PLAYBACK_STOP",
+    "CALL_UPDATE",
+    "RECORD_START",
+    "RECORD_STOP",
+    "CHANNEL_DATA",
+}
+
+# Caller-profile fields in FreeSWITCH's order; empty values are left out, as FreeSWITCH does.
+PROFILE_FIELDS = [
+    "Direction",
+    "Logical-Direction",
+    "Username",
+    "Dialplan",
+    "Caller-ID-Name",
+    "Caller-ID-Number",
+    "Orig-Caller-ID-Name",
+    "Orig-Caller-ID-Number",
+    "Callee-ID-Name",
+    "Callee-ID-Number",
+    "Network-Addr",
+    "ANI",
+    "Destination-Number",
+    "Unique-ID",
+    "Source",
+    "Transfer-Source",
+    "Context",
+    "Channel-Name",
+    "Profile-Index",
+]
+TIME_FIELDS = [
+    "Profile-Created-Time",
+    "Channel-Created-Time",
+    "Channel-Answered-Time",
+    "Channel-Progress-Time",
+    "Channel-Progress-Media-Time",
+    "Channel-Hangup-Time",
+    "Channel-Transfer-Time",
+    "Channel-Resurrect-Time",
+    "Channel-Bridged-Time",
+    "Channel-Last-Hold",
+    "Channel-Hold-Accum",
+]
+OTHER_LEG_SKIP = {"Username", "Dialplan", "Profile-Index", "Transfer-Source", "Orig-Caller-ID-Name"}
+
+CALLING = {
+    "CHANNEL_STATE": ("switch_channel.c", "switch_channel_perform_set_running_state", "2408"),
+    "CHANNEL_CALLSTATE": ("switch_channel.c", "switch_channel_perform_set_callstate", "301"),
+    "CHANNEL_CREATE": ("switch_core_state_machine.c", "switch_core_session_run", "626"),
+    "CHANNEL_ORIGINATE": ("switch_core_state_machine.c", "switch_core_session_run", "632"),
+    "CHANNEL_OUTGOING": ("switch_core_session.c", "switch_core_session_outgoing_channel", "768"),
+    "CHANNEL_ANSWER": ("switch_channel.c", "switch_channel_perform_mark_answered", "3846"),
+    "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value", "3505"),
+    "CHANNEL_PROGRESS_MEDIA": ("switch_channel.c", "switch_channel_perform_mark_pre_answered", "3560"),
+    "CHANNEL_EXECUTE": ("switch_core_session.c", "switch_core_session_exec", "2944"),
+    "CHANNEL_EXECUTE_COMPLETE": ("switch_core_session.c", "switch_core_session_exec", "2967"),
+    "CHANNEL_PARK": ("switch_ivr.c", "switch_ivr_park", "1002"),
+    "CHANNEL_UNPARK": ("switch_ivr.c", "switch_ivr_park", "1213"),
+    "CHANNEL_BRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1689"),
+    "CHANNEL_UNBRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1879"),
+    "CHANNEL_HANGUP": ("switch_channel.c", "switch_channel_perform_hangup", "3445"),
+    "CHANNEL_HANGUP_COMPLETE": ("switch_core_state_machine.c", "switch_core_session_reporting_state", "943"),
+    "CHANNEL_DESTROY": ("switch_core_session.c", "switch_core_session_perform_destroy", "1584"),
+    "CODEC": ("switch_core_codec.c", "switch_core_session_set_real_read_codec", "168"),
+    "DTMF": ("switch_channel.c", "switch_channel_dequeue_dtmf", "677"),
+    "PLAYBACK_START": ("switch_ivr_play_say.c", "switch_ivr_play_file", "1646"),
+    "PLAYBACK_STOP": ("switch_ivr_play_say.c", "switch_ivr_play_file", "2020"),
+    "RECORD_START": ("switch_ivr_async.c", "record_callback", "1249"),
+    "RECORD_STOP": ("switch_ivr_async.c", "record_callback", "1402"),
+    "PRIVATE_COMMAND": ("switch_ivr.c", "switch_ivr_parse_next_event", "804"),
+    "CALL_UPDATE": ("switch_channel.c", "switch_channel_flip_cid", "3277"),
+    "PRESENCE_IN": ("switch_channel.c", "switch_channel_perform_presence", "805"),
+    "CHANNEL_DATA": ("mod_event_socket.c", "parse_command", "2021"),
+}
+
+HANGUP_CAUSES = {
+    "NONE": 0,
+    "UNALLOCATED_NUMBER": 1,
+    "NO_ROUTE_DESTINATION": 3,
+    "NORMAL_CLEARING": 16,
+    "USER_BUSY": 17,
+    "NO_USER_RESPONSE": 18,
+    "NO_ANSWER": 19,
+    "SUBSCRIBER_ABSENT": 20,
+    "CALL_REJECTED": 21,
+    "NORMAL_TEMPORARY_FAILURE": 41,
+    "ORIGINATOR_CANCEL": 487,
+    "LOSE_RACE": 502,
+    "USER_NOT_REGISTERED": 606,
+    "ALLOTTED_TIMEOUT": 602,
+    "MANAGER_REQUEST": 503,
+    "INVALID_GATEWAY": 608,
+}
+
+_TONE_RE = re.compile(r"%\(([\d.]+),([\d.]+)")
+FILE_PLAYED = "FILE PLAYED"
+
+
+class Hangup(Exception):
+    """Raised inside the session greenlet when the channel is hung up."""
+
+
+def media_duration(path: str, missing_file_duration: float | None) -> float | None:
+    """Simulated seconds a playback of `path` lasts; -1 = endless; None = file not found."""
+    if path.startswith("silence_stream://"):
+        spec = path[len("silence_stream://") :].split(",")[0]
+        try:
+            ms = int(spec)
+        except ValueError:
+            return -1
+        return -1 if ms <= 0 else ms / 1000.0
+    if path.startswith("tone_stream://"):
+        loops = 1
+        m = re.search(r"loops=(-?\d+)", path)
+        if m:
+            loops = int(m.group(1))
+        if loops < 0:
+            return -1
+        total = 0.0
+        for on, off in _TONE_RE.findall(path):
+            total += (float(on) + float(off)) / 1000.0
+        return (total or 1.0) * loops
+    if path.startswith(("local_stream://", "moh")):
+        return -1
+    if os.path.isfile(path):
+        try:
+            with wave.open(path, "rb") as w:
+                return w.getnframes() / float(w.getframerate())
+        except (wave.Error, EOFError, OSError):
+            return 1.0
+    return missing_file_duration
+
+
+def write_wav(path: str, seconds: float, rate: int = 8000) -> None:
+    """A small real 8 kHz mono 16-bit WAV file of silence."""
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    frames = max(0, int(seconds * rate))
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(struct.pack("<h", 0) * frames)
+
+
+class Channel:
+    """One call leg."""
+
+    def __init__(
+        self,
+        *,
+        switch,
+        direction: str,
+        name: str,
+        caller_id_name: str = "",
+        caller_id_number: str = "",
+        destination_number: str = "",
+        context: str = "default",
+        uuid: str | None = None,
+        variables: list[tuple[str, str]] | None = None,
+        username: str = "",
+        dialplan: str = "XML",
+        source: str = "mod_sofia",
+        network_addr: str = "",
+        endpoint=None,
+        script=None,
+    ):
+        self.switch = switch
+        self.clock = switch.clock
+        self.uuid = uuid or str(uuidlib.uuid4())
+        self.direction = direction
+        self.name = name
+        self.state = "CS_NEW"
+        self.call_state = "DOWN"
+        self.answer_state = "ringing"
+        self.hangup_cause: str | None = None
+        self.has_media = False
+        self.hit_dialplan = direction == "inbound"
+        self.presence_id = ""
+        self.other: Channel | None = None
+        self.other_type = ""
+        self.bridged_to: Channel | None = None
+        self.endpoint = endpoint
+        self.script = script
+        self.created_us = self.clock.now_us()
+        self.times = dict.fromkeys(TIME_FIELDS, 0)
+        self.times["Profile-Created-Time"] = self.created_us
+        self.times["Channel-Created-Time"] = self.created_us
+        self.profile = OrderedDict(
+            [
+                ("Direction", direction),
+                ("Logical-Direction", direction),
+                ("Username", username),
+                ("Dialplan", dialplan),
+                ("Caller-ID-Name", caller_id_name),
+                ("Caller-ID-Number", caller_id_number),
+                ("Orig-Caller-ID-Name", caller_id_name),
+                ("Orig-Caller-ID-Number", caller_id_number),
+                ("Callee-ID-Name", ""),
+                ("Callee-ID-Number", ""),
+                ("Network-Addr", network_addr),
+                ("ANI", caller_id_number),
+                ("Destination-Number", destination_number),
+                ("Unique-ID", self.uuid),
+                ("Source", source),
+                ("Transfer-Source", ""),
+                ("Context", context),
+                ("Channel-Name", name),
+                ("Profile-Index", "1"),
+            ]
+        )
+        self.variables: OrderedDict[str, str] = OrderedDict()
+        self.set_var("direction", direction)
+        if direction == "outbound":
+            self.set_var("is_outbound", "true")
+        self.set_var("uuid", self.uuid)
+        self.set_var("call_uuid", self.uuid)
+        self.set_var("session_id", str(switch._next_session_id()))
+        for k, v in variables or []:
+            self.set_var(k, v)
+        self.set_var("channel_name", name)
+        self.last_app_response = "_none_"
+        self.last_app = ""
+        self._private: gevent.queue.Queue = gevent.queue.Queue()
+        self._media_ev = gevent.event.Event()
+        self._break = False
+        self._dtmf_buffer = ""
+        self._dtmf_count = 0
+        self.hungup = gevent.event.Event()
+        self.destroyed = gevent.event.Event()
+        self.answered = gevent.event.Event()
+        self.ringing = gevent.event.Event()
+        self._holds: set = set()
+        self._hold_released = gevent.event.Event()
+        self._hold_released.set()
+        self._greenlet: gevent.Greenlet | None = None
+        self._apps: list[tuple[str, str]] = []
+        self._in_park = False
+        self._sendmsg_count = 0
+        self.recordings: list[str] = []
+        self.state_history: list[str] = []
+
+    # ------------------------------------------------------------------ variables / views
+    def set_var(self, name: str, value) -> None:
+        if value is None:
+            self.variables.pop(name, None)
+            return
+        value = str(value)
+        if name in self.variables:
+            self.variables[name] = value
+        else:
+            self.variables[name] = value
+
+    def get_var(self, name: str) -> str | None:
+        return self.variables.get(name)
+
+    def view(self) -> dict:
+        return {
+            "uuid": self.uuid,
+            "name": self.name,
+            "direction": self.direction,
+            "state": self.state,
+            "call_state": self.call_state,
+            "answer_state": self.answer_state,
+            "caller_id_number": self.profile["Caller-ID-Number"],
+            "caller_id_name": self.profile["Caller-ID-Name"],
+            "destination_number": self.profile["Destination-Number"],
+            "hangup_cause": self.hangup_cause,
+            "bridged_to": self.bridged_to.uuid if self.bridged_to else None,
+            "variables": dict(self.variables),
+        }
+
+    # ------------------------------------------------------------------ events
+    def _profile_headers(self, prefix: str, other: bool = False) -> list[tuple[str, str]]:
+        out = []
+        for k, v in self.profile.items():
+            if other and k in OTHER_LEG_SKIP:
+                continue
+            if v:
+                out.append((f"{prefix}-{k}", v))
+        for k in TIME_FIELDS:
+            if other and k == "Profile-Created-Time":
+                out.append((f"{prefix}-{k}", str(self.times[k])))
+                continue
+            out.append((f"{prefix}-{k}", str(self.times[k])))
+        out.append((f"{prefix}-Screen-Bit", "true"))
+        out.append((f"{prefix}-Privacy-Hide-Name", "false"))
+        out.append((f"{prefix}-Privacy-Hide-Number", "false"))
+        return out
+
+    def channel_headers(self, event_name: str, *, with_profile: bool = True) -> list[tuple[str, str]]:
+        h = [
+            ("Channel-State", self.state),
+            ("Channel-Call-State", self.call_state),
+            ("Channel-State-Number", str(STATE_NUMBERS.get(self.state, 0))),
+            ("Channel-Name", self.name),
+            ("Unique-ID", self.uuid),
+            ("Call-Direction", self.direction),
+            ("Presence-Call-Direction", self.direction),
+            ("Channel-HIT-Dialplan", "true" if self.hit_dialplan else "false"),
+        ]
+        if self.presence_id:
+            h.append(("Channel-Presence-ID", self.presence_id))
+        h.append(("Channel-Call-UUID", self.uuid))
+        h.append(("Answer-State", self.answer_state))
+        if self.hangup_cause:
+            h.append(("Hangup-Cause", self.hangup_cause))
+        if self.has_media:
+            h += [
+                ("Channel-Read-Codec-Name", "PCMU"),
+                ("Channel-Read-Codec-Rate", "8000"),
+                ("Channel-Read-Codec-Bit-Rate", "64000"),
+                ("Channel-Write-Codec-Name", "PCMU"),
+                ("Channel-Write-Codec-Rate", "8000"),
+                ("Channel-Write-Codec-Bit-Rate", "64000"),
+            ]
+        if with_profile:
+            h += self._profile_headers("Caller")
+            if self.other is not None:
+                h.append(("Other-Type", self.other_type))
+                h += self.other._profile_headers("Other-Leg", other=True)
+        if event_name in VAR_EVENTS:
+            h += [(f"variable_{k}", v) for k, v in self.variables.items()]
+        return h
+
+    def fire(self, name: str, *, before=(), after=(), body: str | None = None, calling=None):
+        ev = self.switch.new_event(name, calling=calling or CALLING.get(name))
+        ev.uuid = self.uuid
+        ev.headers += list(before)
+        ev.headers += self.channel_headers(name, with_profile=not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
+        ev.headers += list(after)
+        ev.body = body
+        self.switch.fire(ev)
+        return ev
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+        self.state_history.append(state)
+        self.fire("CHANNEL_STATE")
+        self.switch._state_changed(self)
+
+    def set_callstate(self, call_state: str) -> None:
+        old = self.call_state
+        self.call_state = call_state
+        self.fire(
+            "CHANNEL_CALLSTATE",
+            before=[
+                ("Original-Channel-Call-State", old),
+                ("Channel-Call-State-Number", str(CALLSTATE_NUMBERS[call_state])),
+            ],
+        )
+        self.switch._state_changed(self)
+
+    # ------------------------------------------------------------------ media / answer
+    def _media_up(self) -> None:
+        if self.has_media:
+            return
+        self.has_media = True
+        for k, v in (
+            ("audio_media_flow", "sendrecv"),
+            ("read_codec", "PCMU"),
+            ("original_read_codec", "PCMU"),
+            ("read_rate", "8000"),
+            ("original_read_rate", "8000"),
+            ("write_codec", "PCMU"),
+            ("write_rate", "8000"),
+            ("dtmf_type", "rfc2833"),
+        ):
+            self.set_var(k, v)
+        self.fire("CODEC", after=[("Channel-Read-Codec-Name", "PCMU"), ("Channel-Read-Codec-Rate", "8000")])
+        self.fire(
+            "CODEC",
+            after=[("Channel-Write-Codec-Name", "PCMU"), ("Channel-Write-Codec-Rate", "8000")],
+            calling=("switch_core_codec.c", "switch_core_session_set_write_codec", "450"),
+        )
+
+    def ring_ready(self) -> None:
+        if self.times["Channel-Progress-Time"] or self.answer_state != "ringing":
+            return
+        self.times["Channel-Progress-Time"] = self.clock.now_us()
+        self.fire("CHANNEL_PROGRESS")
+        if self.call_state == "DOWN":
+            self.set_callstate("RINGING")
+        self.ringing.set()
+
+    def pre_answer(self) -> None:
+        if self.answer_state in ("early", "answered", "hangup"):
+            return
+        self._media_up()
+        self.times["Channel-Progress-Media-Time"] = self.clock.now_us()
+        self.answer_state = "early"
+        self.set_var("endpoint_disposition", "EARLY MEDIA")
+        self.fire("CHANNEL_PROGRESS_MEDIA")
+        self.set_callstate("EARLY")
+
+    def answer(self) -> None:
+        if self.answer_state in ("answered", "hangup"):
+            return
+        if self.direction == "inbound" and self.answer_state != "early":
+            self.pre_answer()
+        else:
+            self._media_up()
+        self.times["Channel-Answered-Time"] = self.clock.now_us()
+        self.answer_state = "answered"
+        self.set_var("endpoint_disposition", "ANSWER")
+        self.fire("CHANNEL_ANSWER")
+        self.set_callstate("ACTIVE")
+        self.answered.set()
+        if self.script is not None:
+            self.script._on_answer(self)
+        if self.endpoint is not None and self.direction == "outbound":
+            self.endpoint._on_answer(self)
+
+    # ------------------------------------------------------------------ hangup
+    def hangup(self, cause: str = "NORMAL_CLEARING") -> bool:
+        """Fire CHANNEL_HANGUP now and make the session greenlet unwind. False if already hung up."""
+        if self.hungup.is_set():
+            return False
+        self.hangup_cause = cause or "NORMAL_CLEARING"
+        self.answer_state = "hangup"
+        self.times["Channel-Hangup-Time"] = self.clock.now_us()
+        self.set_var("hangup_cause", self.hangup_cause)
+        self.set_var("hangup_cause_q850", str(HANGUP_CAUSES.get(self.hangup_cause, 0)))
+        self.hungup.set()
+        self.fire("CHANNEL_HANGUP")
+        self.switch._state_changed(self)
+        self._private.put(("wake",))
+        self._media_ev.set()
+        partner = self.bridged_to
+        if partner is not None:
+            partner._private.put(("unbridge", self))
+            partner._media_ev.set()
+        return True
+
+    def hold(self, token) -> None:
+        """Keep the session from being destroyed (an outbound socket lingering on it)."""
+        self._holds.add(token)
+        self._hold_released.clear()
+
+    def release(self, token) -> None:
+        self._holds.discard(token)
+        if not self._holds:
+            self._hold_released.set()
+
+    def _finish(self) -> None:
+        self._finish_report()
+        self._finish_destroy()
+
+    def _finish_report(self) -> None:
+        if not self.hungup.is_set():
+            self.hangup("NORMAL_CLEARING")
+        now = self.clock.now_us()
+        self.set_state("CS_HANGUP")
+        self.set_callstate("HANGUP")
+        self.set_state("CS_REPORTING")
+        self._billing_vars(now)
+        self.fire("CHANNEL_HANGUP_COMPLETE", before=[("Hangup-Cause", self.hangup_cause or "NORMAL_CLEARING")])
+        self.switch._after_hangup_complete(self)
+
+    def _finish_destroy(self) -> None:
+        self._hold_released.wait()
+        self.fire("CHANNEL_DESTROY")
+        self.set_state("CS_DESTROY")
+        self.destroyed.set()
+        self.switch._destroyed(self)
+
+    def _billing_vars(self, now_us: int) -> None:
+        created = self.times["Channel-Created-Time"]
+        answered = self.times["Channel-Answered-Time"]
+        end = self.times["Channel-Hangup-Time"] or now_us
+        self.set_var("start_epoch", created // 1_000_000)
+        self.set_var("start_uepoch", created)
+        self.set_var("answer_epoch", answered // 1_000_000)
+        self.set_var("answer_uepoch", answered)
+        self.set_var("end_epoch", end // 1_000_000)
+        self.set_var("end_uepoch", end)
+        self.set_var("last_app", self.last_app or "")
+        cid = self.profile["Caller-ID-Name"]
+        self.set_var("caller_id", f'"{cid}" <{self.profile["Caller-ID-Number"]}>')
+        dur = end - created
+        bill = (end - answered) if answered else 0
+        wait = (answered - created) if answered else 0
+        self.set_var("duration", dur // 1_000_000)
+        self.set_var("billsec", bill // 1_000_000)
+        self.set_var("answersec", wait // 1_000_000)
+        self.set_var("waitsec", wait // 1_000_000)
+        self.set_var("mduration", dur // 1000)
+        self.set_var("billmsec", bill // 1000)
+        self.set_var("answermsec", wait // 1000)
+        self.set_var("waitmsec", wait // 1000)
+        self.set_var("uduration", dur)
+        self.set_var("billusec", bill)
+
+    # ------------------------------------------------------------------ DTMF
+    def send_dtmf(self, digits: str, duration: int = 1280) -> None:
+        """The far end pressed `digits` (fires DTMF events, feeds the digit collectors)."""
+        for d in digits:
+            if self.hungup.is_set():
+                return
+            self.fire(
+                "DTMF",
+                after=[("DTMF-Digit", d), ("DTMF-Duration", str(duration)), ("DTMF-Source", "ENDPOINT")],
+            )
+            self._dtmf_buffer += d
+            self._dtmf_count += 1
+            self._media_ev.set()
+            partner = self.bridged_to
+            if partner is not None and self.switch.relay_dtmf:
+                pass
+
+    # ------------------------------------------------------------------ session greenlet
+    def start(self, apps: list[tuple[str, str]], *, fire_create: bool = True) -> None:
+        self._apps = list(apps)
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        try:
+            while not self.hungup.is_set():
+                self._drain_private()
+                if self.hungup.is_set() or not self._apps:
+                    break
+                app, arg = self._apps.pop(0)
+                if callable(app):
+                    app(*arg)
+                else:
+                    self.execute(app, arg)
+            if not self.hungup.is_set():
+                self.hangup("NORMAL_CLEARING")
+        except Hangup:
+            pass
+        except Exception:
+            log.exception("sim_channel_crashed uuid=%s", self.uuid)
+            self.hangup("NORMAL_TEMPORARY_FAILURE")
+        finally:
+            self._finish()
+
+    def _drain_private(self) -> None:
+        while not self.hungup.is_set():
+            try:
+                item = self._private.get_nowait()
+            except gevent.queue.Empty:
+                return
+            self._handle_private(item, parked=False)
+
+    def _handle_private(self, item, *, parked: bool) -> str | None:
+        """Handle one private-queue item. Returns "unpark" when a parked app must end."""
+        kind = item[0]
+        if kind == "execute":
+            _, app, arg, event_uuid, headers = item
+            self.execute(app, arg, event_uuid=event_uuid, private=headers)
+        elif kind == "hangup":
+            self.hangup(item[1])
+        elif kind == "unpark":
+            return "unpark"
+        elif kind == "transfer":
+            if parked:
+                self._private.queue.appendleft(item)
+                return "unpark"
+            self._do_transfer(*item[1:])
+        elif kind == "bridge_to":
+            if parked:
+                self._private.queue.appendleft(item)
+                return "unpark"
+            self._uuid_bridge_session(item[1], item[2])
+        return None
+
+    def park_loop(self) -> None:
+        """The body of `park` (and of the socket app): run queued commands until unparked."""
+        while not self.hungup.is_set():
+            item = self._private.get()
+            if self._handle_private(item, parked=True) == "unpark":
+                return
+
+    def _do_transfer(self, dest: str, dialplan: str = "XML", context: str = "default") -> None:
+        self.times["Channel-Transfer-Time"] = self.clock.now_us()
+        self.profile["Destination-Number"] = dest
+        self.profile["Context"] = context
+        self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
+        epoch = self.clock.now_us() // 1_000_000
+        self.profile["Transfer-Source"] = f"{epoch}:{self.uuid}:bl_xfer:{dest}/{context}/{dialplan}"
+        self.hit_dialplan = True
+        self.set_state("CS_ROUTING")
+        self._apps = self.switch.lookup_dialplan(self, dest, context)
+        self.set_state("CS_EXECUTE")
+
+    def _uuid_bridge_session(self, other: Channel, master: bool) -> None:
+        if other.hungup.is_set():
+            return
+        self.set_state("CS_HIBERNATE")
+        self.set_state("CS_RESET")
+        self.set_state("CS_SOFT_EXECUTE")
+        self.fire(
+            "CHANNEL_EXECUTE",
+            after=[("Application", "uuid_bridge"), ("Application-Data", other.uuid)],
+            calling=("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", "1236"),
+        )
+        self.bridge_wait(other, master)
+
+    def mark_bridged(self, other: Channel, master: bool) -> None:
+        self.bridged_to = other
+        self.other = other
+        self.other_type = "originatee" if master else "originator"
+        self.times["Channel-Bridged-Time"] = self.clock.now_us()
+        self.set_var("bridge_uuid", other.uuid)
+        self.set_var("signal_bond", other.uuid)
+        self.set_var("last_bridge_to", other.uuid)
+        if master:
+            self.fire("CHANNEL_BRIDGE", before=[("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", other.uuid)])
+        else:
+            self.set_state("CS_EXCHANGE_MEDIA")
+        self.switch._state_changed(self)
+
+    def bridge_wait(self, other: Channel, master: bool, *, in_app: bool = False) -> None:
+        """Stay bridged to `other` until either side hangs up."""
+        self.mark_bridged(other, master)
+        while not self.hungup.is_set():
+            if other.hungup.is_set():
+                break
+            item = self._private.get()
+            if item[0] == "unbridge":
+                break
+            if item[0] == "execute":
+                self._handle_private(item, parked=False)
+            elif item[0] == "hangup":
+                self.hangup(item[1])
+            elif item[0] in ("transfer", "bridge_to"):
+                self._private.queue.appendleft(item)
+                break
+        self.bridged_to = None
+        if master:
+            self.fire(
+                "CHANNEL_UNBRIDGE", before=[("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", other.uuid)]
+            )
+        self.switch._state_changed(self)
+        if in_app:
+            return
+        if not self.hungup.is_set():
+            if self.get_var("hangup_after_bridge") == "true" or not self._apps:
+                self.hangup("NORMAL_CLEARING")
+            else:
+                self.set_state("CS_EXECUTE")
+
+    def execute(self, app: str, arg: str = "", *, event_uuid: str | None = None, private=None) -> None:
+        """Run one dialplan application with CHANNEL_EXECUTE / _COMPLETE around it."""
+        from fsd.sim import apps as apps_mod
+
+        fn = apps_mod.APPS.get(app)
+        app_uuid = event_uuid or str(uuidlib.uuid4())
+        if fn is None:
+            log.warning("sim_unknown_app app=%s uuid=%s", app, self.uuid)
+            return
+        if self.hungup.is_set() and app not in ("hangup",):
+            return
+        self.set_var("current_application_data", arg if arg else None)
+        self.set_var("current_application", app)
+        extra = [("Application", app)]
+        if arg:
+            extra.append(("Application-Data", arg))
+        extra.append(("Application-UUID", app_uuid))
+        self.last_app = app
+        self.fire("CHANNEL_EXECUTE", after=extra)
+        response = None
+        try:
+            response = fn(self, arg)
+        finally:
+            if response is not None:
+                self.last_app_response = response
+            done = [("Application", app)]
+            if arg:
+                done.append(("Application-Data", arg))
+            done += [("Application-Response", self.last_app_response), ("Application-UUID", app_uuid)]
+            self.fire("CHANNEL_EXECUTE_COMPLETE", after=done)
+            if private is not None:
+                self._private_command_event(private)
+
+    def _private_command_event(self, cmd_headers: list[tuple[str, str]]) -> None:
+        self._sendmsg_count += 1
+        if self._sendmsg_count == 1:
+            return  # the first sendmsg of a call produced no PRIVATE_COMMAND in the captures
+        text = "sendmsg\n" + "".join(f"{k}: {v}\n" for k, v in cmd_headers)
+        ev = self.switch.new_event("PRIVATE_COMMAND", calling=CALLING["PRIVATE_COMMAND"])
+        ev.uuid = self.uuid
+        base = ev.headers
+        ev.headers = [("Command", text)] + list(cmd_headers) + base
+        ev.headers += self.channel_headers("PRIVATE_COMMAND")
+        self.switch.fire(ev)
+
+    # ------------------------------------------------------------------ waiting helpers
+    def check(self) -> None:
+        if self.hungup.is_set():
+            raise Hangup()
+
+    def media_wait(self, seconds: float, *, dtmf: bool = False, watch_private: bool = True) -> str:
+        """Wait `seconds` (simulated; <0 = forever). Returns done|break|hangup|dtmf|unpark."""
+        deadline = None if seconds < 0 else gevent.get_hub().loop.now() + self.clock.real(seconds)
+        start_dtmf = self._dtmf_count
+        while True:
+            if self.hungup.is_set():
+                return "hangup"
+            if self._break:
+                self._break = False
+                return "break"
+            if dtmf and self._dtmf_count != start_dtmf:
+                return "dtmf"
+            if watch_private and self._pending_unpark():
+                return "unpark"
+            timeout = None
+            if deadline is not None:
+                timeout = deadline - gevent.get_hub().loop.now()
+                if timeout <= 0:
+                    return "done"
+            self._media_ev.clear()
+            self._media_ev.wait(timeout)
+
+    def _pending_unpark(self) -> bool:
+        return any(item[0] in ("unpark", "transfer", "bridge_to", "unbridge") for item in list(self._private.queue))
+
+    def break_media(self) -> None:
+        self._break = True
+        self._media_ev.set()

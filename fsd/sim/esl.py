@@ -1,0 +1,531 @@
+"""Event-socket connections of the emulator: inbound (clients connect to the switch) and outbound
+(the `socket` dialplan app connects to an application). Same command set as mod_event_socket."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import uuid as uuidlib
+
+import gevent
+import gevent.event
+import gevent.queue
+
+from fsd.sim import wire
+
+log = logging.getLogger(__name__)
+
+_conn_ids = itertools.count(1)
+
+LOG_LEVELS = {"console": 0, "alert": 1, "crit": 2, "err": 3, "error": 3, "warning": 4, "notice": 5, "info": 6,
+              "debug": 7}
+
+MYEVENTS = {
+    "CHANNEL_ANSWER", "CHANNEL_APPLICATION", "CHANNEL_BRIDGE", "CHANNEL_CREATE", "CHANNEL_DATA",
+    "CHANNEL_DESTROY", "CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE", "CHANNEL_ORIGINATE", "CHANNEL_UUID", "CHANNEL_OUTGOING", "CHANNEL_PARK",
+    "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_STATE", "CHANNEL_UNBRIDGE", "CHANNEL_UNPARK",
+    "DETECTED_SPEECH", "DTMF", "NOTALK", "TALK",
+}
+
+
+class EslConnection:
+    """One event-socket TCP connection (either direction)."""
+
+    def __init__(self, *, switch, sock, channel=None, async_mode: bool = True, full: bool = True):
+        self.switch = switch
+        self.sock = sock
+        self.id = next(_conn_ids)
+        self.outbound = channel is not None
+        self.channel = channel
+        self.async_mode = async_mode
+        self.full = full
+        self.authed = self.outbound
+        self.format = "plain"
+        self.events: set[str] = set()
+        self.all_events = False
+        self.custom: set[str] = set()
+        self.all_custom = False
+        self.listening = False
+        self.myevents = False
+        self.filters: list[tuple[str, str]] = []
+        self.linger = False
+        self.linger_time = -1
+        self.logging = False
+        self.connected = False
+        self.closed = gevent.event.Event()
+        self._out: gevent.queue.Queue = gevent.queue.Queue()
+        self._held: list[bytes] | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self._lingering = False
+        self._disconnect_sent = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._greenlets = [gevent.spawn(self._writer), gevent.spawn(self._reader)]
+        if not self.outbound:
+            self.send(b"Content-Type: auth/request\n\n")
+
+    def send(self, data: bytes) -> None:
+        if self.closed.is_set():
+            return
+        self._out.put(data)
+
+    def close(self, *, abrupt: bool = False) -> None:
+        """Flush what is queued (unless abrupt) and close the socket."""
+        if self.closed.is_set():
+            return
+        if abrupt:
+            self._shutdown()
+        else:
+            self._out.put(None)
+
+    def _shutdown(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.switch._connection_closed(self)
+
+    def _writer(self) -> None:
+        try:
+            while True:
+                data = self._out.get()
+                if data is None:
+                    break
+                self.switch._running.wait()
+                chunking = self.switch.chunking
+                if chunking is not None and len(data) > 1:
+                    pos = 0
+                    while pos < len(data):
+                        n = chunking.randint(1, max(1, min(len(data) - pos, 512)))
+                        self.sock.sendall(data[pos : pos + n])
+                        pos += n
+                        gevent.sleep(0)
+                else:
+                    self.sock.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._shutdown()
+
+    def _reader(self) -> None:
+        parser = wire.CommandParser()
+        try:
+            while not self.closed.is_set():
+                self.switch._running.wait()
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                for cmd in parser.feed(data):
+                    self.switch._running.wait()
+                    self._handle(*cmd)
+                    if self.closed.is_set():
+                        return
+        except OSError:
+            pass
+        self._on_eof()
+
+    def _on_eof(self) -> None:
+        """The application closed its side."""
+        if self.closed.is_set():
+            return
+        if self.outbound:
+            self._send_disconnect()
+            self.close()
+            self._release_channel()
+        else:
+            self.send(wire.disconnect_notice())
+            self.close()
+
+    def _release_channel(self) -> None:
+        ch = self.channel
+        if ch is None:
+            return
+        if not ch.hungup.is_set():
+            ch._private.put(("unpark",))
+        ch.release(self)
+
+    def _send_disconnect(self) -> None:
+        if self._disconnect_sent:
+            return
+        self._disconnect_sent = True
+        self.send(wire.disconnect_notice(self.channel.uuid if self.channel else None))
+
+    # ------------------------------------------------------------------ hangup of the controlled channel
+    def on_channel_hangup_complete(self, ch) -> None:
+        if self.closed.is_set():
+            return
+        if self.linger:
+            self._lingering = True
+            ch.hold(self)
+            self.send(wire.linger_notice(ch.uuid, ch.name, self.linger_time))
+            if self.linger_time > 0:
+
+                def _expire():
+                    self.switch.clock.sleep(self.linger_time)
+                    if not self.closed.is_set():
+                        self._send_disconnect()
+                        self.close()
+                    ch.release(self)
+
+                gevent.spawn(_expire)
+        else:
+            self._send_disconnect()
+            self.close()
+
+    # ------------------------------------------------------------------ events
+    def wants(self, ev) -> bool:
+        if not self.listening or not self.authed:
+            return False
+        if self.outbound and not self.connected:
+            return False
+        if self.myevents and self.channel is not None and ev.uuid != self.channel.uuid:
+            return False
+        if ev.name == "CUSTOM":
+            if not (self.all_custom or ev.subclass in self.custom or self.all_events):
+                return False
+        elif not (self.all_events or ev.name in self.events):
+            return False
+        if self.filters:
+            hdrs = ev.header_dict()
+            ok = False
+            for k, v in self.filters:
+                hv = hdrs.get(k)
+                if hv is None:
+                    continue
+                if v.startswith("/") and v.endswith("/") and len(v) > 1:
+                    import re
+
+                    if re.search(v[1:-1], hv):
+                        ok = True
+                        break
+                elif hv == v:
+                    ok = True
+                    break
+            if not ok:
+                return False
+        return True
+
+    def deliver(self, ev) -> None:
+        if self.closed.is_set() or not self.wants(ev):
+            return
+        data = ev.frame(self.format)
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self.send(data)
+
+    # ------------------------------------------------------------------ commands
+    def _reply(self, text: str, extra=None) -> None:
+        self.switch._log("reply", self.id, text)
+        self.send(wire.command_reply(text, extra))
+
+    def _handle(self, line: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.switch._log("command", self.id, line, headers=headers)
+        cmd = line.strip()
+        low = cmd.lower()
+        if not self.authed:
+            if low.startswith("auth "):
+                if cmd[5:].strip() == self.switch.password:
+                    self.authed = True
+                    self._reply("+OK accepted")
+                else:
+                    self._reply("-ERR invalid")
+                    self.send(wire.disconnect_notice())
+                    self.close()
+            else:
+                self._reply("-ERR command not found")
+            return
+        if low == "exit" or low.startswith("exit "):
+            self._reply("+OK bye")
+            if self.outbound:
+                self._send_disconnect()
+                self.close()
+                self._release_channel()
+            else:
+                self.send(wire.disconnect_notice())
+                self.close()
+            return
+        if self.outbound and low.startswith("connect"):
+            self._connect()
+            return
+        if low.startswith("sendmsg"):
+            self._sendmsg(cmd, headers, body)
+            return
+        if low.startswith("filter "):
+            self._filter(cmd[7:])
+            return
+        if self.outbound and low.startswith("resume"):
+            self.channel.set_var("socket_resume", "true")
+            self._reply("+OK")
+            return
+        if self.outbound and low.startswith("getvar"):
+            _, _, name = cmd.partition(" ")
+            self._reply(self.channel.get_var(name.strip()) or "")
+            return
+        if low.startswith("myevents"):
+            self._myevents(cmd)
+            return
+        if self.outbound and not self.full:
+            self._reply("-ERR command not found")
+            return
+        if low.startswith("api "):
+            self._api(cmd[4:], headers)
+            return
+        if low.startswith("bgapi "):
+            self._bgapi(cmd[6:], headers)
+            return
+        if low.startswith("log"):
+            if low.startswith("log "):
+                level = cmd[4:].strip().split(" ")[0]
+                if level.lower() in LOG_LEVELS:
+                    self.logging = True
+                    self._reply(f"+OK log level {level} [{LOG_LEVELS[level.lower()]}]")
+                else:
+                    self._reply("-ERR invalid log level")
+            else:
+                self.logging = True
+                self._reply("+OK log level debug [7]")
+            return
+        if low.startswith("linger"):
+            if self.channel is None:
+                self._reply("-ERR not controlling a session")
+                return
+            arg = cmd[6:].strip()
+            self.linger = True
+            if arg:
+                try:
+                    self.linger_time = int(arg)
+                except ValueError:
+                    self.linger_time = 0
+                self._reply(f"+OK will linger {self.linger_time} seconds")
+            else:
+                self.linger_time = -1
+                self._reply("+OK will linger")
+            return
+        if low.startswith("nolinger"):
+            if self.channel is None:
+                self._reply("-ERR not controlling a session")
+                return
+            self.linger = False
+            self._reply("+OK will not linger")
+            return
+        if low.startswith("nolog"):
+            if self.logging:
+                self.logging = False
+                self._reply("+OK no longer logging")
+            else:
+                self._reply("-ERR not loging")
+            return
+        if low.startswith("divert_events"):
+            on = cmd[13:].strip().lower()
+            if not on:
+                self._reply("-ERR missing value.")
+            else:
+                self._reply("+OK events diverted" if on == "on" else "+OK events not diverted")
+            return
+        if low.startswith("nixevent"):
+            self._nixevent(cmd)
+            return
+        if low.startswith("noevents"):
+            if self.listening:
+                self.listening = False
+                self.events.clear()
+                self.custom.clear()
+                self.all_events = self.all_custom = False
+                self._reply("+OK no longer listening for events")
+            else:
+                self._reply("-ERR not listening for events")
+            return
+        if low.startswith("event"):
+            self._event(cmd)
+            return
+        if low.startswith("sendevent"):
+            ev_uuid = str(uuidlib.uuid4())
+            self._reply(f"+OK {ev_uuid}")
+            return
+        self._reply("-ERR command not found")
+
+    def _connect(self) -> None:
+        ch = self.channel
+        self.connected = True
+        ev = self.switch.new_event("CHANNEL_DATA", calling=("mod_event_socket.c", "parse_command", "2021"))
+        ev.headers += ch._profile_headers("Channel")
+        ev.headers += ch.channel_headers("CHANNEL_DATA")
+        ev.headers += [
+            ("Content-Type", "command/reply"),
+            ("Reply-Text", "+OK\n"),
+            ("Socket-Mode", "async" if self.async_mode else "static"),
+            ("Control", "full" if self.full else "single-channel"),
+        ]
+        self.switch._log("reply", self.id, "+OK (connect)")
+        self.send(wire.serialize_plain(ev.headers, None))
+
+    def _myevents(self, cmd: str) -> None:
+        if self.myevents:
+            self._reply("-ERR aready enabled.")
+            return
+        parts = cmd.split()
+        if self.channel is None:
+            if len(parts) < 2:
+                self._reply("-ERR command not found")
+                return
+            ch = self.switch.channels_by_uuid.get(parts[1])
+            if ch is None and len(parts) > 2:
+                self._reply("-ERR invalid uuid")
+                return
+            self.channel = ch
+            if len(parts) > 2 and parts[2].lower() in wire.CONTENT_TYPES:
+                self.format = parts[2].lower()
+        self.events |= MYEVENTS
+        self.myevents = True
+        self.listening = True
+        if "xml" in cmd.lower().split()[1:]:
+            self.format = "xml"
+        if "json" in cmd.lower().split()[1:]:
+            self.format = "json"
+        self._reply("+OK Events Enabled")
+
+    def _event(self, cmd: str) -> None:
+        tokens = cmd.split(" ")[1:]
+        key_count = 0
+        custom = False
+        for i, tok in enumerate(tokens):
+            if not tok:
+                continue
+            if i == 0 and tok.lower() in ("plain", "json", "xml"):
+                self.format = tok.lower()
+                continue
+            if custom:
+                self.custom.add(tok)
+                continue
+            name = tok.upper()
+            if name not in self.switch.EVENT_NAMES:
+                continue
+            key_count += 1
+            if name == "ALL":
+                self.all_events = True
+                self.all_custom = True
+            elif name == "CUSTOM":
+                custom = True
+            else:
+                self.events.add(name)
+        if not key_count:
+            self._reply("-ERR no keywords supplied")
+            return
+        self.listening = True
+        self._reply(f"+OK event listener enabled {self.format}")
+
+    def _nixevent(self, cmd: str) -> None:
+        tokens = cmd.split(" ")[1:]
+        key_count = 0
+        custom = False
+        for tok in tokens:
+            if not tok:
+                continue
+            if custom:
+                self.custom.discard(tok)
+                continue
+            name = tok.upper()
+            if name not in self.switch.EVENT_NAMES:
+                continue
+            key_count += 1
+            if name == "CUSTOM":
+                custom = True
+            elif name == "ALL":
+                self.events.clear()
+                self.all_events = False
+            else:
+                if self.all_events:
+                    self.all_events = False
+                    self.events = set(self.switch.EVENT_NAMES) - {"ALL"}
+                self.events.discard(name)
+        if not key_count:
+            self._reply("-ERR no keywords supplied")
+            return
+        self.listening = True
+        self._reply("+OK events nixed")
+
+    def _filter(self, rest: str) -> None:
+        rest = rest.lstrip(" ")
+        name, sep, val = rest.partition(" ")
+        if name.lower() == "delete" and sep:
+            name, sep2, val = val.partition(" ")
+            if name.lower() == "all":
+                self.filters = []
+            else:
+                self.filters = [(k, v) for k, v in self.filters if not (k == name and (not sep2 or v == val))]
+            self._reply(f"+OK filter deleted. [{name}][{val}]")
+            return
+        if sep:
+            if name.lower() == "add":
+                name, _, val = val.partition(" ")
+            self.filters.append((name, val))
+            self._reply(f"+OK filter added. [{name}]=[{val}]")
+        else:
+            self._reply("-ERR invalid syntax")
+
+    def _sendmsg(self, cmd: str, headers, body: bytes) -> None:
+        target = cmd[7:].strip()
+        hd = {k.lower(): v for k, v in headers}
+        if not target:
+            target = hd.get("session-id", "")
+        ch = None
+        if self.channel is not None and (not target or target == self.channel.uuid):
+            ch = self.channel
+        elif target:
+            ch = self.switch.channels_by_uuid.get(target)
+        if ch is None:
+            self._reply(f"-ERR invalid session id [{target}]")
+            return
+        command = hd.get("call-command", "")
+        if command == "execute":
+            app_name = hd.get("execute-app-name", "")
+            arg = hd.get("execute-app-arg", "")
+            if not arg and body and hd.get("content-type", "") == "text/plain":
+                arg = body.decode("utf-8", "replace")
+            loops = int(hd.get("loops", "1") or 1)
+            for _ in range(max(1, loops)):
+                ch._private.put(("execute", app_name, arg, hd.get("event-uuid"), list(headers)))
+        elif command == "hangup":
+            ch.hangup(hd.get("hangup-cause", "NORMAL_CLEARING") or "NORMAL_CLEARING")
+        elif command == "unicast":
+            pass
+        self._reply("+OK")
+
+    def _api(self, text: str, headers) -> None:
+        cmd, _, arg = text.strip().partition(" ")
+        self._held = []
+        try:
+            body = self.switch.api.execute(cmd, arg, conn=self)
+        finally:
+            held, self._held = self._held, None
+        self.switch._log("reply", self.id, body)
+        self.send(wire.api_response(body))
+        for data in held:
+            self.send(data)
+
+    def _bgapi(self, text: str, headers) -> None:
+        cmd, _, arg = text.strip().partition(" ")
+        job = next((v for k, v in headers if k.lower() == "job-uuid"), None) or str(uuidlib.uuid4())
+        self._reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)])
+
+        def _run():
+            body = self.switch.api.execute(cmd, arg, conn=None)
+            ev = self.switch.new_event("BACKGROUND_JOB", calling=("mod_event_socket.c", "api_exec", "1572"))
+            ev.headers += [("Job-UUID", job), ("Job-Command", cmd)]
+            if arg:
+                ev.headers.append(("Job-Command-Arg", arg))
+            ev.body = body
+            self.switch.fire(ev)
+
+        gevent.spawn(_run)

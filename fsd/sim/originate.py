@@ -1,0 +1,327 @@
+"""Dial-string parsing and the originate engine (switch_ivr_originate, simulated)."""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+
+import gevent
+import gevent.event
+
+from fsd.sim.channel import Channel
+
+log = logging.getLogger(__name__)
+
+
+class OriginateError(Exception):
+    def __init__(self, cause: str):
+        super().__init__(cause)
+        self.cause = cause
+
+
+def _split_top(s: str, sep: str) -> list[str]:
+    """Split at `sep` outside {} [] <> and parentheses."""
+    out, depth, cur = [], 0, []
+    for ch in s:
+        if ch in "{[<(":
+            depth += 1
+        elif ch in "}]>)":
+            depth = max(0, depth - 1)
+        if ch == sep and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
+def _parse_vars(text: str) -> list[tuple[str, str]]:
+    out = []
+    for item in _split_top(text, ","):
+        item = item.strip()
+        if not item or "=" not in item:
+            continue
+        k, _, v = item.partition("=")
+        k = k.strip()
+        if k.startswith("^^"):
+            continue
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+            v = v[1:-1]
+        out.append((k, v))
+    return out
+
+
+def _take_prefix(s: str, open_ch: str, close_ch: str) -> tuple[list[tuple[str, str]], str]:
+    s = s.strip()
+    vars_: list[tuple[str, str]] = []
+    while s.startswith(open_ch):
+        depth = 0
+        for i, ch in enumerate(s):
+            if ch == open_ch:
+                depth += 1
+            elif ch == close_ch:
+                depth -= 1
+                if depth == 0:
+                    vars_ += _parse_vars(s[1:i])
+                    s = s[i + 1 :].strip()
+                    break
+        else:
+            break
+    return vars_, s
+
+
+def parse_dialstring(dialstring: str):
+    """-> (global_vars, [[(leg_vars, endpoint), ...] per sequential group])."""
+    global_vars, rest = _take_prefix(dialstring, "{", "}")
+    groups = []
+    for group in _split_top(rest, "|"):
+        legs = []
+        for leg in _split_top(group, ","):
+            leg = leg.strip()
+            if not leg:
+                continue
+            leg_vars, ep = _take_prefix(leg, "[", "]")
+            more, ep = _take_prefix(ep, "{", "}")
+            legs.append((leg_vars + more, ep.strip()))
+        if legs:
+            groups.append(legs)
+    return global_vars, groups
+
+
+def _float(v, default):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def originate(
+    switch,
+    dialstring: str,
+    *,
+    originator: Channel | None = None,
+    cancel: gevent.event.Event | None = None,
+    extra_vars: list[tuple[str, str]] | None = None,
+    timeout: float | None = None,
+) -> Channel:
+    """Ring the dial string. Returns the answered leg (still without a session greenlet) or raises
+    OriginateError(cause). Failed legs are finished (HANGUP_COMPLETE fired, DESTROY scheduled)."""
+    global_vars, groups = parse_dialstring(dialstring)
+    gvars = list(extra_vars or []) + global_vars
+    gdict = dict(gvars)
+    overall = _float(gdict.get("originate_timeout"), timeout if timeout is not None else 60.0)
+    clock = switch.clock
+    t0 = clock.now()
+    last_cause = "NO_ANSWER" if groups else "DESTINATION_OUT_OF_ORDER"
+    first = True
+    for group in groups:
+        if cancel is not None and cancel.is_set():
+            raise OriginateError("ORIGINATOR_CANCEL")
+        remaining = overall - (clock.now() - t0)
+        if remaining <= 0:
+            break
+        try:
+            return _ring_group(switch, group, gvars, originator, cancel, remaining, first_group=first)
+        except OriginateError as e:
+            last_cause = e.cause
+            first = False
+    raise OriginateError(last_cause)
+
+
+def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_group):
+    clock = switch.clock
+    changed = gevent.event.Event()
+    legs: list[tuple[Channel, float]] = []  # (leg, deadline in simulated time)
+    failures: list[str] = []
+    pending = {"n": len(group)}
+    t0 = clock.now()
+    deadline_all = t0 + remaining
+
+    def _create(leg_vars, ep_str):
+        vars_all = list(gvars) + list(leg_vars)
+        vd = dict(vars_all)
+        delay = _float(vd.get("leg_delay_start"), 0.0)
+        try:
+            if delay > 0:
+                stop = cancel.wait(clock.real(delay)) if cancel is not None else gevent.sleep(clock.real(delay))
+                if stop:
+                    raise OriginateError("ORIGINATOR_CANCEL")
+            leg = create_leg(switch, ep_str, vars_all, originator)
+        except OriginateError as e:
+            failures.append(e.cause)
+        else:
+            leg_timeout = _float(vd.get("leg_timeout"), _float(vd.get("call_timeout"), None))
+            dl = clock.now() + leg_timeout if leg_timeout else deadline_all
+            legs.append((leg, min(dl, deadline_all)))
+            leg.answered.rawlink(lambda _e: changed.set())
+            leg.hungup.rawlink(lambda _e: changed.set())
+        finally:
+            pending["n"] -= 1
+            changed.set()
+
+    if cancel is not None:
+        cancel.rawlink(lambda _e: changed.set())
+    creators = []
+    for leg_vars, ep in group:
+        vd = dict(list(gvars) + list(leg_vars))
+        if _float(vd.get("leg_delay_start"), 0.0) > 0:
+            creators.append(gevent.spawn(_create, leg_vars, ep))
+        else:
+            _create(leg_vars, ep)
+    winner = None
+    cause = None
+    while True:
+        changed.clear()
+        for leg, _dl in legs:
+            if leg.answered.is_set() and not leg.hungup.is_set():
+                winner = leg
+                break
+        if winner is not None:
+            break
+        if cancel is not None and cancel.is_set():
+            cause = "ORIGINATOR_CANCEL"
+            break
+        now = clock.now()
+        for leg, dl in legs:
+            if not leg.hungup.is_set() and now >= dl:
+                leg.hangup("NO_ANSWER")
+        alive = [leg for leg, _ in legs if not leg.hungup.is_set()]
+        if not alive and pending["n"] == 0:
+            break
+        if now >= deadline_all and not alive:
+            break
+        next_dl = min([dl for leg, dl in legs if not leg.hungup.is_set()] or [deadline_all])
+        changed.wait(max(0.0, clock.real(next_dl - now)) + 0.0005)
+    for c in creators:
+        c.kill()
+    for leg, _ in legs:
+        if leg is winner:
+            continue
+        if not leg.hungup.is_set():
+            leg.hangup(cause or ("LOSE_RACE" if winner is not None else "NO_ANSWER"))
+        leg._finish_report()
+        gevent.spawn(leg._finish_destroy)
+    if winner is not None:
+        return winner
+    if cause is None:
+        causes = [leg.hangup_cause for leg, _ in legs if leg.hangup_cause] + failures
+        cause = causes[-1] if causes else "NO_ANSWER"
+        if len(legs) + len(failures) > 1 and "NO_ANSWER" in causes:
+            cause = "NO_ANSWER"
+    raise OriginateError(cause)
+
+
+def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator: Channel | None) -> Channel:
+    """Resolve one endpoint string and create its outgoing channel (or raise OriginateError)."""
+    vd = dict(vars_all)
+    endpoint = None
+    chan_vars: list[tuple[str, str]] = []
+    presence = ""
+    if ep_str.startswith("user/"):
+        target = ep_str[len("user/") :]
+        user, _, domain = target.partition("@")
+        domain = domain or switch.domain
+        switch.fire_api_event("sofia_contact", f"*/{user}@{domain}")
+        phone = switch.lookup_user(user, domain)
+        if phone is None:
+            raise OriginateError("SUBSCRIBER_ABSENT")
+        if not phone.registered:
+            raise OriginateError("USER_NOT_REGISTERED")
+        endpoint = phone
+        port = phone.port or 5060
+        name = f"sofia/internal/{user}@{domain}:{port}"
+        dest = user
+        presence = f"{user}@{domain}"
+        chan_vars = [
+            ("sip_local_network_addr", switch.esl_host),
+            ("sip_profile_name", "internal"),
+            ("video_media_flow", "disabled"),
+            ("text_media_flow", "disabled"),
+        ]
+        profile_ctx = "default"
+        trailing = [
+            ("dialed_user", user),
+            ("dialed_domain", domain),
+            ("sip_invite_domain", domain),
+            ("presence_id", presence),
+        ]
+    elif ep_str.startswith("sofia/gateway/"):
+        rest = ep_str[len("sofia/gateway/") :]
+        gw_name, _, number = rest.partition("/")
+        gw = switch.gateways.get(gw_name)
+        if gw is None:
+            raise OriginateError("INVALID_GATEWAY")
+        endpoint = gw.endpoint_for(number)
+        name = f"sofia/external/{number}"
+        dest = number
+        profile_ctx = "default"
+        chan_vars = [
+            ("sip_local_network_addr", switch.esl_host),
+            ("sip_profile_name", "external"),
+            ("video_media_flow", "disabled"),
+            ("text_media_flow", "disabled"),
+            ("sip_gateway_name", gw_name),
+        ]
+        trailing = []
+        if not gw.reachable:
+            endpoint = None
+            chan_vars.append(("__fail", "NORMAL_TEMPORARY_FAILURE"))
+    elif ep_str.startswith("error/"):
+        raise OriginateError(ep_str[len("error/") :] or "NORMAL_CLEARING")
+    else:
+        raise OriginateError("CHAN_NOT_IMPLEMENTED")
+
+    leg_uuid = vd.get("origination_uuid") or str(uuidlib.uuid4())
+    if leg_uuid in switch.channels_by_uuid:
+        raise OriginateError("NORMAL_TEMPORARY_FAILURE")
+    if originator is not None:
+        cid_name = vd.get("origination_caller_id_name", originator.profile["Caller-ID-Name"])
+        cid_num = vd.get("origination_caller_id_number", originator.profile["Caller-ID-Number"])
+    else:
+        cid_name = vd.get("origination_caller_id_name", "")
+        cid_num = vd.get("origination_caller_id_number", "0000000000")
+    fail = None
+    variables = [(k, v) for k, v in chan_vars if k != "__fail"]
+    fail = dict(chan_vars).get("__fail")
+    variables += [("channel_name", name)]
+    for k, v in vars_all:
+        if k in ("leg_delay_start",):
+            pass
+        variables.append((k, v))
+    variables += trailing
+    leg = Channel(
+        switch=switch,
+        direction="outbound",
+        name=name,
+        caller_id_name=cid_name,
+        caller_id_number=cid_num,
+        destination_number=dest,
+        context=profile_ctx,
+        uuid=leg_uuid,
+        variables=variables,
+        dialplan="",
+        source="src/switch_ivr_originate.c",
+        endpoint=endpoint,
+    )
+    leg.profile["Callee-ID-Name"] = "Outbound Call"
+    leg.profile["Callee-ID-Number"] = dest
+    leg.profile["ANI"] = cid_num
+    leg.presence_id = presence
+    if originator is not None:
+        leg.other = originator
+        leg.other_type = "originator"
+        leg.set_var("originator", originator.uuid)
+    leg.state = "CS_NONE"
+    switch._register_channel(leg)
+    leg.fire("CHANNEL_OUTGOING")
+    leg.set_state("CS_INIT")
+    leg.fire("CHANNEL_CREATE")
+    leg.fire("CHANNEL_ORIGINATE")
+    leg.set_state("CS_ROUTING")
+    leg.set_state("CS_CONSUME_MEDIA")
+    if fail:
+        leg.hangup(fail)
+    elif endpoint is not None:
+        gevent.spawn(endpoint._drive, leg, switch.clock)
+    return leg

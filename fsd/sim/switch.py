@@ -1,0 +1,636 @@
+"""The emulated FreeSWITCH: event bus, ESL server, directory of phones, gateways and incoming calls.
+
+Several Switch instances can run in one process; each has its own ESL port and Core-UUID.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import time
+import uuid as uuidlib
+from email.utils import formatdate
+
+import gevent
+import gevent.event
+import gevent.server
+from gevent import socket as gsocket
+
+from fsd.sim import wire
+from fsd.sim.api import VERSION, Api, _uptime_text
+from fsd.sim.apps import split_app_spec
+from fsd.sim.channel import Channel
+from fsd.sim.clock import Clock
+from fsd.sim.endpoints import CallerScript, Gateway, Phone
+
+log = logging.getLogger(__name__)
+
+EVENT_NAMES = {
+    "CUSTOM", "CLONE", "CHANNEL_CREATE", "CHANNEL_DESTROY", "CHANNEL_STATE", "CHANNEL_CALLSTATE",
+    "CHANNEL_ANSWER", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_EXECUTE",
+    "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE",
+    "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_OUTGOING", "CHANNEL_PARK", "CHANNEL_UNPARK",
+    "CHANNEL_APPLICATION", "CHANNEL_ORIGINATE", "CHANNEL_UUID", "API", "LOG", "INBOUND_CHAN",
+    "OUTBOUND_CHAN", "STARTUP", "SHUTDOWN", "PUBLISH", "UNPUBLISH", "TALK", "NOTALK", "SESSION_CRASH",
+    "MODULE_LOAD", "MODULE_UNLOAD", "DTMF", "MESSAGE", "PRESENCE_IN", "NOTIFY_IN", "PRESENCE_OUT",
+    "PRESENCE_PROBE", "MESSAGE_WAITING", "MESSAGE_QUERY", "ROSTER", "CODEC", "BACKGROUND_JOB",
+    "DETECTED_SPEECH", "DETECTED_TONE", "PRIVATE_COMMAND", "HEARTBEAT", "TRAP", "ADD_SCHEDULE",
+    "DEL_SCHEDULE", "EXE_SCHEDULE", "RE_SCHEDULE", "RELOADXML", "NOTIFY", "PHONE_FEATURE",
+    "PHONE_FEATURE_SUBSCRIBE", "SEND_MESSAGE", "RECV_MESSAGE", "REQUEST_PARAMS", "CHANNEL_DATA",
+    "GENERAL", "COMMAND", "SESSION_HEARTBEAT", "CLIENT_DISCONNECTED", "SERVER_DISCONNECTED", "SEND_INFO",
+    "RECV_INFO", "RECV_RTCP_MESSAGE", "SEND_RTCP_MESSAGE", "CALL_SECURE", "NAT", "RECORD_START",
+    "RECORD_STOP", "PLAYBACK_START", "PLAYBACK_STOP", "CALL_UPDATE", "FAILURE", "SOCKET_DATA",
+    "MEDIA_BUG_START", "MEDIA_BUG_STOP", "CONFERENCE_DATA_QUERY", "CONFERENCE_DATA", "CALL_SETUP_REQ",
+    "CALL_SETUP_RESULT", "CALL_DETAIL", "DEVICE_STATE", "TEXT", "SHUTDOWN_REQUESTED", "ALL",
+}
+
+
+class Event:
+    """One fired event: ordered headers (duplicates allowed) and an optional body."""
+
+    __slots__ = ("name", "subclass", "headers", "body", "uuid", "seq", "t", "_frames")
+
+    def __init__(self, name: str, subclass: str | None = None):
+        self.name = name
+        self.subclass = subclass
+        self.headers: list[tuple[str, str]] = []
+        self.body: str | None = None
+        self.uuid: str | None = None
+        self.seq = 0
+        self.t = 0.0
+        self._frames: dict[str, bytes] = {}
+
+    def get(self, name: str, default=None):
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return default
+
+    def header_dict(self) -> dict:
+        d = {}
+        for k, v in self.headers:
+            d.setdefault(k, v)
+        return d
+
+    def frame(self, fmt: str) -> bytes:
+        f = self._frames.get(fmt)
+        if f is None:
+            f = self._frames[fmt] = wire.event_frame(fmt, self.headers, self.body)
+        return f
+
+    def __repr__(self):
+        return f"<Event {self.name}{'/' + self.subclass if self.subclass else ''} uuid={self.uuid}>"
+
+
+class LogEntry:
+    __slots__ = ("t", "real", "kind", "conn", "text", "event", "headers")
+
+    def __init__(self, t, real, kind, conn, text, event=None, headers=None):
+        self.t, self.real, self.kind, self.conn, self.text, self.event, self.headers = (
+            t, real, kind, conn, text, event, headers)
+
+    def __repr__(self):
+        return f"<{self.kind} conn={self.conn} {self.text!r}>"
+
+
+class Switch:
+    """An emulated FreeSWITCH 1.10 instance."""
+
+    EVENT_NAMES = EVENT_NAMES
+
+    def __init__(
+        self,
+        *,
+        hostname: str = "sim1",
+        esl_host: str = "127.0.0.1",
+        esl_port: int = 0,
+        password: str = "ClueCon",  # noqa: S107 - FreeSWITCH's default
+        outbound_target: tuple[str, int] | None = None,
+        xml_curl_url: str | None = None,
+        xml_curl_credentials: tuple[str, str] | None = None,
+        core_uuid: str | None = None,
+        clock: Clock | None = None,
+        time_scale: float = 1.0,
+        ipv4: str = "127.0.0.1",
+        ipv6: str = "::1",
+        domain: str = "127.0.0.1",
+        heartbeat_interval: float = 20.0,
+        chunking=None,
+        fallback=None,
+        missing_file_duration: float | None = None,
+        dialplan: dict | None = None,
+        global_vars: dict | None = None,
+    ):
+        self.hostname = hostname
+        self.esl_host = esl_host
+        self._esl_port_cfg = esl_port
+        self.password = password
+        self.outbound_target = tuple(outbound_target) if outbound_target else None
+        self.xml_curl_url = xml_curl_url
+        self.xml_curl_credentials = xml_curl_credentials
+        self.core_uuid = core_uuid or str(uuidlib.uuid4())
+        self.clock = clock or Clock(time_scale=time_scale)
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+        self.domain = domain
+        self.heartbeat_interval = heartbeat_interval
+        self.chunking = chunking
+        self.fallback = [split_app_spec(a) for a in (fallback if fallback is not None else ["hangup:NORMAL_CLEARING"])]
+        self.missing_file_duration = missing_file_duration
+        self.dialplan = dialplan or {}
+        self.global_vars = {"hostname": hostname, "domain": domain, "domain_name": domain,
+                            "local_ip_v4": ipv4, "switch_serial": "sim"}
+        self.global_vars.update(global_vars or {})
+        self.relay_dtmf = False
+        self.api = Api(switch=self)
+        self.phones: dict[str, Phone] = {}
+        self.gateways: dict[str, Gateway] = {}
+        self.channels_by_uuid: dict[str, Channel] = {}
+        self.all_channels: list[Channel] = []
+        self.connections: set = set()
+        self.log: list[LogEntry] = []
+        self.events: list[Event] = []
+        self.xmlcurl = None
+        self._seq = itertools.count(1)
+        self._session_ids = itertools.count(1)
+        self.sessions_since_start = 0
+        self.session_peak = 0
+        self._server: gevent.server.StreamServer | None = None
+        self._running = gevent.event.Event()
+        self._running.set()
+        self._state_cond = gevent.event.Event()
+        self._heartbeat: gevent.Greenlet | None = None
+        self.started_at = self.clock.now()
+        if xml_curl_url:
+            from fsd.sim.xmlcurl import XmlCurlDirectory
+
+            self.xmlcurl = XmlCurlDirectory(switch=self, url=xml_curl_url, credentials=xml_curl_credentials)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Switch:
+        self.started_at = self.clock.now()
+        self._server = gevent.server.StreamServer((self.esl_host, self._esl_port_cfg), self._accept)
+        self._server.start()
+        if self.heartbeat_interval and self.heartbeat_interval > 0:
+            self._heartbeat = gevent.spawn(self._heartbeat_loop)
+        log.info("sim_started hostname=%s esl_port=%s", self.hostname, self.esl_port)
+        return self
+
+    def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.kill()
+            self._heartbeat = None
+        if self._server is not None:
+            self._server.stop(timeout=0)
+            self._server = None
+        for conn in list(self.connections):
+            conn.close(abrupt=True)
+        for ch in list(self.channels_by_uuid.values()):
+            ch.hangup("SYSTEM_SHUTDOWN")
+            ch._hold_released.set()
+            ch._holds.clear()
+        self._running.set()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def esl_port(self) -> int:
+        if self._server is None:
+            return self._esl_port_cfg
+        return self._server.server_port
+
+    def _accept(self, sock, addr) -> None:
+        from fsd.sim.esl import EslConnection
+
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = EslConnection(switch=self, sock=sock)
+        self.connections.add(conn)
+        self._log("connect", conn.id, f"{addr[0]}:{addr[1]}")
+        conn.start()
+        conn.closed.wait()
+
+    def _connection_closed(self, conn) -> None:
+        self.connections.discard(conn)
+        self._log("disconnect", conn.id, "")
+
+    # ------------------------------------------------------------------ control surface for tests
+    def crash(self, *, drop_channels: bool = False) -> None:
+        """Drop every ESL connection abruptly (RST-like, no disconnect notice).
+
+        Channels survive by default (as when only mod_event_socket's sockets break): calls controlled
+        by an outbound socket see it close and continue with their dialplan fallback. With
+        drop_channels=True every channel is also removed silently, without any event (a process crash)."""
+        for conn in list(self.connections):
+            try:
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            except OSError:
+                pass
+            conn.close(abrupt=True)
+            if conn.outbound and conn.channel is not None:
+                conn._release_channel()
+        if drop_channels:
+            for ch in list(self.channels_by_uuid.values()):
+                if ch._greenlet is not None:
+                    ch._greenlet.kill(block=False)
+                self.channels_by_uuid.pop(ch.uuid, None)
+
+    def stall(self) -> None:
+        """Stop reading from and writing to every ESL socket until resume()."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def channels(self) -> list[dict]:
+        """Snapshot of live channels (see Channel.view())."""
+        return [ch.view() for ch in self.channels_by_uuid.values()]
+
+    def channel(self, uuid: str) -> Channel | None:
+        return self.channels_by_uuid.get(uuid) or next((c for c in self.all_channels if c.uuid == uuid), None)
+
+    def wait_for_channel(self, predicate=None, *, uuid=None, state=None, answer_state=None, timeout=10.0):
+        """Block until a channel matches; returns it. `state` may be a Channel-State (CS_*) or call state."""
+
+        def match(ch):
+            if uuid is not None and ch.uuid != uuid:
+                return False
+            if state is not None and state not in (ch.state, ch.call_state):
+                return False
+            if answer_state is not None and ch.answer_state != answer_state:
+                return False
+            return predicate(ch) if predicate is not None else True
+
+        deadline = time.monotonic() + timeout
+        while True:
+            for ch in list(self.all_channels):
+                if match(ch):
+                    return ch
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no channel matched within {timeout}s")
+            self._state_cond.clear()
+            self._state_cond.wait(min(left, 0.05))
+
+    def wait_for_event(self, name: str, *, timeout: float = 10.0, since: int = 0, **headers) -> Event:
+        """Block until an event named `name` (with the given header values, '_' for '-') was fired."""
+        want = {k.replace("_", "-"): v for k, v in headers.items()}
+        deadline = time.monotonic() + timeout
+        while True:
+            for ev in self.events[since:]:
+                if ev.name == name and all(ev.get(k) == v for k, v in want.items()):
+                    return ev
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {name} event within {timeout}s")
+            self._state_cond.clear()
+            self._state_cond.wait(0.02)
+
+    def commands(self) -> list[LogEntry]:
+        return [e for e in self.log if e.kind == "command"]
+
+    def _log(self, kind, conn, text, headers=None) -> None:
+        self.log.append(LogEntry(self.clock.now(), time.monotonic(), kind, conn, text, headers=headers))
+
+    # ------------------------------------------------------------------ events
+    def format_local(self, t: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+    def new_event(self, name: str, *, calling=None, subclass: str | None = None) -> Event:
+        ev = Event(name, subclass)
+        now = self.clock.now()
+        ev.t = now
+        h = []
+        if subclass:
+            h.append(("Event-Subclass", subclass))
+        h += [
+            ("Event-Name", name),
+            ("Core-UUID", self.core_uuid),
+            ("FreeSWITCH-Hostname", self.hostname),
+            ("FreeSWITCH-Switchname", self.hostname),
+            ("FreeSWITCH-IPv4", self.ipv4),
+            ("FreeSWITCH-IPv6", self.ipv6),
+            ("Event-Date-Local", self.format_local(now)),
+            ("Event-Date-GMT", formatdate(now, usegmt=True)),
+            ("Event-Date-Timestamp", str(int(now * 1_000_000))),
+        ]
+        if calling:
+            h += [
+                ("Event-Calling-File", calling[0]),
+                ("Event-Calling-Function", calling[1]),
+                ("Event-Calling-Line-Number", calling[2]),
+            ]
+        ev.seq = next(self._seq)
+        h.append(("Event-Sequence", str(ev.seq)))
+        ev.headers = h
+        return ev
+
+    def fire(self, ev: Event) -> None:
+        self.events.append(ev)
+        self.log.append(LogEntry(ev.t, time.monotonic(), "event", 0, ev.name, event=ev))
+        for conn in list(self.connections):
+            conn.deliver(ev)
+        self._state_cond.set()
+
+    def fire_api_event(self, cmd: str, arg: str) -> None:
+        ev = self.new_event("API", calling=("switch_loadable_module.c", "switch_api_execute", "2954"))
+        ev.headers.append(("API-Command", cmd))
+        if arg:
+            ev.headers.append(("API-Command-Argument", arg))
+        self.fire(ev)
+
+    def _heartbeat_loop(self) -> None:
+        while True:
+            self.clock.sleep(self.heartbeat_interval)
+            up = self.clock.now() - self.started_at
+            ev = self.new_event("HEARTBEAT", calling=("switch_core.c", "send_heartbeat", "95"))
+            ev.headers += [
+                ("Event-Info", "System Ready"),
+                ("Up-Time", _uptime_text(up)),
+                ("FreeSWITCH-Version", VERSION),
+                ("Uptime-msec", str(int(up * 1000))),
+                ("Session-Count", str(len(self.channels_by_uuid))),
+                ("Max-Sessions", "1000"),
+                ("Session-Per-Sec", "30"),
+                ("Session-Per-Sec-Last", "0"),
+                ("Session-Per-Sec-Max", "0"),
+                ("Session-Per-Sec-FiveMin", "0"),
+                ("Session-Since-Startup", str(self.sessions_since_start)),
+                ("Session-Peak-Max", str(self.session_peak)),
+                ("Session-Peak-FiveMin", str(self.session_peak)),
+                ("Idle-CPU", "99.333333"),
+            ]
+            self.fire(ev)
+
+    # ------------------------------------------------------------------ channel bookkeeping
+    def _next_session_id(self) -> int:
+        return next(self._session_ids)
+
+    def _register_channel(self, ch: Channel) -> None:
+        self.channels_by_uuid[ch.uuid] = ch
+        self.all_channels.append(ch)
+        self.sessions_since_start += 1
+        self.session_peak = max(self.session_peak, len(self.channels_by_uuid))
+        self._state_cond.set()
+
+    def _state_changed(self, ch: Channel) -> None:
+        self._state_cond.set()
+
+    def _after_hangup_complete(self, ch: Channel) -> None:
+        for conn in list(self.connections):
+            if conn.outbound and conn.channel is ch:
+                conn.on_channel_hangup_complete(ch)
+
+    def _destroyed(self, ch: Channel) -> None:
+        self.channels_by_uuid.pop(ch.uuid, None)
+        self._state_cond.set()
+
+    def lookup_dialplan(self, ch: Channel, dest: str, context: str) -> list[tuple[str, str]]:
+        """Apps for `dest` in `context` from Switch(dialplan={context: {dest: [apps]}}); unknown → hangup."""
+        ctx = self.dialplan.get(context, {})
+        apps = ctx.get(dest)
+        if apps is None:
+            return [("hangup", "NO_ROUTE_DESTINATION")]
+        return [split_app_spec(a) for a in apps]
+
+    # ------------------------------------------------------------------ directory
+    def add_phone(self, phone: Phone) -> Phone:
+        self.phones[phone.key] = phone
+        if phone.register_on_add:
+            self.register(phone)
+        return phone
+
+    def add_gateway(self, gateway: Gateway) -> Gateway:
+        self.gateways[gateway.name] = gateway
+        return gateway
+
+    def lookup_user(self, user: str, domain: str, *, action: str | None = "user_call", fire: bool = True):
+        phone = self.phones.get(f"{user}@{domain}")
+        if phone is None and self.xmlcurl is not None and action is not None:
+            phone = self.xmlcurl.lookup_user(user, domain, action=action)
+        return phone
+
+    def flush_directory_cache(self, arg: str) -> int:
+        if self.xmlcurl is not None:
+            return self.xmlcurl.flush(arg)
+        return 0
+
+    def register(self, phone: Phone, *, password: str | None = None) -> bool:
+        """Simulate a REGISTER from `phone` (digest checked through xml_curl when configured).
+        Fires sofia::pre_register, register_attempt and register (or register_failure)."""
+        if phone.key not in self.phones:
+            self.phones[phone.key] = phone
+        if phone.port is None:
+            phone.port = 5100 + (len(self.phones) % 800)
+        phone.call_id = phone.call_id or f"{uuidlib.uuid4().hex[:12]}@127.0.0.1"
+        contact = f'"" <sip:{phone.user}@127.0.0.1:{phone.port}>'
+        base = [
+            ("profile-name", "internal"),
+            ("from-user", phone.user),
+            ("from-host", phone.domain),
+        ]
+        tail = [
+            ("contact", contact),
+            ("call-id", phone.call_id),
+            ("rpid", "unknown"),
+            ("status", "Registered(UDP)"),
+            ("expires", "3600"),
+            ("to-user", phone.user),
+            ("to-host", phone.domain),
+            ("network-ip", "127.0.0.1"),
+            ("network-port", str(phone.port)),
+        ]
+        self._custom("sofia::pre_register", ("sofia_reg.c", "sofia_reg_handle_register_token", "1810"),
+                     base + tail + [("user-agent", phone.user_agent)])
+        pw = phone.password if password is None else password
+        ok = True
+        if self.xmlcurl is not None:
+            ok = self.xmlcurl.check_register(phone, pw)
+        self._custom(
+            "sofia::register_attempt",
+            ("sofia_reg.c", "sofia_reg_handle_register_token", "1606"),
+            base + tail + [("username", phone.user), ("realm", phone.domain), ("user-agent", phone.user_agent),
+                           ("auth-result", "SUCCESS" if ok else "FORBIDDEN")],
+        )
+        if not ok:
+            self._custom(
+                "sofia::register_failure",
+                ("sofia_reg.c", "sofia_reg_handle_register_token", "1792"),
+                [("profile-name", "internal"), ("to-user", phone.user), ("to-host", phone.domain),
+                 ("network-ip", "127.0.0.1"), ("user-agent", phone.user_agent), ("profile-name", "internal"),
+                 ("registration-type", "register")],
+            )
+            return False
+        phone.registered = True
+        extra = [
+            ("username", phone.user),
+            ("realm", phone.domain),
+            ("user-agent", phone.user_agent),
+            ("sip_number_alias", phone.user),
+            ("sip_auth_username", phone.user),
+            ("sip_auth_realm", phone.domain),
+            ("number_alias", phone.user),
+            ("user_name", phone.user),
+            ("domain_name", phone.domain),
+        ] + [(k, str(v)) for k, v in phone.variables.items()]
+        self._custom(
+            "sofia::register",
+            ("sofia_reg.c", "sofia_reg_handle_register_token", "2059"),
+            base + [("presence-hosts", f"{phone.domain},{phone.domain}")] + tail + extra,
+        )
+        return True
+
+    def unregister(self, phone: Phone | str) -> None:
+        if isinstance(phone, str):
+            phone = self.phones[phone]
+        if not phone.registered:
+            return
+        phone.registered = False
+        self._custom(
+            "sofia::unregister",
+            ("sofia_reg.c", "sofia_reg_handle_register_token", "1376"),
+            [("profile-name", "internal"), ("from-user", phone.user), ("from-host", phone.domain),
+             ("contact", f'"" <sip:{phone.user}@127.0.0.1:{phone.port}>'), ("call-id", phone.call_id or ""),
+             ("rpid", "unknown"), ("status", "Unregistered(UDP)"), ("expires", "0"), ("to-user", phone.user),
+             ("to-host", phone.domain), ("network-ip", "127.0.0.1"), ("network-port", str(phone.port)),
+             ("username", phone.user), ("realm", phone.domain), ("user-agent", phone.user_agent)],
+        )
+
+    def _custom(self, subclass: str, calling, headers) -> Event:
+        ev = self.new_event("CUSTOM", calling=calling, subclass=subclass)
+        ev.headers += headers
+        self.fire(ev)
+        return ev
+
+    # ------------------------------------------------------------------ calls
+    def incoming_call(
+        self,
+        *,
+        did: str,
+        caller: str,
+        caller_name: str = "",
+        script: CallerScript | None = None,
+        context: str = "public",
+        apps=None,
+        fallback=None,
+        uuid: str | None = None,
+        variables: dict | None = None,
+    ) -> Channel:
+        """A PSTN call arrives on the external profile for `did`.
+
+        Dialplan: `apps` if given; else `socket <outbound_target> async full` followed by the fallback
+        (Switch(fallback=...) or per call), or only the fallback when no outbound_target is set."""
+        script = script or CallerScript()
+        port = 5200 + next(self._session_ids) % 700
+        name = f"sofia/external/{caller}@127.0.0.1:{port}"
+        now_us = self.clock.now_us()
+        call_id = f"{uuidlib.uuid4().hex[:10]}@127.0.0.1"
+        full_from = f'"{caller_name}" <sip:{caller}@127.0.0.1:{port}>;tag={uuidlib.uuid4().hex[:12]}'
+        sip_vars = [
+            ("sip_from_user", caller),
+            ("sip_from_port", str(port)),
+            ("sip_from_uri", f"{caller}@127.0.0.1:{port}"),
+            ("sip_from_host", "127.0.0.1"),
+            ("video_media_flow", "disabled"),
+            ("audio_media_flow", "disabled"),
+            ("text_media_flow", "disabled"),
+            ("channel_name", name),
+            ("sip_call_id", call_id),
+            ("sip_local_network_addr", self.esl_host),
+            ("sip_network_ip", "127.0.0.1"),
+            ("sip_network_port", str(port)),
+            ("sip_invite_stamp", str(now_us)),
+            ("sip_received_ip", "127.0.0.1"),
+            ("sip_received_port", str(port)),
+            ("sip_via_protocol", "udp"),
+            ("sip_from_user_stripped", caller),
+            ("sip_from_tag", uuidlib.uuid4().hex[:12]),
+            ("sofia_profile_name", "external"),
+            ("sofia_profile_url", f"sip:mod_sofia@{self.esl_host}:5080"),
+            ("recovery_profile_name", "external"),
+            ("sip_full_via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{uuidlib.uuid4().hex[:8]}"),
+            ("sip_from_display", caller_name),
+            ("sip_full_from", full_from),
+            ("sip_full_to", f"<sip:{did}@{self.esl_host}:5080>"),
+            ("sip_req_user", did),
+            ("sip_req_port", "5080"),
+            ("sip_req_uri", f"{did}@{self.esl_host}:5080"),
+            ("sip_req_host", self.esl_host),
+            ("sip_to_user", did),
+            ("sip_to_port", "5080"),
+            ("sip_to_uri", f"{did}@{self.esl_host}:5080"),
+            ("sip_to_host", self.esl_host),
+            ("sip_contact_user", caller),
+            ("sip_contact_port", str(port)),
+            ("sip_contact_uri", f"{caller}@127.0.0.1:{port}"),
+            ("sip_contact_host", "127.0.0.1"),
+            ("rtp_use_codec_string", "PCMU,PCMA"),
+            ("sip_user_agent", "fsd-sim-caller"),
+            ("sip_via_host", "127.0.0.1"),
+            ("sip_via_port", str(port)),
+            ("max_forwards", "70"),
+            ("ep_codec_string",
+             "CORE_PCM_MODULE.PCMU@8000h@20i@64000b,CORE_PCM_MODULE.PCMA@8000h@20i@64000b"),
+            ("endpoint_disposition", "DELAYED NEGOTIATION"),
+        ]
+        sip_vars = [(k, v) for k, v in sip_vars if v != ""]
+        sip_vars += [(k, str(v)) for k, v in (variables or {}).items()]
+        ch = Channel(
+            switch=self,
+            direction="inbound",
+            name=name,
+            caller_id_name=caller_name,
+            caller_id_number=caller,
+            destination_number=did,
+            context=context,
+            uuid=uuid,
+            variables=sip_vars,
+            username=caller,
+            network_addr="127.0.0.1",
+            script=script,
+        )
+        self._register_channel(ch)
+        if apps is None:
+            fb = [split_app_spec(a) for a in fallback] if fallback is not None else list(self.fallback)
+            if self.outbound_target:
+                host, port_ = self.outbound_target
+                apps = [("socket", f"{host}:{port_} async full")] + fb
+            else:
+                apps = fb
+        else:
+            apps = [split_app_spec(a) for a in apps]
+
+        def _boot():
+            ch.fire("CHANNEL_STATE")
+            ch.set_state("CS_INIT")
+            ch.fire("CHANNEL_CREATE")
+            ch.state = "CS_ROUTING"
+            ch.set_callstate("RINGING")
+            ch.fire("CHANNEL_STATE")
+            ch.set_var("DP_MATCH", f"ARRAY::{did}|:{did}")
+            ch.set_state("CS_EXECUTE")
+
+        ch.state = "CS_NEW"
+        ch._apps = []
+        script._on_start(ch)
+        ch.start([(_boot, ())] + list(apps))
+        return ch
+
+    def _outbound_connect(self, ch: Channel, host: str, port: int, *, async_mode: bool, full: bool):
+        from fsd.sim.esl import EslConnection
+
+        try:
+            sock = gsocket.create_connection((host, port), timeout=2.0)
+        except OSError as e:
+            log.info("sim_outbound_refused host=%s port=%s error=%s", host, port, e)
+            return None
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = EslConnection(switch=self, sock=sock, channel=ch, async_mode=async_mode, full=full)
+        self.connections.add(conn)
+        self._log("connect", conn.id, f"outbound {host}:{port} uuid={ch.uuid}")
+        conn.start()
+        return conn

@@ -1,0 +1,179 @@
+"""Wire format of FreeSWITCH's event socket, as observed in the 1.10.12 captures.
+
+Only formatting lives here: URL-encoding of header values, the three event serialisations
+(plain, json, xml), command/reply and api/response frames, and the parser for client commands.
+"""
+
+from __future__ import annotations
+
+import json
+
+GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+
+# Characters FreeSWITCH's URL-encoder escapes (captured: space : @ + " < > ; = & | { } # % \ CR LF).
+_UNSAFE = set('\r\n "#%&+:;<=>?@[\\]^`{|}')
+
+
+def url_encode(value: str) -> str:
+    out = []
+    for ch in value:
+        o = ord(ch)
+        if ch in _UNSAFE or o < 32 or o == 127:
+            out.append(f"%{o:02X}")
+        elif o > 127:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def url_decode(value: str) -> str:
+    raw = bytearray()
+    i = 0
+    data = value.encode("utf-8")
+    while i < len(data):
+        c = data[i]
+        if c == 0x25 and i + 2 < len(data):
+            try:
+                raw.append(int(data[i + 1 : i + 3], 16))
+                i += 3
+                continue
+            except ValueError:
+                pass
+        raw.append(c)
+        i += 1
+    return raw.decode("utf-8", "replace")
+
+
+def _array_items(value: str) -> list[str] | None:
+    if value.startswith("ARRAY::"):
+        return value[len("ARRAY::") :].split("|:")
+    return None
+
+
+def command_reply(text: str, extra: list[tuple[str, str]] | None = None) -> bytes:
+    lines = ["Content-Type: command/reply", f"Reply-Text: {text}"]
+    for k, v in extra or []:
+        lines.append(f"{k}: {v}")
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def api_response(body: str | bytes) -> bytes:
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return b"Content-Type: api/response\nContent-Length: %d\n\n" % len(body) + body
+
+
+def disconnect_notice(uuid: str | None = None) -> bytes:
+    head = "Content-Type: text/disconnect-notice\n"
+    if uuid:
+        head += f"Controlled-Session-UUID: {uuid}\nContent-Disposition: disconnect\n"
+    head += f"Content-Length: {len(GOODBYE)}\n\n"
+    return head.encode() + GOODBYE
+
+
+def linger_notice(uuid: str, channel_name: str, linger_time: int) -> bytes:
+    return (
+        "Content-Type: text/disconnect-notice\n"
+        f"Controlled-Session-UUID: {uuid}\n"
+        "Content-Disposition: linger\n"
+        f"Channel-Name: {channel_name}\n"
+        f"Linger-Time: {linger_time}\n"
+        "Content-Length: 0\n\n"
+    ).encode()
+
+
+def serialize_plain(headers: list[tuple[str, str]], body: str | None) -> bytes:
+    parts = [f"{k}: {url_encode(v)}\n" for k, v in headers]
+    if body is not None:
+        b = body.encode("utf-8")
+        parts.append(f"Content-Length: {len(b)}\n\n")
+        text = "".join(parts).encode("utf-8") + b
+    else:
+        parts.append("\n")
+        text = "".join(parts).encode("utf-8")
+    return text
+
+
+def _json_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def serialize_json(headers: list[tuple[str, str]], body: str | None) -> bytes:
+    items = []
+    for k, v in headers:
+        arr = _array_items(v) if k.startswith("variable_") else None
+        if arr is not None:
+            items.append(_json_str(k) + ":[" + ",".join(_json_str(x) for x in arr) + "]")
+        else:
+            items.append(_json_str(k) + ":" + _json_str(v))
+    if body is not None:
+        items.append('"Content-Length":' + _json_str(str(len(body.encode("utf-8")))))
+        items.append('"_body":' + _json_str(body))
+    return ("{" + ",".join(items) + "}").encode("utf-8")
+
+
+def serialize_xml(headers: list[tuple[str, str]], body: str | None) -> bytes:
+    out = ["<event>\n  <headers>\n"]
+    for k, v in headers:
+        out.append(f"    <{k}>{url_encode(v)}</{k}>\n")
+    out.append("  </headers>\n")
+    if body is not None:
+        out.append(f"  <Content-Length>{len(body.encode('utf-8'))}</Content-Length>\n")
+        out.append(f"  <body>{body}  </body>\n")
+    out.append("</event>\n")
+    return "".join(out).encode("utf-8")
+
+
+CONTENT_TYPES = {"plain": "text/event-plain", "json": "text/event-json", "xml": "text/event-xml"}
+_SERIALIZERS = {"plain": serialize_plain, "json": serialize_json, "xml": serialize_xml}
+
+
+def event_frame(fmt: str, headers: list[tuple[str, str]], body: str | None) -> bytes:
+    payload = _SERIALIZERS[fmt](headers, body)
+    return b"Content-Length: %d\nContent-Type: %s\n\n" % (len(payload), CONTENT_TYPES[fmt].encode()) + payload
+
+
+class CommandParser:
+    """Splits the client byte stream into commands: a first line, header lines, optional body."""
+
+    def __init__(self):
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[tuple[str, list[tuple[str, str]], bytes]]:
+        self._buf += data
+        out = []
+        while True:
+            # FreeSWITCH accepts "\n\n" (and tolerates "\r\n") as the end of a command block.
+            norm_idx = self._buf.find(b"\n\n")
+            crlf_idx = self._buf.find(b"\r\n\r\n")
+            if norm_idx < 0 and crlf_idx < 0:
+                break
+            if norm_idx < 0 or (0 <= crlf_idx < norm_idx):
+                idx, sep = crlf_idx, 4
+            else:
+                idx, sep = norm_idx, 2
+            block = self._buf[:idx].decode("utf-8", "replace").replace("\r", "")
+            rest = self._buf[idx + sep :]
+            lines = block.split("\n")
+            first = lines[0].strip()
+            headers: list[tuple[str, str]] = []
+            for line in lines[1:]:
+                if ":" in line:
+                    k, _, v = line.partition(":")
+                    headers.append((k.strip(), v.strip()))
+            body = b""
+            length = next((v for k, v in headers if k.lower() == "content-length"), None)
+            if length is not None:
+                try:
+                    n = int(length)
+                except ValueError:
+                    n = 0
+                if len(rest) < n:
+                    break
+                body, rest = rest[:n], rest[n:]
+            self._buf = rest
+            if not first and not headers:
+                continue
+            out.append((first, headers, body))
+        return out
