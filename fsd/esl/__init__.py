@@ -6,6 +6,7 @@ from fsd.esl.connection import (
     Connection,
     Dispatcher,
     ESLStats,
+    PendingResult,
     SessionHangup,
     Subscription,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "MalformedHeader",
     "OutboundServer",
     "OutboundSession",
+    "PendingResult",
     "SessionHangup",
     "Subscription",
     "encode_api",

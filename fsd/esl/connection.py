@@ -58,6 +58,23 @@ class SessionHangup(ESLDisconnected):
     """The outbound session's channel hung up; pending executions will never complete."""
 
 
+class PendingResult(gevent.event.AsyncResult):
+    """An AsyncResult that also carries the correlation id (``job_uuid`` of a bgapi, ``event_uuid`` of an
+    outbound execute)."""
+
+    def __init__(self, key: str):
+        super().__init__()
+        self.key = key
+
+    @property
+    def job_uuid(self) -> str:
+        return self.key
+
+    @property
+    def event_uuid(self) -> str:
+        return self.key
+
+
 class ESLStats:
     """Plain counters for metrics. ``latency_observers`` are called as ``fn(command_word, seconds)``."""
 
@@ -234,6 +251,13 @@ class Dispatcher:
     def _put(self, sub: Subscription, event: Event) -> None:
         try:
             sub.queue.put_nowait(event)
+            return
+        except gevent.queue.Full:
+            pass
+        # a burst: let the handlers run once, then retry; a handler that is still behind loses the event
+        gevent.sleep(0)
+        try:
+            sub.queue.put_nowait(event)
         except gevent.queue.Full:
             sub.dropped += 1
             self.stats.events_dropped += 1
@@ -327,6 +351,7 @@ class Connection:
             return
         self.close_reason = reason or ESLDisconnected(f"{self.name}: connection closed")
         self.closed.set()
+        self.auth_requested.set()  # wake a handshake waiting for auth/request
         try:
             self.sock.close()
         except OSError:

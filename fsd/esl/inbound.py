@@ -41,6 +41,7 @@ from fsd.esl.connection import (
     Connection,
     Dispatcher,
     ESLStats,
+    PendingResult,
     Subscription,
     supervise,
 )
@@ -289,11 +290,11 @@ class InboundClient:
 
     def _handshake(self, conn: Connection) -> None:
         if not conn.auth_requested.wait(self.connect_timeout):
-            if conn.closed.is_set():
-                raise ESLDisconnected(f"{self.name}: closed before auth/request ({conn.close_reason})")
             raise ESLTimeout(f"{self.name}: no auth/request within {self.connect_timeout}s")
         if conn.rejected is not None:
             raise AuthenticationFailed(f"{self.name}: rejected: {conn.rejected.body_text.strip()}")
+        if conn.closed.is_set():
+            raise ESLDisconnected(f"{self.name}: closed before auth/request ({conn.close_reason})")
         reply = conn.request(encode_command(f"auth {self._password}"), word="auth", timeout=self.command_timeout)
         text = reply.reply_text or ""
         if not text.startswith("+OK"):
@@ -376,8 +377,7 @@ class InboundClient:
         CommandFailed. ``job_timeout`` fails the AsyncResult with ESLTimeout if the job does not finish."""
         conn = self._require_conn()
         job = job_uuid or new_uuid()
-        res = gevent.event.AsyncResult()
-        res.job_uuid = job
+        res = PendingResult(job)
         self._jobs[job] = res
         t = self.command_timeout if timeout is None else timeout
         try:

@@ -34,6 +34,7 @@ from fsd.esl.connection import (
     Connection,
     Dispatcher,
     ESLStats,
+    PendingResult,
     SessionHangup,
     Subscription,
 )
@@ -209,8 +210,7 @@ class OutboundSession:
         if self.hung_up.is_set():
             raise SessionHangup(f"{self.name}: channel already hung up")
         event_uuid = new_uuid()
-        res = gevent.event.AsyncResult()
-        res.event_uuid = event_uuid
+        res = PendingResult(event_uuid)
         self._executions[event_uuid] = res
         try:
             self._request(encode_execute(app, arg, event_uuid=event_uuid, lock=lock, loops=loops), "sendmsg", None)
@@ -239,8 +239,7 @@ class OutboundSession:
         if not self._bgjob_subscribed:
             self.event("BACKGROUND_JOB", timeout=timeout)
         job = new_uuid()
-        res = gevent.event.AsyncResult()
-        res.job_uuid = job
+        res = PendingResult(job)
         self._jobs[job] = res
         try:
             self._request(encode_bgapi(cmd, job), "bgapi", timeout)

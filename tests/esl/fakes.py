@@ -1,0 +1,193 @@
+"""A tiny fake FreeSWITCH mod_event_socket for client tests (real loopback sockets, gevent).
+
+Replies use the exact wire shapes of the captures. Tests drive it: ``api_handler`` decides api bodies
+(return None to never answer), ``emit()`` sends events, ``drop()`` closes connections, ``stall()`` stops
+reading so the client's writes back up.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import gevent
+import gevent.event
+import gevent.queue
+from gevent.server import StreamServer
+
+from tests.esl import traces
+
+GOODBYE = b"Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+
+
+def reply(text: str, extra: str = "") -> bytes:
+    return f"Content-Type: command/reply\nReply-Text: {text}\n{extra}\n".encode()
+
+
+def api_response(body: bytes | str) -> bytes:
+    if isinstance(body, str):
+        body = body.encode()
+    return b"Content-Type: api/response\nContent-Length: %d\n\n" % len(body) + body
+
+
+def plain_event(headers: list[tuple[str, str]], body: bytes | None = None) -> bytes:
+    from urllib.parse import quote
+
+    lines = "".join(f"{k}: {quote(v, safe=',.-_/~()*')}\n" for k, v in headers)
+    inner = lines.encode()
+    if body is not None:
+        inner += b"Content-Length: %d\n\n" % len(body) + body
+    else:
+        inner += b"\n"
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(inner) + inner
+
+
+def background_job(job_uuid: str, body: str, command: str = "status") -> bytes:
+    return plain_event(
+        [("Event-Name", "BACKGROUND_JOB"), ("Core-UUID", "c0"), ("Job-UUID", job_uuid), ("Job-Command", command)],
+        body.encode(),
+    )
+
+
+class FakeConn:
+    def __init__(self, server: FakeESLServer, sock: socket.socket):
+        self.server = server
+        self.sock = sock
+        self.commands: list[str] = []
+        self.bodies: list[bytes] = []
+        self.closed = gevent.event.Event()
+        self.authed = False
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.closed.set()
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.closed.set()
+
+    def serve(self) -> None:
+        self.send(b"Content-Type: auth/request\n\n")
+        buf = b""
+        try:
+            while not self.closed.is_set():
+                if self.server.stalled.is_set():
+                    self.server.unstall.wait()
+                    continue
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while b"\n\n" in buf:
+                    head, _, rest = buf.partition(b"\n\n")
+                    lines = head.decode("utf-8", "surrogateescape").split("\n")
+                    clen = 0
+                    for line in lines[1:]:
+                        if line.lower().startswith("content-length:"):
+                            clen = int(line.split(":", 1)[1])
+                    if len(rest) < clen:
+                        break
+                    body, buf = rest[:clen], rest[clen:]
+                    self.commands.append(head.decode("utf-8", "surrogateescape"))
+                    self.bodies.append(body)
+                    self.server.command_seen.set()
+                    self.handle(lines[0], lines[1:])
+        except OSError:
+            pass
+        finally:
+            self.closed.set()
+
+    def handle(self, cmd: str, headers: list[str]) -> None:
+        srv = self.server
+        if cmd.startswith("auth "):
+            if cmd[5:] == srv.password:
+                self.authed = True
+                self.send(reply("+OK accepted"))
+            else:
+                # the exact bytes FreeSWITCH sent (reply + goodbye), then close
+                self.send(traces.read(f"{traces.ESL}/esl-auth-wrong.server.raw")[28:])
+                self.close()
+            return
+        if not self.authed:
+            self.send(reply("-ERR command not found"))
+            return
+        if cmd == "exit":
+            self.send(reply("+OK bye") + GOODBYE)
+            self.close()
+            return
+        if cmd.startswith("api "):
+            body = srv.api_handler(cmd[4:], self)
+            if body is not None:
+                self.send(api_response(body))
+            return
+        if cmd.startswith("bgapi "):
+            job = next((h.split(": ", 1)[1] for h in headers if h.startswith("Job-UUID: ")), "generated-uuid")
+            srv.jobs.put((job, cmd[6:], self))
+            self.send(reply(f"+OK Job-UUID: {job}", f"Job-UUID: {job}\n"))
+            return
+        if cmd.startswith("event "):
+            fmt = cmd.split()[1]
+            self.send(reply(f"+OK event listener enabled {fmt}"))
+            return
+        if cmd.startswith("filter "):
+            parts = cmd.split(" ", 2)
+            self.send(reply(f"+OK filter added. [{parts[1]}]=[{parts[2] if len(parts) > 2 else ''}]"))
+            return
+        self.send(reply("-ERR command not found"))
+
+
+class FakeESLServer:
+    def __init__(self, *, password: str = "ClueCon"):  # noqa: S107 - the FreeSWITCH default, test only
+        self.password = password
+        self.conns: list[FakeConn] = []
+        self.jobs: gevent.queue.Queue = gevent.queue.Queue()
+        self.connected = gevent.event.Event()
+        self.command_seen = gevent.event.Event()
+        self.stalled = gevent.event.Event()
+        self.unstall = gevent.event.Event()
+        self.api_handler = lambda cmd, conn: "+OK\n" if cmd != "status" else "UP 0 years\n"
+        self.accepting = True
+        self._server = StreamServer(("127.0.0.1", 0), self._handle)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_port
+
+    def start(self) -> FakeESLServer:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop(timeout=1)
+        for c in self.conns:
+            c.close()
+
+    def _handle(self, sock, addr) -> None:
+        if not self.accepting:
+            sock.close()
+            return
+        conn = FakeConn(self, sock)
+        self.conns.append(conn)
+        self.connected.set()
+        conn.serve()
+
+    @property
+    def last(self) -> FakeConn:
+        return self.conns[-1]
+
+    def emit(self, data: bytes, conn: FakeConn | None = None) -> None:
+        (conn or self.last).send(data)
+
+    def drop(self) -> None:
+        for c in list(self.conns):
+            if not c.closed.is_set():
+                c.close()
+
+    def stall(self) -> None:
+        self.unstall.clear()
+        self.stalled.set()

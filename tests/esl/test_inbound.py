@@ -1,0 +1,319 @@
+"""InboundClient against a fake mod_event_socket over real loopback sockets."""
+
+from __future__ import annotations
+
+import collections
+
+import gevent
+import gevent.event
+import pytest
+
+from fsd.errors import ESLDisconnected, ESLTimeout
+from fsd.esl import AuthenticationFailed, CommandFailed, InboundClient
+from fsd.esl.frames import FrameParser
+from tests.esl import traces
+from tests.esl.fakes import FakeESLServer, background_job, plain_event
+from tests.helpers import free_port, wait_for
+
+
+@pytest.fixture
+def fake():
+    srv = FakeESLServer().start()
+    yield srv
+    srv.stop()
+
+
+def make_client(fake, **kw):
+    kw.setdefault("command_timeout", 5)
+    kw.setdefault("connect_timeout", 5)
+    kw.setdefault("reconnect_backoff", (0.01, 0.05))
+    return InboundClient(host="127.0.0.1", port=fake.port, password="ClueCon", **kw)
+
+
+@pytest.fixture
+def client(fake):
+    c = make_client(fake, events=["CHANNEL_CREATE", "CHANNEL_ANSWER"])
+    c.connect(timeout=5)
+    yield c
+    c.stop()
+
+
+def heartbeat(seq: int = 1) -> bytes:
+    return plain_event([("Event-Name", "HEARTBEAT"), ("Event-Sequence", str(seq))])
+
+
+def channel_event(name: str, uuid: str = "u1") -> bytes:
+    return plain_event([("Event-Name", name), ("Unique-ID", uuid), ("Caller-Caller-ID-Name", "PSTN Caller")])
+
+
+def test_auth_ok_subscribes_and_api(fake, client):
+    assert client.connected
+    cmds = fake.last.commands
+    assert cmds[0] == "auth ClueCon"
+    assert cmds[1] == "event plain CHANNEL_CREATE CHANNEL_ANSWER BACKGROUND_JOB"
+    res = client.api("status")
+    assert res.ok and res.body == "UP 0 years\n"
+    fake.api_handler = lambda cmd, conn: "-ERR no_such_command Command not found!\n"
+    res = client.api("no_such_command")
+    assert not res.ok and res.error == "no_such_command Command not found!"
+    with pytest.raises(CommandFailed):
+        client.api("no_such_command", check=True)
+    assert client.stats.commands >= 4
+    assert client.stats.command_latency_count >= 4
+
+
+def test_auth_failure_raises(fake):
+    c = make_client(fake)
+    c._password = "wrongpw"
+    with pytest.raises(AuthenticationFailed):
+        c.connect(timeout=5)
+    assert fake.last.commands == ["auth wrongpw"]
+    assert not c.connected
+
+
+def test_connect_refused_raises_disconnected():
+    c = InboundClient(host="127.0.0.1", port=free_port(), password="x", connect_timeout=1)
+    with pytest.raises(ESLDisconnected):
+        c.connect(timeout=5)
+
+
+def test_api_timeout_does_not_desync_replies(fake, client):
+    release = gevent.event.Event()
+    late = []
+
+    def handler(cmd, conn):
+        if cmd == "slow":
+            late.append(conn)
+            return None
+        return f"reply-to-{cmd}\n"
+
+    fake.api_handler = handler
+    with pytest.raises(ESLTimeout):
+        client.api("slow", timeout=0.2)
+    assert client.stats.command_timeouts == 1
+    # the late reply to "slow" arrives now; the next api must still get its own reply
+    late[0].send(b"Content-Type: api/response\nContent-Length: 10\n\nslow-late\n")
+    release.set()
+    assert client.api("fast").body == "reply-to-fast\n"
+    assert client.connected
+
+
+def test_bgapi_correlates_out_of_order_jobs(fake, client):
+    j1 = client.bgapi("status")
+    j2 = client.bgapi("originate user/1001 &park()")
+    jobs = [fake.jobs.get(timeout=5), fake.jobs.get(timeout=5)]
+    assert {j[1] for j in jobs} == {"status", "originate user/1001 &park()"}
+    assert jobs[0][0] == j1.job_uuid and jobs[1][0] == j2.job_uuid
+    assert f"Job-UUID: {j1.job_uuid}" in fake.last.commands[-2]
+    # second job finishes first, and an unrelated job too
+    fake.emit(background_job("someone-else", "+OK other\n"))
+    fake.emit(background_job(j2.job_uuid, "+OK 5f2c\n", "originate"))
+    r2 = j2.get(timeout=5)
+    assert not j1.ready()
+    fake.emit(background_job(j1.job_uuid, "UP 0 years\nline2\n"))
+    r1 = j1.get(timeout=5)
+    assert r2.ok and r2.body == "+OK 5f2c\n"
+    assert r1.body == "UP 0 years\nline2\n"
+    assert r1.event.get("Job-Command") == "status"
+    assert client.pending_jobs() == 0
+
+
+def test_disconnect_wakes_all_waiters(fake, client):
+    fake.api_handler = lambda cmd, conn: None  # never answers
+    job = client.bgapi("status")
+    errors = []
+
+    def call():
+        try:
+            client.api("hang", timeout=60)
+        except Exception as exc:
+            errors.append(exc)
+
+    greenlets = [gevent.spawn(call) for _ in range(3)]
+    wait_for(lambda: sum(c.startswith("api hang") for c in fake.last.commands) == 3, 5, message="api sent")
+    fake.drop()
+    gevent.joinall(greenlets, timeout=5)
+    assert len(errors) == 3 and all(isinstance(e, ESLDisconnected) for e in errors)
+    with pytest.raises(ESLDisconnected):
+        job.get(timeout=5)
+
+
+def test_reconnect_reauthenticates_and_resubscribes(fake):
+    connects, disconnects = [], []
+    c = make_client(
+        fake,
+        events=["CHANNEL_CREATE", "CUSTOM sofia::register"],
+        filters=[("Unique-ID", "u1")],
+        on_connect=lambda cl: connects.append(cl),
+        on_disconnect=lambda cl, exc: disconnects.append(exc),
+    )
+    got = []
+    c.subscribe("CHANNEL_CREATE", got.append)
+    c.connect(timeout=5)
+    try:
+        first = fake.last
+        expected = [
+            "auth ClueCon",
+            "event plain CHANNEL_CREATE BACKGROUND_JOB CUSTOM sofia::register",
+            "filter Unique-ID u1",
+            "filter Event-Name BACKGROUND_JOB",
+        ]
+        assert first.commands == expected
+        fake.drop()
+        wait_for(lambda: len(connects) == 2, 5, message="reconnect")
+        assert fake.last is not first
+        assert fake.last.commands == expected
+        assert len(disconnects) == 1 and isinstance(disconnects[0], ESLDisconnected)
+        assert c.stats.reconnects >= 1 and c.stats.connects == 2
+        fake.emit(channel_event("CHANNEL_CREATE"))
+        wait_for(lambda: got, 5, message="event after reconnect")
+        assert c.api("status").ok
+    finally:
+        c.stop()
+
+
+def test_reconnect_backoff_while_server_down(fake):
+    c = make_client(fake, reconnect_backoff=(0.01, 0.05))
+    c.connect(timeout=5)
+    try:
+        fake.accepting = False
+        fake.drop()
+        wait_for(lambda: not c.connected, 5)
+        with pytest.raises(ESLDisconnected):
+            c.api("status")
+        wait_for(lambda: c.stats.reconnects >= 3, 5, message="retries")
+        assert not c.connected
+        fake.accepting = True
+        assert c.wait_connected(5)
+    finally:
+        c.stop()
+
+
+def test_slow_handler_does_not_block_others(fake, client):
+    gate = gevent.event.Event()
+    slow_seen, fast_seen = [], []
+
+    def slow(ev):
+        slow_seen.append(ev)
+        gate.wait()
+
+    client.subscribe("CHANNEL_CREATE", slow)
+    client.subscribe("CHANNEL_CREATE", lambda ev: fast_seen.append(ev.get("Event-Sequence")))
+    data = b"".join(
+        plain_event([("Event-Name", "CHANNEL_CREATE"), ("Unique-ID", "u"), ("Event-Sequence", str(i))])
+        for i in range(200)
+    )
+    fake.emit(data)
+    wait_for(lambda: len(fast_seen) == 200, 5, message="fast handler got all")
+    assert fast_seen == [str(i) for i in range(200)]
+    assert len(slow_seen) == 1
+    assert client.queue_depth() == 199
+    assert client.api("status").ok  # the reader is not blocked either
+    gate.set()
+    wait_for(lambda: len(slow_seen) == 200, 5)
+    assert client.queue_depth() == 0
+
+
+def test_star_still_works_with_specific_handlers(fake, client):
+    star, specific, custom = [], [], []
+    client.subscribe("*", lambda ev: star.append(ev.full_name))
+    client.subscribe("CHANNEL_ANSWER", lambda ev: specific.append(ev.name))
+    client.subscribe("sofia::register", lambda ev: custom.append(ev.full_name))
+    fake.emit(channel_event("CHANNEL_ANSWER"))
+    fake.emit(channel_event("CHANNEL_CREATE"))
+    fake.emit(plain_event([("Event-Subclass", "sofia::register"), ("Event-Name", "CUSTOM")]))
+    wait_for(lambda: len(star) == 3, 5)
+    assert star == ["CHANNEL_ANSWER", "CHANNEL_CREATE", "CUSTOM sofia::register"]
+    wait_for(lambda: specific and custom, 5)
+    assert specific == ["CHANNEL_ANSWER"]
+    assert custom == ["CUSTOM sofia::register"]
+
+
+def test_handler_crash_is_logged_and_handler_keeps_running(fake, client, caplog):
+    seen = []
+
+    def flaky(ev):
+        seen.append(ev)
+        if len(seen) == 1:
+            raise RuntimeError("boom")
+
+    client.subscribe("CHANNEL_CREATE", flaky)
+    fake.emit(channel_event("CHANNEL_CREATE") + channel_event("CHANNEL_CREATE"))
+    wait_for(lambda: len(seen) == 2, 5)
+    assert client.stats.handler_errors == 1
+    assert any("esl_handler_failed" in r.getMessage() for r in caplog.records)
+
+
+def test_full_queue_drops_for_that_handler_only(fake):
+    c = make_client(fake, queue_size=5)
+    c.connect(timeout=5)
+    try:
+        gate = gevent.event.Event()
+        fast = []
+        c.subscribe("HEARTBEAT", lambda ev: gate.wait())
+        c.subscribe("*", fast.append)
+        fake.emit(b"".join(heartbeat(i) for i in range(3)))
+        wait_for(lambda: len(fast) == 3, 5)
+        fake.emit(b"".join(heartbeat(i) for i in range(20)))
+        wait_for(lambda: len(fast) == 23, 5)
+        # the blocked handler holds 1 event and 5 queued; the rest was dropped for it alone
+        wait_for(lambda: c.stats.events_dropped == 23 - 6, 5)
+        assert c.queue_depth() == 5
+        gate.set()
+    finally:
+        c.stop()
+
+
+def test_stalled_server_write_times_out(fake):
+    c = make_client(fake, write_timeout=0.5)
+    c.connect(timeout=5)
+    try:
+        fake.stall()
+        with pytest.raises(ESLTimeout):
+            c.command("sendmsg", headers={"call-command": "execute"}, body=b"x" * (64 << 20), timeout=5)
+        wait_for(lambda: not c.connected, 5)
+    finally:
+        fake.unstall.set()
+        c.stop()
+
+
+def test_real_capture_event_stream_is_delivered(fake):
+    """Replay every byte FreeSWITCH sent after auth on the call-outbound inbound connection."""
+    c = make_client(fake, events=["ALL"])
+    c.connect(timeout=5)
+    try:
+        data = traces.read(f"{traces.ESL}/call-outbound.inbound.server.raw")
+        frames = FrameParser().feed(data)
+        # everything between the `event plain ALL` reply and the exit reply, byte-exact
+        start = frames[2].offset
+        bgapi_replies = [f for f in frames if (f.reply_text or "").startswith("+OK Job-UUID")]
+        got = collections.Counter()
+        c.subscribe("*", lambda ev: got.update([ev.name]))
+        # drop the two bgapi/api replies from the stream: they answer commands this client never sent
+        skip = {f.offset for f in bgapi_replies} | {f.offset for f in frames if f.content_type == "api/response"}
+        chunks = []
+        for f, nxt in zip(frames, [*frames[1:], None], strict=True):
+            if f.offset < start or f.offset in skip or f.reply_text == "+OK bye":
+                continue
+            end = nxt.offset if nxt is not None else len(data)
+            if f.content_type == "text/disconnect-notice":
+                continue
+            chunks.append(data[f.offset : end])
+        fake.emit(b"".join(chunks))
+        wait_for(lambda: sum(got.values()) == 112, 10, message="112 events")
+        assert got["CHANNEL_STATE"] == 28 and got["BACKGROUND_JOB"] == 2
+        assert c.stats.events_received["CHANNEL_EXECUTE"] == 10
+        assert c.stats.malformed_events == 0
+    finally:
+        c.stop()
+
+
+def test_stop_sends_exit(fake):
+    c = make_client(fake)
+    c.connect(timeout=5)
+    conn = fake.last
+    c.stop()
+    assert conn.commands[-1] == "exit"
+    assert not c.connected
+    with pytest.raises(ESLDisconnected):
+        c.api("status")
