@@ -191,3 +191,85 @@ class FakeESLServer:
     def stall(self) -> None:
         self.unstall.clear()
         self.stalled.set()
+
+
+class ReplayFreeSWITCH:
+    """Plays FreeSWITCH's side of a recorded outbound-socket call against our server.
+
+    The recording is cut into segments at each command/reply: after the application's k-th command, the
+    k-th segment (that reply and the events that followed it) is sent. The recorded ``event-uuid`` of a
+    sendmsg is replaced, byte for byte (same length), by the one our application sent, so execute
+    correlation is checked on real event bytes. The final goodbye notice is sent when our side closes.
+    """
+
+    def __init__(self, port: int, name: str = "call-outbound.outbound"):
+        from fsd.esl.frames import FrameParser
+
+        self.raw = traces.read(f"{traces.ESL}/{name}.server.raw")
+        self.client_raw = traces.read(f"{traces.ESL}/{name}.client.raw")
+        frames = FrameParser().feed(self.raw)
+        cuts = [f.offset for f in frames if f.content_type == "command/reply"]
+        goodbye = [f.offset for f in frames if f.disposition == "disconnect"]
+        self.goodbye = self.raw[goodbye[0] :] if goodbye else b""
+        end = goodbye[0] if goodbye else len(self.raw)
+        self.segments = [self.raw[a:b] for a, b in zip(cuts, [*cuts[1:], end], strict=True)]
+        self.recorded_uuids = [
+            line.split(b": ", 1)[1].decode()
+            for line in self.client_raw.split(b"\n")
+            if line.startswith(b"event-uuid: ")
+        ]
+        self.commands: list[bytes] = []
+        self.eof = gevent.event.Event()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock.settimeout(None)
+        self.greenlet = gevent.spawn(self._run)
+
+    def _read_command(self, buf: bytes) -> tuple[bytes | None, bytes]:
+        while b"\n\n" not in buf:
+            data = self.sock.recv(65536)
+            if not data:
+                return None, buf
+            buf += data
+        head, _, rest = buf.partition(b"\n\n")
+        clen = 0
+        for line in head.split(b"\n"):
+            if line.lower().startswith(b"content-length:"):
+                clen = int(line.split(b":", 1)[1])
+        while len(rest) < clen:
+            data = self.sock.recv(65536)
+            if not data:
+                return None, buf
+            rest += data
+        return head + b"\n\n" + rest[:clen], rest[clen:]
+
+    def _run(self) -> None:
+        buf = b""
+        sendmsg_no = 0
+        try:
+            for segment in self.segments:
+                cmd, buf = self._read_command(buf)
+                if cmd is None:
+                    break
+                self.commands.append(cmd)
+                if cmd.startswith(b"sendmsg") and b"event-uuid: " in cmd:
+                    ours = cmd.split(b"event-uuid: ", 1)[1].split(b"\n", 1)[0]
+                    recorded = self.recorded_uuids[sendmsg_no].encode()
+                    assert len(ours) == len(recorded)
+                    segment = segment.replace(recorded, ours)
+                    sendmsg_no += 1
+                self.sock.sendall(segment)
+            # wait for our side to close, then say goodbye like FreeSWITCH does
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                self.commands.append(data)
+            try:
+                self.sock.sendall(self.goodbye)
+            except OSError:
+                pass
+        except OSError:
+            pass
+        finally:
+            self.eof.set()
+            self.sock.close()
