@@ -241,7 +241,9 @@ class _Builder:
             self.edges.append(e)
 
     def hangup(self) -> str:
-        return self.add("hangup", "hangup", "Hang up")
+        # One "Hang up" box per use: an end of the flow, not a shared place, so the scheme has no
+        # long arrows converging on it.
+        return self.add(f"hangup:{sum(1 for k in self.nodes if k.startswith('hangup'))}", "hangup", "Hang up")
 
     def voicemail(self, box_kind, box_id=None, greeting=None) -> str:
         if box_kind == "company" or box_id is None:
@@ -428,6 +430,7 @@ _COLORS = {
     "missing": "#fecaca",
 }
 _CHAR_W = 7.2
+_BOLD_W = 8.0
 _LINE_H = 16
 _PAD = 10
 _H_GAP = 36
@@ -468,23 +471,37 @@ def _layers(graph: FlowGraph) -> list[list[str]]:
             stray.append(node.id)
     if stray:
         layers.append(stray)
+    # One downward barycentre pass: order each layer by the mean position of its parents above,
+    # which removes most crossings in these tree-like graphs.
+    parents: dict = {}
+    for e in graph.edges:
+        parents.setdefault(e.target, []).append(e.source)
+    for li in range(1, len(layers)):
+        above = {nid: i for i, nid in enumerate(layers[li - 1])}
+
+        def bary(nid, _above=above):
+            ps = [_above[p] for p in parents.get(nid, ()) if p in _above]
+            return sum(ps) / len(ps) if ps else float(len(_above))
+
+        layers[li] = sorted(layers[li], key=bary)
     return layers
 
 
 def render_svg(graph: FlowGraph) -> str:
     """A standalone, well-formed SVG drawing of ``graph``: boxes in top-to-bottom layers (breadth-
-    first distance from the root), straight arrows downwards, curved arrows for edges that go back
-    up or sideways (loops). All text is XML-escaped; characters XML cannot carry are dropped."""
+    first distance from the root, ordered to limit crossings), straight arrows downwards, arcs
+    below the row for edges within a row, and edges that go back up (loops) routed through the
+    gaps between rows and a lane on the right. All text is XML-escaped; characters XML cannot
+    carry are dropped."""
     nodes = {n.id: n for n in graph.nodes}
     layers = _layers(graph)
     size = {}
     for n in graph.nodes:
         lines = [n.label, *n.details]
-        w = max(len(line) for line in lines) * _CHAR_W + 2 * _PAD
+        w = max([len(n.label) * _BOLD_W, *(len(line) * _CHAR_W for line in n.details)]) + 2 * _PAD
         h = len(lines) * _LINE_H + 2 * _PAD
         size[n.id] = (max(w, 90.0), float(h))
     row_w = [sum(size[i][0] for i in row) + _H_GAP * max(0, len(row) - 1) for row in layers]
-    width = max(row_w, default=100) + 2 * _MARGIN + 160  # room on the right for loop-back arrows
     pos = {}
     layer_of = {}
     y = float(_MARGIN)
@@ -497,7 +514,9 @@ def render_svg(graph: FlowGraph) -> str:
             layer_of[nid] = li
             x += w + _H_GAP
         y += row_h + _V_GAP
-    height = y - _V_GAP + 2 * _MARGIN
+    height = y + _MARGIN  # one gap below the last row for same-row arcs
+    n_back = sum(1 for e in graph.edges if layer_of.get(e.target, 0) < layer_of.get(e.source, 0))
+    width = max(row_w, default=100) + 2 * _MARGIN + 30 + 14 * n_back  # room for loop lanes
 
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
@@ -507,6 +526,8 @@ def render_svg(graph: FlowGraph) -> str:
         'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/>'
         "</marker></defs>",
     ]
+    right = max((pos[i][0] + size[i][0] for i in pos), default=0.0)
+    back = 0
     for e in graph.edges:
         if e.source not in pos or e.target not in pos:
             continue
@@ -514,20 +535,41 @@ def render_svg(graph: FlowGraph) -> str:
         sw, sh = size[e.source]
         tx, ty = pos[e.target]
         tw, th = size[e.target]
-        if layer_of[e.target] > layer_of[e.source]:
+        ls, lt = layer_of[e.source], layer_of[e.target]
+        if lt > ls:  # downwards: straight arrow, label near the middle
             x1, y1 = sx + sw / 2, sy + sh
             x2, y2 = tx + tw / 2, ty
             d = f"M{x1:.1f},{y1:.1f} L{x2:.1f},{y2:.1f}"
-            lx, ly = (x1 + x2) / 2 + 4, (y1 + y2) / 2
-        else:
-            x1, y1 = sx + sw, sy + sh / 2
-            x2, y2 = tx + tw, ty + th / 2
-            bulge = max(x1, x2) + 60 + 10 * abs(layer_of[e.source] - layer_of[e.target])
-            d = f"M{x1:.1f},{y1:.1f} C{bulge:.1f},{y1:.1f} {bulge:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
-            lx, ly = bulge - 40, (y1 + y2) / 2
+            lx, ly = x1 + (x2 - x1) * 0.55 + 4, y1 + (y2 - y1) * 0.55
+        elif lt == ls:  # same layer: an arc below the row, label at its lowest point
+            x1, y1, x2, y2 = sx + sw * 0.35, sy + sh, tx + tw * 0.35, ty + th
+            dip = max(y1, y2) + _V_GAP * 0.55
+            d = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{dip:.1f} {x2:.1f},{dip:.1f} {x2:.1f},{y2:.1f}"
+            lx, ly = (x1 + x2) / 2 - 20, dip - 8
+        elif ls - lt == 1:  # one row up: a short direct arrow, bottom-right of the target
+            x1, y1 = sx + sw * 0.8, sy
+            x2, y2 = tx + tw * 0.8, ty + th
+            d = f"M{x1:.1f},{y1:.1f} L{x2:.1f},{y2:.1f}"
+            lx, ly = x1 + (x2 - x1) * 0.5 + 4, y1 + (y2 - y1) * 0.5
+        else:  # further up (a loop): orthogonal route through the gaps between rows and a right lane
+            back += 1
+            off = 5 * (back % 5)
+            x1, y1 = sx + sw * 0.8, sy
+            x2, y2 = tx + tw * 0.8, ty + th
+            gap_src = y1 - _V_GAP * 0.3 - off
+            gap_dst = y2 + _V_GAP * 0.3 + off
+            lane = right + 16 + 14 * back
+            d = (
+                f"M{x1:.1f},{y1:.1f} L{x1:.1f},{gap_src:.1f} L{lane:.1f},{gap_src:.1f} "
+                f"L{lane:.1f},{gap_dst:.1f} L{x2:.1f},{gap_dst:.1f} L{x2:.1f},{y2:.1f}"
+            )
+            lx, ly = x1 + 6, gap_src - 3
         out.append(f'<path d="{d}" fill="none" stroke="#555" stroke-width="1.3" marker-end="url(#arrow)"/>')
         if e.label:
-            out.append(f'<text x="{lx:.1f}" y="{ly:.1f}" fill="#333" font-size="11">{_esc(e.label)}</text>')
+            out.append(
+                f'<text x="{lx:.1f}" y="{ly:.1f}" fill="#333" font-size="11" stroke="#fff" '
+                f'stroke-width="3" paint-order="stroke">{_esc(e.label)}</text>'
+            )
     for layer in layers:
         for nid in layer:
             n = nodes[nid]

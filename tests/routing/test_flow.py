@@ -162,7 +162,8 @@ def test_describe_flow_full_graph():
     assert ("number", "schedule", "") in e
     assert ("schedule", "greeting", "in hours") in e
     assert ("schedule", "ooh:message", "out of hours") in e
-    assert ("ooh:message", "hangup", "") in e
+    assert ("ooh:message", "hangup:0", "") in e
+    assert ("ivr:sub", "hangup:1", "press 1") in e and g.node("hangup:1").kind == "hangup"
     assert ("greeting", "ivr:main", "") in e
     assert ("ivr:main", "dept:1", "press 1") in e
     assert ("ivr:main", "dept:2", "press 2") in e
@@ -184,7 +185,7 @@ def test_describe_flow_full_graph():
     assert ("fwd:+79005556677", "vm:department:1", "no answer in 30 s") in e
     assert ("dept:2", "dept:1", "no answer in 1 min: transfer") in e
     assert g.node("callback:1").details == ("3 attempts, 5 min apart",)
-    assert {"hangup", "vm:company"} <= ids
+    assert {"hangup:0", "vm:company"} <= ids
     # every edge references existing nodes
     for src, dst, _ in e:
         assert src in ids and dst in ids
