@@ -20,6 +20,8 @@ ORIGINATE_USAGE = (
     "[<cid_num>] [<timeout_sec>]\n"
 )
 SHOW_USAGE = "-USAGE: channels|calls|registrations [as json|xml]\n"
+MODULES = {"mod_sofia", "mod_event_socket", "mod_commands", "mod_dptools", "mod_xml_curl", "mod_sndfile",
+           "mod_tone_stream", "mod_loopback"}
 VERSION_LINE = f"FreeSWITCH Version {VERSION} (git a88d069 2024-08-02 21:02:27Z 64bit)\n"
 
 SHOW_CHANNEL_COLUMNS = (
@@ -133,9 +135,7 @@ class Api:
         return "-ERR no reply\n"
 
     def module_exists(self, arg):
-        return "true" if arg in ("mod_sofia", "mod_event_socket", "mod_commands", "mod_dptools") or (
-            arg == "mod_xml_curl" and self.switch.xml_curl_url
-        ) else "false"
+        return "true" if arg in MODULES else "false"
 
     def reloadxml(self, arg):
         return "+OK [Success]\n"
@@ -206,6 +206,15 @@ class Api:
             return "-ERR Invalid uuid\n"
         b.other, b.other_type = a, "originator"
         a.other, a.other_type = b, "originatee"
+        a.other_profile, b.other_profile = b.snapshot_profile(), a.snapshot_profile()
+        a.profile["Callee-ID-Name"] = b.profile["Callee-ID-Name"]
+        a.profile["Callee-ID-Number"] = b.profile["Orig-Caller-ID-Number"]
+        b.profile["Caller-ID-Name"] = a.profile["Caller-ID-Name"]
+        b.profile["Caller-ID-Number"] = a.profile["Caller-ID-Number"]
+        b.profile["Callee-ID-Name"] = ""
+        b.profile["Callee-ID-Number"] = b.profile["Orig-Caller-ID-Number"]
+        a.new_profile("uuid_br", b.uuid)
+        b.new_profile("uuid_br", a.uuid)
         b._private.put(("bridge_to", a, False))
         a._private.put(("bridge_to", b, True))
         a._media_ev.set()
@@ -466,7 +475,8 @@ class Api:
                 f"{'external':>25}\tprofile\t{'sip:mod_sofia@' + ip + ':5080':>42}\tRUNNING (0)",
             ]
             for name in sorted(self.switch.gateways):
-                lines.append(f"{'external::' + name:>25}\tgateway\t{'sip:' + name + '@' + ip:>42}\tNOREG")
+                gw = self.switch.gateways[name]
+                lines.append(f"{'external::' + name:>25}\tgateway\t{'sip:' + gw.username + '@' + gw.proxy:>42}\tNOREG")
             lines.append(f"{'internal':>25}\tprofile\t{'sip:mod_sofia@' + ip + ':5060':>42}\tRUNNING (0)")
             lines.append("=" * 97)
             lines.append("2 profiles 1 alias")

@@ -331,6 +331,9 @@ def _bridge(ch, arg):
         ch.answer()
     ch.other = leg
     ch.other_type = "originatee"
+    ch.other_profile = (leg.originatee_profile, dict(leg.times))
+    ch.profile["Callee-ID-Name"] = "Outbound Call"
+    ch.profile["Callee-ID-Number"] = leg.profile["Destination-Number"]
     leg.start([(leg.bridge_wait, (ch, False))])
     ch.bridge_wait(leg, True, in_app=True)
     ch.set_var("last_bridge_hangup_cause", leg.hangup_cause or "NORMAL_CLEARING")

@@ -109,7 +109,7 @@ TIME_FIELDS = [
     "Channel-Last-Hold",
     "Channel-Hold-Accum",
 ]
-OTHER_LEG_SKIP = {"Username", "Dialplan", "Profile-Index", "Transfer-Source", "Orig-Caller-ID-Name"}
+OTHER_LEG_SKIP = {"Profile-Index", "Transfer-Source"}
 
 CALLING = {
     "CHANNEL_STATE": ("switch_channel.c", "switch_channel_perform_set_running_state", "2408"),
@@ -247,6 +247,9 @@ class Channel:
         self.hit_dialplan = direction == "inbound"
         self.presence_id = ""
         self.other: Channel | None = None
+        self.other_profile = None  # snapshot shown as Other-Leg-* (None: the other leg's live profile)
+        self.originated = False  # created by the api originate (answer flips its caller id)
+        self.originatee_profile = None
         self.other_type = ""
         self.bridged_to: Channel | None = None
         self.endpoint = endpoint
@@ -340,22 +343,40 @@ class Channel:
         }
 
     # ------------------------------------------------------------------ events
-    def _profile_headers(self, prefix: str, other: bool = False) -> list[tuple[str, str]]:
+    def snapshot_profile(self) -> tuple[OrderedDict, dict]:
+        return OrderedDict(self.profile), dict(self.times)
+
+    def _profile_headers(self, prefix: str, other: bool = False, snapshot=None) -> list[tuple[str, str]]:
+        profile, times = snapshot if snapshot is not None else (self.profile, self.times)
         out = []
-        for k, v in self.profile.items():
+        for k, v in profile.items():
             if other and k in OTHER_LEG_SKIP:
                 continue
+            if other and k == "Logical-Direction":
+                v = "inbound"
             if v:
                 out.append((f"{prefix}-{k}", v))
         for k in TIME_FIELDS:
-            if other and k == "Profile-Created-Time":
-                out.append((f"{prefix}-{k}", str(self.times[k])))
-                continue
-            out.append((f"{prefix}-{k}", str(self.times[k])))
+            out.append((f"{prefix}-{k}", str(times[k])))
         out.append((f"{prefix}-Screen-Bit", "true"))
         out.append((f"{prefix}-Privacy-Hide-Name", "false"))
         out.append((f"{prefix}-Privacy-Hide-Number", "false"))
         return out
+
+    def flip_cid(self) -> None:
+        """An answered outgoing leg shows the callee as its caller id (switch_channel_flip_cid)."""
+        p = self.profile
+        p["Caller-ID-Name"], p["Callee-ID-Name"] = p["Callee-ID-Name"], p["Caller-ID-Name"]
+        p["Caller-ID-Number"], p["Callee-ID-Number"] = p["Callee-ID-Number"], p["Caller-ID-Number"]
+        self.fire("CALL_UPDATE", after=[("Direction", "RECV"), ("Sent-Callee-ID-Name", p["Callee-ID-Name"]),
+                                         ("Sent-Callee-ID-Number", p["Callee-ID-Number"])])
+
+    def new_profile(self, source_tag: str, other_uuid: str) -> None:
+        """A transfer-like caller-profile change (uuid_bridge gives both legs a new profile)."""
+        now = self.clock.now_us()
+        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{uuidlib.uuid4()}:{source_tag}:{other_uuid}"
+        self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
+        self.times["Profile-Created-Time"] = now
 
     def channel_headers(self, event_name: str, *, with_profile: bool = True) -> list[tuple[str, str]]:
         h = [
@@ -387,7 +408,7 @@ class Channel:
             h += self._profile_headers("Caller")
             if self.other is not None:
                 h.append(("Other-Type", self.other_type))
-                h += self.other._profile_headers("Other-Leg", other=True)
+                h += self.other._profile_headers("Other-Leg", other=True, snapshot=self.other_profile)
         if event_name in VAR_EVENTS:
             h += [(f"variable_{k}", v) for k, v in self.variables.items()]
         return h
@@ -475,6 +496,8 @@ class Channel:
         self.fire("CHANNEL_ANSWER")
         self.set_callstate("ACTIVE")
         self.answered.set()
+        if self.originated:
+            self.flip_cid()
         if self.script is not None:
             self.script._on_answer(self)
         if self.endpoint is not None and self.direction == "outbound":
@@ -728,16 +751,17 @@ class Channel:
         extra.append(("Application-UUID", app_uuid))
         self.last_app = app
         self.fire("CHANNEL_EXECUTE", after=extra)
-        response = None
+        self.set_var("current_application_response", None)
         try:
             response = fn(self, arg)
-        finally:
             if response is not None:
-                self.last_app_response = response
+                self.set_var("current_application_response", response)
+        finally:
             done = [("Application", app)]
             if arg:
                 done.append(("Application-Data", arg))
-            done += [("Application-Response", self.last_app_response), ("Application-UUID", app_uuid)]
+            resp = self.get_var("current_application_response") or "_none_"
+            done += [("Application-Response", resp), ("Application-UUID", app_uuid)]
             self.fire("CHANNEL_EXECUTE_COMPLETE", after=done)
             if private is not None:
                 self._private_command_event(private)

@@ -86,6 +86,8 @@ class Endpoint:
         self.calls.append(leg.uuid)
         if leg.hungup.wait(clock.real(0.01)):
             return
+        if not isinstance(b, (NoAnswer,)) or b.ring:
+            leg.profile["Network-Addr"] = "127.0.0.1"
         if isinstance(b, Answer):
             if b.ring:
                 leg.ring_ready()
@@ -179,8 +181,12 @@ class Gateway:
         hangup_after: float | None = None,
         dtmf=None,
         reachable: bool = True,
+        proxy: str = "127.0.0.1:5090",
+        username: str | None = None,
     ):
         self.name = name
+        self.proxy = proxy
+        self.username = username or name
         self.behaviour = behaviour or Answer()
         self.hangup_after = hangup_after
         self.dtmf = list(dtmf or [])

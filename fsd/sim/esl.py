@@ -497,9 +497,9 @@ class EslConnection:
             for _ in range(max(1, loops)):
                 ch._private.put(("execute", app_name, arg, hd.get("event-uuid"), list(headers)))
         elif command == "hangup":
+            self._reply("+OK")
             ch.hangup(hd.get("hangup-cause", "NORMAL_CLEARING") or "NORMAL_CLEARING")
-        elif command == "unicast":
-            pass
+            return
         self._reply("+OK")
 
     def _api(self, text: str, headers) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
+from collections import OrderedDict
 
 import gevent
 import gevent.event
@@ -312,6 +313,14 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         leg.other = originator
         leg.other_type = "originator"
         leg.set_var("originator", originator.uuid)
+        # the originator shows this leg as an "originatee" clone of its own profile
+        clone = OrderedDict(originator.profile)
+        clone.update({"Direction": "outbound", "Callee-ID-Name": "Outbound Call", "Callee-ID-Number": dest,
+                      "Destination-Number": dest, "Unique-ID": leg.uuid, "Channel-Name": name,
+                      "Network-Addr": "127.0.0.1"})
+        leg.originatee_profile = clone
+    else:
+        leg.originated = True
     leg.state = "CS_NONE"
     switch._register_channel(leg)
     leg.fire("CHANNEL_OUTGOING")
