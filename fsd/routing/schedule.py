@@ -201,8 +201,15 @@ def _wall_to_utc(zone: ZoneInfo, day: date, minute: int) -> datetime:
 
 
 def _utc_intervals(schedule: Schedule, day: date) -> list[tuple[datetime, datetime]]:
+    """The day's openings as UTC ``(start, end)``; an opening wholly inside a DST gap is empty and
+    dropped (its wall-clock times never happen)."""
     zone = schedule.zone()
-    return [(_wall_to_utc(zone, day, s), _wall_to_utc(zone, day, e)) for s, e in schedule.local_intervals(day)]
+    out = []
+    for s, e in schedule.local_intervals(day):
+        start, end = _wall_to_utc(zone, day, s), _wall_to_utc(zone, day, e)
+        if start < end:
+            out.append((start, end))
+    return out
 
 
 def is_open(schedule: Schedule, now_utc: datetime) -> bool:

@@ -153,6 +153,21 @@ def test_bound_inside_spring_forward_gap_takes_effect_at_transition():
     assert next_change(s, utc(2026, 3, 29, 1, 0)) == utc(2026, 3, 29, 3, 0)  # 05:00 CEST
 
 
+def test_opening_wholly_inside_spring_forward_gap_never_happens():
+    s = Schedule(
+        timezone="Europe/Berlin",
+        weekly=(
+            WeeklyInterval(weekday=6, interval=Interval.parse("02:00-03:00")),
+            WeeklyInterval(weekday=6, interval=Interval.parse("10:00-11:00")),
+        ),
+    )
+    # Sunday 29 March 2026: 02:00-03:00 does not exist, so the next opening is 10:00 CEST
+    assert next_change(s, utc(2026, 3, 28, 12)) == utc(2026, 3, 29, 8)
+    assert not is_open(s, utc(2026, 3, 29, 1, 0))
+    # a week later it exists again (02:00 CEST = 00:00 UTC)
+    assert next_open(s, utc(2026, 4, 4, 12)) == utc(2026, 4, 5, 0)
+
+
 def test_bound_inside_fall_back_hour_uses_first_occurrence():
     # Berlin 2026-10-25: 03:00 CEST -> 02:00 CET at 01:00 UTC; 02:30 happens twice.
     s = Schedule(
@@ -201,3 +216,60 @@ def test_now_in_other_timezone_is_accepted():
     now = datetime(2026, 11, 26, 8, 0, tzinfo=BER)  # 10:00 MSK
     assert is_open(s, now)
     assert next_change(s, now).tzinfo is UTC
+
+
+# ---- property: next_change really is the next flip -------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as hs  # noqa: E402
+
+_bounds = hs.sampled_from([0, 60, 120, 150, 180, 540, 780, 840, 1080, 1380, 1440])
+
+
+@hs.composite
+def schedules(draw):
+    weekly = []
+    for day in range(7):
+        for _ in range(draw(hs.integers(0, 2))):
+            a, b = sorted(draw(hs.lists(_bounds, min_size=2, max_size=2, unique=True)))
+            weekly.append(WeeklyInterval(weekday=day, interval=Interval(start_minute=a, end_minute=b)))
+    tz = draw(hs.sampled_from(["Europe/Berlin", "Europe/Moscow", "America/New_York", "America/Santiago", "UTC"]))
+    return Schedule(timezone=tz, weekly=tuple(weekly))
+
+
+_instants = hs.datetimes(min_value=datetime(2026, 3, 20), max_value=datetime(2026, 11, 10), timezones=hs.just(UTC))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedules(), _instants)
+def test_next_change_is_the_first_flip(schedule, now):
+    change = next_change(schedule, now)
+    state = is_open(schedule, now)
+    if change is None:
+        # never changes: spot-check the coming week
+        for h in range(0, 24 * 8, 5):
+            assert is_open(schedule, now + timedelta(hours=h)) == state
+        return
+    assert change > now
+    assert is_open(schedule, change) != state
+    # constant up to the change: every bound is on a whole minute, so minute-aligned samples suffice
+    t = now
+    step = timedelta(minutes=30)
+    while t + step < change:
+        t += step
+        assert is_open(schedule, t) == state
+    assert is_open(schedule, change - timedelta(seconds=1)) == state
+    opened = next_open(schedule, now)
+    assert opened == (now if state else change)
+
+
+def test_midnight_inside_gap_santiago():
+    # America/Santiago springs forward at 24:00 on Saturday 5 Sept 2026: Sunday has no 00:00.
+    s = Schedule(
+        timezone="America/Santiago",
+        weekly=(WeeklyInterval(weekday=6, interval=Interval.parse("00:00-24:00")),),
+    )
+    opens = next_open(s, utc(2026, 9, 5, 12))
+    assert opens == utc(2026, 9, 6, 4)  # the transition instant (local 01:00 -03)
+    assert not is_open(s, opens - timedelta(seconds=1))
+    assert next_change(s, opens) - opens == timedelta(hours=23)
