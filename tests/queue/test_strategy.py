@@ -399,3 +399,68 @@ def test_dispatcher_matches_brute_force_under_random_updates():
         after = rnd.randrange(n)
         ordered = [x for x in range(after + 1, n) if free[x]] + [x for x in range(0, after + 1) if free[x]]
         assert d.pick("q", strategy="in_order", after=after) == (ordered[0] if ordered else None)
+
+
+def test_live_machine_invariants_under_random_events():
+    rnd = random.Random(11)
+
+    def rand_member(i):
+        return M(
+            i,
+            registered=rnd.random() < 0.7,
+            busy=rnd.random() < 0.25,
+            forward_mode=rnd.choice(["off", "instant", "delayed"]),
+            forward_delay_s=rnd.choice([3, 8]),
+            mobile=rnd.choice([None, f"+7{i}"]),
+            last_call_ended_at=rnd.choice([None, rnd.random() * 100]),
+        )
+
+    for _ in range(300):
+        n = rnd.randint(1, 6)
+        members = {i: rand_member(i) for i in range(n)}
+        pol = policy(
+            rnd.choice(["simultaneous", "evenly", "in_order", "cascade"]), step=rnd.choice([4, 10]), timeout=40
+        )
+        now = 1000.0
+        st, acts = start_ring(list(members.values()), pol, now)
+        ringing = set()
+        finished = False
+        for _step in range(60):
+            for a in acts:
+                assert not finished
+                if isinstance(a, Ring):
+                    assert (a.member_id, a.target) not in ringing
+                    assert members[a.member_id].eligible
+                    ringing.add((a.member_id, a.target))
+                elif isinstance(a, Stop):
+                    ringing.remove((a.member_id, a.target))
+                else:
+                    finished = True
+            assert ringing == set(st.ringing)
+            for mid, target in ringing:
+                assert target in dict(members[mid].legs())
+            if pol.strategy in ("in_order", "evenly"):
+                assert len({m for m, _ in ringing}) <= 1
+            if st.done:
+                break
+            events = []
+            r = rnd.random()
+            if r < 0.3:
+                i = rnd.randrange(n)
+                members[i] = rand_member(i)
+                events.append(MemberChanged(member=members[i]))
+            elif r < 0.45 and ringing:
+                mid, target = rnd.choice(sorted(ringing, key=str))
+                events.append(LegEnded(member_id=mid, target=target))
+                ringing.discard((mid, target))
+            elif r < 0.48 and ringing:
+                mid, target = rnd.choice(sorted(ringing, key=str))
+                events.append(Answered(member_id=mid, target=target))
+                ringing.discard((mid, target))
+            deadline = next_deadline(st)
+            assert deadline is not None and deadline > now - 1e-9
+            now = min(deadline, now + rnd.choice([0.0, 0.5, 2.0, 7.0]))
+            st, acts = next_actions(st, now, events)
+        assert st.done or now < st.deadline
+        if st.done and st.answered_by is None:
+            assert finished and not ringing
