@@ -20,7 +20,7 @@ from tests.helpers import free_port, wait_for  # noqa: E402,F401
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _fast_password_hashing():
     """argon2 with cheap parameters in-process (hashes stay valid argon2id; only slower to crack)."""
     from fsd.domain import rules
