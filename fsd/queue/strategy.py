@@ -678,6 +678,43 @@ class Dispatcher:
                 return eid
         return None
 
+    def pick_members(
+        self,
+        department_id: Ref,
+        *,
+        strategy: str,
+        count: int | None = None,
+        exclude: frozenset | set = frozenset(),
+        after: Ref | None = None,
+    ) -> list:
+        """Up to ``count`` free members (all when None) in the order the strategy would ring them:
+        ``simultaneous``/``cascade``/``in_order`` in configured order starting after ``after``
+        (wrapping), ``evenly`` longest-idle first. Excluded members are skipped. Nothing is
+        reserved. O(k log n) for k returned members."""
+        d = self._depts.get(department_id)
+        if d is None:
+            return []
+        limit = d.free.total() if count is None else min(count, d.free.total())
+        out: list = []
+        taken = set(exclude)
+        if strategy == "evenly":
+            while len(out) < limit:
+                eid = self._pick_evenly(d, taken)
+                if eid is None:
+                    break
+                out.append(eid)
+                taken.add(eid)
+            return out
+        cursor = after
+        while len(out) < limit:
+            eid = self.pick(department_id, strategy=strategy, exclude=taken, after=cursor)
+            if eid is None:
+                break
+            out.append(eid)
+            taken.add(eid)
+            cursor = eid
+        return out
+
     def _pick_evenly(self, d: _Dept, exclude) -> Ref | None:
         heap = d.heap
         skipped = []

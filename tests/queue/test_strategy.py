@@ -464,3 +464,17 @@ def test_live_machine_invariants_under_random_events():
         assert st.done or now < st.deadline
         if st.done and st.answered_by is None:
             assert finished and not ringing
+
+
+def test_dispatcher_pick_members_orders():
+    d = Dispatcher()
+    for e, last in (("a", 30.0), ("b", None), ("c", 10.0), ("d", 20.0)):
+        d.add_member(department_id=1, employee_id=e, last_call_ended_at=last)
+    assert d.pick_members(1, strategy="evenly") == ["b", "c", "d", "a"]
+    assert d.pick_members(1, strategy="evenly", count=2, exclude={"b"}) == ["c", "d"]
+    assert d.pick_members(1, strategy="in_order", after="b") == ["c", "d", "a", "b"]
+    assert d.pick_members(1, strategy="simultaneous", count=3) == ["a", "b", "c"]
+    d.reserve("c")
+    assert d.pick_members(1, strategy="cascade") == ["a", "b", "d"]
+    assert d.pick_members(1, strategy="evenly") == ["b", "d", "a"]  # heap intact after the picks
+    assert d.pick_members(2, strategy="evenly") == []
