@@ -382,7 +382,11 @@ def describe_flow(
     entry = root
     in_label = ""
     if config.mode == "schedule":
-        details = (f"timezone {schedule.timezone}",) if schedule is not None else ()
+        details: tuple = ()
+        if schedule is not None:
+            # Weekly hours only when the caller passed them (a bare Schedule(timezone=...) has none).
+            hours = schedule.summary() if (schedule.weekly or schedule.exceptions) else ()
+            details = (*hours, f"timezone {schedule.timezone}")
         sched = b.add("schedule", "schedule", "Company schedule", details)
         b.edge(root, sched)
         entry, in_label = sched, "in hours"

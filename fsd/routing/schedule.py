@@ -153,6 +153,27 @@ class Schedule:
             return self._by_date[day]
         return self._by_weekday[day.weekday()]
 
+    def summary(self) -> tuple[str, ...]:
+        """Human-readable weekly hours, consecutive weekdays with equal hours grouped, e.g.
+        ``("Mon-Fri 09:00-13:00, 14:00-18:00", "Sat-Sun closed", "2 dated exceptions")``."""
+        if self.mode == "always":
+            return ("24/7",)
+        names = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+        out = []
+        day = 0
+        while day < 7:
+            end = day
+            while end + 1 < 7 and self._by_weekday[end + 1] == self._by_weekday[day]:
+                end += 1
+            hours = ", ".join(f"{_fmt(a)}-{_fmt(b)}" for a, b in self._by_weekday[day]) or "closed"
+            span = names[day] if end == day else f"{names[day]}-{names[end]}"
+            out.append(f"{span} {hours}")
+            day = end + 1
+        if self.exceptions:
+            n = len(self.exceptions)
+            out.append(f"{n} dated exception{'s' if n != 1 else ''}")
+        return tuple(out)
+
 
 @lru_cache(maxsize=256)
 def _zone(name: str) -> ZoneInfo:

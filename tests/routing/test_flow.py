@@ -160,6 +160,7 @@ def test_describe_flow_full_graph():
     assert g.root == "number"
     e = edges_of(g)
     assert ("number", "schedule", "") in e
+    assert g.node("schedule").details == ("Mon-Fri 09:00-18:00", "Sat-Sun closed", "timezone Europe/Moscow")
     assert ("schedule", "greeting", "in hours") in e
     assert ("schedule", "ooh:message", "out of hours") in e
     assert ("ooh:message", "hangup:0", "") in e

@@ -47,6 +47,22 @@ def test_interval_parsing_and_validation():
         Schedule(timezone="UTC", mode="sometimes")
 
 
+def test_summary_groups_weekdays():
+    s = weekdays("Europe/Moscow", "09:00-13:00", "14:00-18:00", exceptions=[DateException(day=date(2026, 12, 31))])
+    assert s.summary() == ("Mon-Fri 09:00-13:00, 14:00-18:00", "Sat-Sun closed", "1 dated exception")
+    weekly = (
+        WeeklyInterval(weekday=0, interval=Interval.parse("10:00-24:00")),
+        WeeklyInterval(weekday=2, interval=Interval.parse("10:00-24:00")),
+    )
+    assert Schedule(timezone="UTC", weekly=weekly).summary() == (
+        "Mon 10:00-24:00",
+        "Tue closed",
+        "Wed 10:00-24:00",
+        "Thu-Sun closed",
+    )
+    assert Schedule.always().summary() == ("24/7",)
+
+
 def test_naive_now_rejected():
     with pytest.raises(ValidationError):
         is_open(Schedule.always(), datetime(2026, 1, 1, 12))
