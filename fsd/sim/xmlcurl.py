@@ -116,10 +116,12 @@ class XmlCurlDirectory:
             return None
         return entry
 
-    def _store(self, entry: DirectoryUser) -> None:
+    def _store(self, entry: DirectoryUser, user: str, domain: str) -> None:
+        # FreeSWITCH caches under the name it was asked for (switch_xml_user_cache: key+user_name+domain_name),
+        # so a user looked up by login and by number-alias has two entries, each flushed on its own.
         if entry.cacheable:
             expires = -1 if entry.cacheable < 0 else self.switch.clock.now() + entry.cacheable / 1000.0
-            self.cache[f"{entry.user}@{entry.domain}"] = (entry, expires)
+            self.cache[f"{user}@{domain}"] = (entry, expires)
 
     def fetch_user(self, user: str, domain: str, action: str | None, extra=()) -> DirectoryUser | None:
         cached = self._cached(user, domain)
@@ -136,7 +138,7 @@ class XmlCurlDirectory:
             return None
         entry = parse_directory(text, user, domain)
         if entry is not None:
-            self._store(entry)
+            self._store(entry, user, domain)
         return entry
 
     def check_register(self, phone, password: str) -> bool:
