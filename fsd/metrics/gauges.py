@@ -1,0 +1,170 @@
+"""Scrape-time gauges and label pre-initialisation, defined once.
+
+The values of these gauges live in other parts of fsd (the department queues, the member
+registry, the ESL dispatchers, the history spool, the database pool); they are read when
+Prometheus scrapes, never copied into a Gauge that could go stale. The composition root calls
+`install_scrape_gauges` once with a source for each; a source left out exports the metric with
+no samples (its name and help still appear on /metrics, so dashboards and alerts stay valid).
+
+Sources are plain callables so this module imports nothing from the parts it observes:
+
+* ``queues()``      → iterable of ``(tenant, department, callers_waiting, longest_wait_seconds)``
+* ``members()``     → mapping ``state -> count`` (states outside MEMBER_STATES are ignored and logged)
+* ``esl_queues()``  → mapping ``switch -> events waiting in that switch's handler queues``
+* ``spool_depth()`` → int, history records spooled locally and not yet written to PostgreSQL
+* ``pool()``        → mapping ``state -> connections`` for the states in POOL_STATES
+
+Label values for departments and switches are pre-initialised with `init_department` and
+`init_switch` as soon as fsd learns about them, so `rate()` and `increase()` see a zero before
+the first event instead of a missing series.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import ProcessCollector
+
+from fsd.metrics import MEMBER_STATES, Metrics
+
+log = logging.getLogger(__name__)
+
+POOL_STATES = ("in_use", "idle", "waiting")
+
+
+@dataclass(frozen=True)
+class GaugeSpec:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+
+
+QUEUE_CALLERS_WAITING = GaugeSpec("fsd_queue_callers_waiting", "Callers waiting in a department queue now",
+                                  ("tenant", "department"))
+QUEUE_LONGEST_WAIT = GaugeSpec("fsd_queue_longest_wait_seconds",
+                               "How long the longest-waiting caller of a department has waited",
+                               ("tenant", "department"))
+MEMBERS = GaugeSpec("fsd_members", "Department members (employees) by state",
+                    ("state",))
+ESL_EVENT_QUEUE_DEPTH = GaugeSpec("fsd_esl_event_queue_depth",
+                                  "Events received from a switch and not yet handled", ("switch",))
+HISTORY_SPOOL_DEPTH = GaugeSpec("fsd_history_spool_depth",
+                                "Call history records spooled locally, waiting for the database", ())
+DB_POOL_CONNECTIONS = GaugeSpec("fsd_db_pool_connections", "Database pool connections by state", ("state",))
+
+SCRAPE_GAUGES: tuple[GaugeSpec, ...] = (QUEUE_CALLERS_WAITING, QUEUE_LONGEST_WAIT, MEMBERS, ESL_EVENT_QUEUE_DEPTH,
+                                        HISTORY_SPOOL_DEPTH, DB_POOL_CONNECTIONS)
+
+Sample = tuple[tuple[str, ...], float]
+
+
+def _none() -> list[Sample]:
+    return []
+
+
+def _queue_samples(source, index: int) -> Callable[[], list[Sample]]:
+    def sample() -> list[Sample]:
+        return [((str(row[0]), str(row[1])), float(row[index])) for row in source()]
+
+    return sample
+
+
+def _members_samples(source) -> Callable[[], list[Sample]]:
+    def sample() -> list[Sample]:
+        counts = dict.fromkeys(MEMBER_STATES, 0.0)
+        for state, n in source().items():
+            if state in counts:
+                counts[state] += float(n)
+            else:
+                log.warning("metrics_unknown_member_state state=%s", state)
+        return [((s,), v) for s, v in counts.items()]
+
+    return sample
+
+
+def _mapping_samples(source, keys: Iterable[str] = ()) -> Callable[[], list[Sample]]:
+    keys = tuple(keys)
+
+    def sample() -> list[Sample]:
+        values = dict.fromkeys(keys, 0.0)
+        for k, v in source().items():
+            values[str(k)] = float(v)
+        return [((k,), v) for k, v in values.items()]
+
+    return sample
+
+
+def install_scrape_gauges(
+    metrics: Metrics,
+    *,
+    queues: Callable[[], Iterable[tuple[str, str, int, float]]] | None = None,
+    members: Callable[[], Mapping[str, int]] | None = None,
+    esl_queues: Callable[[], Mapping[str, int]] | None = None,
+    spool_depth: Callable[[], int] | None = None,
+    pool: Callable[[], Mapping[str, int]] | None = None,
+    process: bool = True,
+) -> None:
+    """Register every scrape-time gauge of SCRAPE_GAUGES on `metrics.registry` (call once per registry).
+
+    `process=True` also registers prometheus_client's ProcessCollector (process_cpu_seconds_total,
+    process_resident_memory_bytes, process_open_fds, process_start_time_seconds, ...) on Linux.
+    """
+    add = metrics.add_collector
+    add(QUEUE_CALLERS_WAITING.name, QUEUE_CALLERS_WAITING.help, QUEUE_CALLERS_WAITING.labels,
+        _queue_samples(queues, 2) if queues else _none)
+    add(QUEUE_LONGEST_WAIT.name, QUEUE_LONGEST_WAIT.help, QUEUE_LONGEST_WAIT.labels,
+        _queue_samples(queues, 3) if queues else _none)
+    add(MEMBERS.name, MEMBERS.help, MEMBERS.labels, _members_samples(members or dict))
+    add(ESL_EVENT_QUEUE_DEPTH.name, ESL_EVENT_QUEUE_DEPTH.help, ESL_EVENT_QUEUE_DEPTH.labels,
+        _mapping_samples(esl_queues) if esl_queues else _none)
+    add(HISTORY_SPOOL_DEPTH.name, HISTORY_SPOOL_DEPTH.help, HISTORY_SPOOL_DEPTH.labels,
+        (lambda: [((), float(spool_depth()))]) if spool_depth else (lambda: [((), 0.0)]))
+    add(DB_POOL_CONNECTIONS.name, DB_POOL_CONNECTIONS.help, DB_POOL_CONNECTIONS.labels,
+        _mapping_samples(pool or dict, POOL_STATES))
+    if process:
+        ProcessCollector(registry=metrics.registry)
+
+
+# -- label pre-initialisation -------------------------------------------------------------------
+def init_department(metrics: Metrics, tenant: str, department: str) -> None:
+    """Create the zero-valued series of one department (call when departments are loaded or created)."""
+    t, d = str(tenant), str(department)
+    for m in (metrics.calls_offered, metrics.calls_answered, metrics.calls_abandoned, metrics.calls_missed,
+              metrics.queue_wait, metrics.impatient_offers):
+        m.labels(t, d)
+
+
+def forget_department(metrics: Metrics, tenant: str, department: str) -> None:
+    """Drop a deleted department's series so /metrics does not grow forever."""
+    t, d = str(tenant), str(department)
+    for m in (metrics.calls_offered, metrics.calls_answered, metrics.calls_abandoned, metrics.calls_missed,
+              metrics.queue_wait, metrics.impatient_offers):
+        try:
+            m.remove(t, d)
+        except KeyError:
+            pass
+
+
+def init_switch(metrics: Metrics, switch: str) -> None:
+    """A configured switch shows as down (0) with zero reconnects until it connects."""
+    metrics.esl_up.labels(switch).set(0)
+    metrics.esl_reconnects.labels(switch)
+
+
+ESL_COMMAND_ERROR_REASONS = ("timeout", "disconnected", "error")
+# the vocabulary for fsd_db_errors_total{operation}: use one of these, never free text
+DB_OPERATIONS = ("connect", "read", "write", "history", "listen")
+
+
+def init_fixed_labels(metrics: Metrics, *, esl_commands: Iterable[str] = ("api", "bgapi")) -> None:
+    """Pre-initialise the label sets fsd knows in advance that Metrics() does not already create."""
+    for c in esl_commands:
+        metrics.esl_command_seconds.labels(c)
+        for r in ESL_COMMAND_ERROR_REASONS:
+            metrics.esl_command_errors.labels(c, r)
+    for op in DB_OPERATIONS:
+        metrics.db_errors.labels(op)
+    for res in ("ok", "error"):
+        metrics.directory_flushes.labels(res)
