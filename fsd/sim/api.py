@@ -247,6 +247,7 @@ class Api:
         dialplan = rest[1] if len(rest) > 1 else "XML"
         context = rest[2] if len(rest) > 2 else ch.profile["Context"]
         partner = ch.bridged_to
+        ch.transfer_profile(dest, dialplan, context)
         ch._private.put(("transfer", dest, dialplan, context))
         ch._media_ev.set()
         if partner is not None:
@@ -266,7 +267,15 @@ class Api:
             app_name, _, app_arg = path.partition("::")
         else:
             app_name, app_arg = "playback", path
-        ch._private.put(("execute", app_name, app_arg, None, None))
+        cmd = self.switch.new_event("COMMAND", calling=("switch_ivr_async.c", "switch_ivr_broadcast", "5731"))
+        cmd_headers = cmd.headers + [
+            ("call-command", "execute"),
+            ("execute-app-name", app_name),
+            ("execute-app-arg", app_arg),
+            ("event-lock", "true"),
+            ("lead-frames", "5"),
+        ]
+        ch._private.put(("execute", app_name, app_arg, None, ("broadcast", cmd_headers)))
         return "+OK Message sent\n"
 
     def uuid_break(self, arg):

@@ -158,7 +158,8 @@ def _play(ch, path: str, *, dtmf_breaks: bool = False, prompt: bool = False) -> 
         return "notfound", 0.0
     ch.set_var("current_loop", "1")
     ch.set_var("total_loops", "1")
-    ch.fire("PLAYBACK_START", after=[("Playback-File-Path", path)])
+    ftype = [("Playback-File-Type", path.split("://", 1)[0])] if "://" in path else []
+    ch.fire("PLAYBACK_START", after=ftype + [("Playback-File-Path", path)])
     if prompt and ch.script is not None:
         ch.script._on_prompt(ch)
     t0 = ch.clock.now()
@@ -171,7 +172,7 @@ def _play(ch, path: str, *, dtmf_breaks: bool = False, prompt: bool = False) -> 
     ch.set_var("playback_samples", samples)
     ch.fire(
         "PLAYBACK_STOP",
-        after=[("Playback-File-Path", path), ("Playback-Status", "done" if status == "done" else "break")],
+        after=ftype + [("Playback-File-Path", path), ("Playback-Status", "done" if status == "done" else "break")],
     )
     return status, played
 

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import struct
+import time
 import uuid as uuidlib
 import wave
 from collections import OrderedDict
@@ -93,6 +94,7 @@ PROFILE_FIELDS = [
     "Source",
     "Transfer-Source",
     "Context",
+    "RDNIS",
     "Channel-Name",
     "Profile-Index",
 ]
@@ -158,6 +160,12 @@ HANGUP_CAUSES = {
     "ALLOTTED_TIMEOUT": 602,
     "MANAGER_REQUEST": 503,
     "INVALID_GATEWAY": 608,
+}
+
+# Applications that run without media (SAF_SUPPORT_NOMEDIA); all others pre-answer the channel first.
+NOMEDIA_APPS = {
+    "answer", "pre_answer", "ring_ready", "hangup", "set", "export", "unset", "multiset", "log", "info",
+    "park", "bridge", "transfer", "socket", "respond", "sleep", "break",
 }
 
 _TONE_RE = re.compile(r"%\(([\d.]+),([\d.]+)")
@@ -277,6 +285,7 @@ class Channel:
                 ("Source", source),
                 ("Transfer-Source", ""),
                 ("Context", context),
+                ("RDNIS", ""),
                 ("Channel-Name", name),
                 ("Profile-Index", "1"),
             ]
@@ -296,6 +305,7 @@ class Channel:
         self._private: gevent.queue.Queue = gevent.queue.Queue()
         self._media_ev = gevent.event.Event()
         self._break = False
+        self._in_media = 0
         self._dtmf_buffer = ""
         self._dtmf_count = 0
         self.hungup = gevent.event.Event()
@@ -362,6 +372,28 @@ class Channel:
         out.append((f"{prefix}-Privacy-Hide-Name", "false"))
         out.append((f"{prefix}-Privacy-Hide-Number", "false"))
         return out
+
+    def presence(self, status: str, info_state: str, where=("switch_core_state_machine.c", "check_presence", "521")):
+        if not self.presence_id:
+            return
+        self.fire(
+            "PRESENCE_IN",
+            after=[
+                ("proto", "any"),
+                ("login", "src/switch_channel.c"),
+                ("from", self.presence_id),
+                ("rpid", "unknown"),
+                ("status", status),
+                ("event_type", "presence"),
+                ("alt_event_type", "dialog"),
+                ("presence-call-info-state", info_state),
+                ("presence-call-direction", self.direction),
+                ("event_count", "0"),
+                ("Presence-Calling-File", "src/" + where[0]),
+                ("Presence-Calling-Function", where[1]),
+                ("Presence-Calling-Line", where[2]),
+            ],
+        )
 
     def flip_cid(self) -> None:
         """An answered outgoing leg shows the callee as its caller id (switch_channel_flip_cid)."""
@@ -457,10 +489,21 @@ class Channel:
             ("dtmf_type", "rfc2833"),
         ):
             self.set_var(k, v)
-        self.fire("CODEC", after=[("Channel-Read-Codec-Name", "PCMU"), ("Channel-Read-Codec-Rate", "8000")])
         self.fire(
             "CODEC",
-            after=[("Channel-Write-Codec-Name", "PCMU"), ("Channel-Write-Codec-Rate", "8000")],
+            after=[
+                ("channel-read-codec-name", "PCMU"),
+                ("channel-read-codec-rate", "8000"),
+                ("channel-read-codec-bit-rate", "64000"),
+            ],
+        )
+        self.fire(
+            "CODEC",
+            after=[
+                ("Channel-Write-Codec-Name", "PCMU"),
+                ("Channel-Write-Codec-Rate", "8000"),
+                ("Channel-Write-codec-bit-rate", "64000"),
+            ],
             calling=("switch_core_codec.c", "switch_core_session_set_write_codec", "450"),
         )
 
@@ -494,6 +537,7 @@ class Channel:
         self.answer_state = "answered"
         self.set_var("endpoint_disposition", "ANSWER")
         self.fire("CHANNEL_ANSWER")
+        self.presence("Answered", "confirmed", ("switch_channel.c", "switch_channel_perform_mark_answered", "3848"))
         self.set_callstate("ACTIVE")
         self.answered.set()
         if self.originated:
@@ -544,6 +588,7 @@ class Channel:
         now = self.clock.now_us()
         self.set_state("CS_HANGUP")
         self.set_callstate("HANGUP")
+        self.presence("CS_HANGUP", "terminated")
         self.set_state("CS_REPORTING")
         self._billing_vars(now)
         self.fire("CHANNEL_HANGUP_COMPLETE", before=[("Hangup-Cause", self.hangup_cause or "NORMAL_CLEARING")])
@@ -663,17 +708,30 @@ class Channel:
             if self._handle_private(item, parked=True) == "unpark":
                 return
 
-    def _do_transfer(self, dest: str, dialplan: str = "XML", context: str = "default") -> None:
-        self.times["Channel-Transfer-Time"] = self.clock.now_us()
+    def transfer_profile(self, dest: str, dialplan: str = "XML", context: str = "default") -> None:
+        """The caller-profile change of a transfer (done at once, before the session unwinds)."""
+        now = self.clock.now_us()
+        self.times["Channel-Transfer-Time"] = now
+        self.times["Profile-Created-Time"] = now
+        self.profile["RDNIS"] = self.profile["Destination-Number"]
         self.profile["Destination-Number"] = dest
         self.profile["Context"] = context
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
-        epoch = self.clock.now_us() // 1_000_000
-        self.profile["Transfer-Source"] = f"{epoch}:{self.uuid}:bl_xfer:{dest}/{context}/{dialplan}"
+        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{uuidlib.uuid4()}:bl_xfer:{dest}/{context}/{dialplan}"
+
+    def _do_transfer(self, dest: str, dialplan: str = "XML", context: str = "default") -> None:
+        if self.profile["Destination-Number"] != dest or not self.profile["Transfer-Source"]:
+            self.transfer_profile(dest, dialplan, context)
         self.hit_dialplan = True
-        self.set_state("CS_ROUTING")
+        self.state = "CS_ROUTING"
+        self.set_callstate("RINGING")
+        self.fire("CHANNEL_STATE")
+        self.presence("CS_ROUTING", "progressing")
         self._apps = self.switch.lookup_dialplan(self, dest, context)
-        self.set_state("CS_EXECUTE")
+        self.state = "CS_EXECUTE"
+        if self.answer_state == "answered":
+            self.set_callstate("ACTIVE")
+        self.fire("CHANNEL_STATE")
 
     def _uuid_bridge_session(self, other: Channel, master: bool) -> None:
         if other.hungup.is_set():
@@ -743,6 +801,8 @@ class Channel:
             return
         if self.hungup.is_set() and app not in ("hangup",):
             return
+        if app not in NOMEDIA_APPS and self.answer_state == "ringing":
+            self.pre_answer()  # media applications pre-answer before they start
         self.set_var("current_application_data", arg if arg else None)
         self.set_var("current_application", app)
         extra = [("Application", app)]
@@ -766,15 +826,22 @@ class Channel:
             if private is not None:
                 self._private_command_event(private)
 
-    def _private_command_event(self, cmd_headers: list[tuple[str, str]]) -> None:
+    def _private_command_event(self, private) -> None:
+        """PRIVATE_COMMAND after a queued command ran (sendmsg form, or uuid_broadcast's COMMAND form)."""
+        if isinstance(private, tuple) and private and private[0] == "broadcast":
+            ev = self.switch.new_event("PRIVATE_COMMAND", calling=CALLING["PRIVATE_COMMAND"])
+            ev.uuid = self.uuid
+            ev.headers = list(private[1]) + ev.headers + self.channel_headers("PRIVATE_COMMAND")
+            self.switch.fire(ev)
+            return
         self._sendmsg_count += 1
         if self._sendmsg_count == 1:
             return  # the first sendmsg of a call produced no PRIVATE_COMMAND in the captures
-        text = "sendmsg\n" + "".join(f"{k}: {v}\n" for k, v in cmd_headers)
+        text = "sendmsg\n" + "".join(f"{k}: {v}\n" for k, v in private) + "\n"
         ev = self.switch.new_event("PRIVATE_COMMAND", calling=CALLING["PRIVATE_COMMAND"])
         ev.uuid = self.uuid
         base = ev.headers
-        ev.headers = [("Command", text)] + list(cmd_headers) + base
+        ev.headers = [("Command", text)] + list(private) + base
         ev.headers += self.channel_headers("PRIVATE_COMMAND")
         self.switch.fire(ev)
 
@@ -785,8 +852,15 @@ class Channel:
 
     def media_wait(self, seconds: float, *, dtmf: bool = False, watch_private: bool = True) -> str:
         """Wait `seconds` (simulated; <0 = forever). Returns done|break|hangup|dtmf|unpark."""
-        deadline = None if seconds < 0 else gevent.get_hub().loop.now() + self.clock.real(seconds)
+        deadline = None if seconds < 0 else time.monotonic() + self.clock.real(seconds)
         start_dtmf = self._dtmf_count
+        self._in_media += 1
+        try:
+            return self._media_wait(deadline, start_dtmf, dtmf, watch_private)
+        finally:
+            self._in_media -= 1
+
+    def _media_wait(self, deadline, start_dtmf, dtmf, watch_private) -> str:
         while True:
             if self.hungup.is_set():
                 return "hangup"
@@ -799,7 +873,7 @@ class Channel:
                 return "unpark"
             timeout = None
             if deadline is not None:
-                timeout = deadline - gevent.get_hub().loop.now()
+                timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     return "done"
             self._media_ev.clear()
@@ -809,5 +883,6 @@ class Channel:
         return any(item[0] in ("unpark", "transfer", "bridge_to", "unbridge") for item in list(self._private.queue))
 
     def break_media(self) -> None:
-        self._break = True
-        self._media_ev.set()
+        if self._in_media:
+            self._break = True
+            self._media_ev.set()

@@ -186,6 +186,7 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
         now = clock.now()
         for leg, dl in legs:
             if not leg.hungup.is_set() and now >= dl:
+                leg._by_originate = True
                 leg.hangup("NO_ANSWER")
         alive = [leg for leg, _ in legs if not leg.hungup.is_set()]
         if not alive and pending["n"] == 0:
@@ -200,9 +201,13 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
         if leg is winner:
             continue
         if not leg.hungup.is_set():
+            leg._by_originate = True
             leg.hangup(cause or ("LOSE_RACE" if winner is not None else "NO_ANSWER"))
-        leg._finish_report()
-        gevent.spawn(leg._finish_destroy)
+        if getattr(leg, "_by_originate", False):
+            gevent.spawn(leg._finish)  # the leg's own thread unwinds after originate returned
+        else:
+            leg._finish_report()  # the far end failed it: its thread had finished meanwhile
+            gevent.spawn(leg._finish_destroy)
     if winner is not None:
         return winner
     if cause is None:
@@ -223,10 +228,10 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         target = ep_str[len("user/") :]
         user, _, domain = target.partition("@")
         domain = domain or switch.domain
-        switch.fire_api_event("sofia_contact", f"*/{user}@{domain}")
         phone = switch.lookup_user(user, domain)
         if phone is None:
             raise OriginateError("SUBSCRIBER_ABSENT")
+        switch.fire_api_event("sofia_contact", f"*/{user}@{domain}")
         if not phone.registered:
             raise OriginateError("USER_NOT_REGISTERED")
         endpoint = phone
@@ -308,7 +313,6 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     leg.profile["Callee-ID-Name"] = "Outbound Call"
     leg.profile["Callee-ID-Number"] = dest
     leg.profile["ANI"] = cid_num
-    leg.presence_id = presence
     if originator is not None:
         leg.other = originator
         leg.other_type = "originator"
@@ -324,10 +328,12 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     leg.state = "CS_NONE"
     switch._register_channel(leg)
     leg.fire("CHANNEL_OUTGOING")
+    leg.presence_id = presence
     leg.set_state("CS_INIT")
     leg.fire("CHANNEL_CREATE")
     leg.fire("CHANNEL_ORIGINATE")
     leg.set_state("CS_ROUTING")
+    leg.presence("CS_ROUTING", "progressing")
     leg.set_state("CS_CONSUME_MEDIA")
     if fail:
         leg.hangup(fail)

@@ -518,15 +518,18 @@ class Switch:
         fallback=None,
         uuid: str | None = None,
         variables: dict | None = None,
+        profile: str = "external",
     ) -> Channel:
-        """A PSTN call arrives on the external profile for `did`.
+        """A PSTN call arrives on the external profile for `did` (profile="internal": a call from a
+        registered phone, which also gets a presence id and PRESENCE_IN events).
 
         Dialplan: `apps` if given; else `socket <outbound_target> async full` followed by the fallback
         (Switch(fallback=...) or per call), or only the fallback when no outbound_target is set."""
         script = script or CallerScript()
         port = 5200 + next(self._session_ids) % 700
-        name = f"sofia/external/{caller}@127.0.0.1:{port}"
+        name = f"sofia/{profile}/{caller}@127.0.0.1:{port}"
         now_us = self.clock.now_us()
+        sip_port = 5080 if profile == "external" else 5060
         call_id = f"{uuidlib.uuid4().hex[:10]}@127.0.0.1"
         full_from = f'"{caller_name}" <sip:{caller}@127.0.0.1:{port}>;tag={uuidlib.uuid4().hex[:12]}'
         sip_vars = [
@@ -548,9 +551,9 @@ class Switch:
             ("sip_via_protocol", "udp"),
             ("sip_from_user_stripped", caller),
             ("sip_from_tag", uuidlib.uuid4().hex[:12]),
-            ("sofia_profile_name", "external"),
-            ("sofia_profile_url", f"sip:mod_sofia@{self.esl_host}:5080"),
-            ("recovery_profile_name", "external"),
+            ("sofia_profile_name", profile),
+            ("sofia_profile_url", f"sip:mod_sofia@{self.esl_host}:{sip_port}"),
+            ("recovery_profile_name", profile),
             ("sip_full_via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{uuidlib.uuid4().hex[:8]}"),
             ("sip_from_display", caller_name),
             ("sip_full_from", full_from),
@@ -593,6 +596,7 @@ class Switch:
             script=script,
         )
         self._register_channel(ch)
+        presence = f"{caller}@{self.domain}" if profile == "internal" else ""
         if apps is None:
             fb = [split_app_spec(a) for a in fallback] if fallback is not None else list(self.fallback)
             if self.outbound_target:
@@ -605,11 +609,13 @@ class Switch:
 
         def _boot():
             ch.fire("CHANNEL_STATE")
+            ch.presence_id = presence
             ch.set_state("CS_INIT")
             ch.fire("CHANNEL_CREATE")
             ch.state = "CS_ROUTING"
             ch.set_callstate("RINGING")
             ch.fire("CHANNEL_STATE")
+            ch.presence("CS_ROUTING", "progressing")
             ch.set_var("DP_MATCH", f"ARRAY::{did}|:{did}")
             ch.set_state("CS_EXECUTE")
 

@@ -45,7 +45,7 @@ def read(name: str, side: str) -> bytes:
         return f.read()
 
 
-def client_commands(name: str) -> list[tuple[bytes, int]]:
+def client_commands(name: str, keep=None) -> list[tuple[bytes, int]]:
     """[(command bytes, number of server frames FreeSWITCH had sent before it)]."""
     client = read(name, "client")
     server = read(name, "server")
@@ -68,12 +68,12 @@ def client_commands(name: str) -> list[tuple[bytes, int]]:
         cmd = client[pos : end + 2]
         before = next((fb for a, b, fb in timeline if a <= pos < b), fs_bytes)
         frames, _ = parse_frames(server[:before])
-        out.append((cmd, len(frames)))
+        out.append((cmd, len([f for f in frames if keep is None or keep(f)])))
         pos = end + 2
     return out
 
 
-def app_eof_frames(name: str) -> int | None:
+def app_eof_frames(name: str, keep=None) -> int | None:
     """Frames FreeSWITCH had sent when the application half-closed (None: it never did first)."""
     fs_bytes = 0
     with open(os.path.join(ESL, f"{name}.jsonl")) as f:
@@ -83,7 +83,8 @@ def app_eof_frames(name: str) -> int | None:
                 fs_bytes = rec["off"] + rec["len"]
             elif rec.get("ev") == "eof":
                 if rec.get("side") == "app":
-                    return len(parse_frames(read(name, "server")[:fs_bytes])[0])
+                    frames = parse_frames(read(name, "server")[:fs_bytes])[0]
+                    return len([f for f in frames if keep is None or keep(f)])
                 return None
     return None
 
@@ -180,30 +181,31 @@ def replay(
     before_command=None,
     settle: float = 0.05,
     sock_factory=None,
+    keep=None,
 ):
     """Send the capture's commands to 127.0.0.1:port, pacing them as in the capture (each command is sent
     once as many frames have arrived as FreeSWITCH had sent by then). Returns the received frames."""
     from tests.sim._client import RawEsl
 
     conn = sock_factory() if sock_factory else RawEsl.connect("127.0.0.1", port)
-    expected_total = len(parse_frames(read(name, "server"))[0])
+    expected_total = len([f for f in parse_frames(read(name, "server"))[0] if keep is None or keep(f)])
     got: list = []
 
     def _frames():
         frames, _ = parse_frames(conn.raw)
-        return frames
+        return [f for f in frames if keep is None or keep(f)]
 
-    for i, (cmd, before) in enumerate(client_commands(name)):
+    for i, (cmd, before) in enumerate(client_commands(name, keep)):
+        if before_command is not None:
+            before_command(i, cmd)
         deadline = time.monotonic() + timeout
         while len(_frames()) < before and time.monotonic() < deadline and not conn.closed:
             gevent.sleep(0.005)
-        if before_command is not None:
-            before_command(i, cmd)
         if conn.closed:
             break
         conn.sock.sendall(cmd)
         gevent.sleep(settle)
-    eof_at = app_eof_frames(name)
+    eof_at = app_eof_frames(name, keep)
     if eof_at is not None:
         deadline = time.monotonic() + timeout
         while len(_frames()) < eof_at and time.monotonic() < deadline and not conn.closed:

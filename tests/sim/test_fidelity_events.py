@@ -1,0 +1,146 @@
+"""Fidelity of the emulator's channel-event streams (inbound `event plain ALL`) against the captures.
+
+Replies are compared exactly (after normalising UUIDs/dates); events by name, order and header names,
+leaving out variable_* sets (which depend on the SIP stack) and the timer-driven HEARTBEAT/RE_SCHEDULE."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from fsd.sim import Gateway, NoAnswer, Phone, Reject, Switch
+from tests.sim import fidelity
+from tests.sim._client import OutboundServer
+
+pytestmark = pytest.mark.skipif(not fidelity.available(), reason="FreeSWITCH traces not present")
+
+TIMER_EVENTS = (b"Event-Name: HEARTBEAT\n", b"Event-Name: RE_SCHEDULE\n")
+
+
+def _keep(frame):
+    return not any(t in frame.body for t in TIMER_EVENTS)
+
+
+def _structure(frames):
+    return [fidelity.normalise(f, structure=True) for f in frames if not any(t in f.body for t in TIMER_EVENTS)]
+
+
+def test_originate_failures_match_capture():
+    sw = Switch(time_scale=0.02, heartbeat_interval=0, **fidelity.CAPTURE_IDENTITY)
+    sw.add_phone(Phone("1019", register=False))
+    sw.add_phone(Phone("1001", behaviour=NoAnswer()))
+    gw = sw.add_gateway(Gateway("pstn_trunk", reachable=False))
+    sw.start()
+    try:
+
+        def before(i, cmd):
+            if cmd.startswith(b"api originate sofia/gateway") and i == 6:
+                gw.reachable = True
+                gw.behaviour = Reject(cause="NORMAL_TEMPORARY_FAILURE")
+                gw.numbers.clear()
+
+        got, _ = fidelity.replay("originate-failures", sw.esl_port, before_command=before, keep=_keep)
+        g, w = _structure(got), _structure(fidelity.expected_frames("originate-failures"))
+        assert g == w, fidelity.first_difference(g, w)
+    finally:
+        sw.stop()
+
+
+CALLS = {
+    2: ["d79a1bc3-2d34-4d7e-bbef-c594372f71ec"],  # call A, before uuid_broadcast
+    9: ["5c45ce81-456b-4a2c-ae06-35e2db995412"],  # call B, before its uuid_kill
+    10: ["1c1c9e37-bf9a-4adf-93ca-8c1bb451772a", "9b416b25-506e-47c2-9c90-2f4c17910797"],  # C, D, before hupall
+}
+
+
+def test_uuid_commands_match_capture():
+    dialplan = {"default": {"9999": ["answer", "playback:tone_stream://%(1000,0,440)", "hangup:NORMAL_CLEARING"]}}
+    sw = Switch(
+        time_scale=0.3, heartbeat_interval=0, dialplan=dialplan, missing_file_duration=1.0,
+        **fidelity.CAPTURE_IDENTITY,
+    )
+    sw.start()
+    try:
+
+        def before(i, cmd):
+            for uuid in CALLS.get(i, []):
+                ch = sw.incoming_call(
+                    did="5900", caller="79161234567", caller_name="PSTN Caller", context="default",
+                    apps=["answer", "park"], uuid=uuid, profile="internal",
+                )
+                sw.wait_for_event("CHANNEL_PARK", Unique_ID=ch.uuid, timeout=5)
+            if cmd.startswith(b"api uuid_break"):
+                sw.wait_for_event("PLAYBACK_START", timeout=5)
+
+        got, _ = fidelity.replay("uuid-commands", sw.esl_port, before_command=before, keep=_keep)
+        g, w = _structure(got), _structure(fidelity.expected_frames("uuid-commands"))
+        assert g == w, fidelity.first_difference(g, w)
+    finally:
+        sw.stop()
+
+
+FALLBACK = [
+    "log:WARNING traces fallback: socket app returned for ${uuid}",
+    "playback:tone_stream://%(500,0,300)",
+    "hangup",
+]
+
+
+def _call_switch(outbound_port, **kw):
+    return Switch(
+        time_scale=0.05,
+        heartbeat_interval=0,
+        outbound_target=("127.0.0.1", outbound_port),
+        fallback=FALLBACK,
+        missing_file_duration=1.0,
+        **fidelity.CAPTURE_IDENTITY,
+        **kw,
+    ).start()
+
+
+def _inbound_call_capture(name, sw, *, uuid, outbound=None, script=None):
+    """Replay the inbound side of a call capture: the call arrives after `event plain ALL`."""
+    state = {}
+
+    def before(i, cmd):
+        if i == 2:
+            state["ch"] = sw.incoming_call(
+                did="74950000001", caller="79161234567", caller_name="PSTN Caller", uuid=uuid, script=script
+            )
+            if outbound is not None:
+                state["out"] = gevent.spawn(outbound)
+        if cmd.startswith(b"exit"):
+            state["ch"].destroyed.wait(10)
+
+    got, _ = fidelity.replay(name, sw.esl_port, before_command=before, keep=_keep)
+    g, w = _structure(got), _structure(fidelity.expected_frames(name))
+    assert g == w, fidelity.first_difference(g, w)
+    return state
+
+
+def test_socket_refused_inbound_stream_matches_capture():
+    from tests.helpers import free_port
+
+    sw = _call_switch(free_port())
+    try:
+        st = _inbound_call_capture("call-socket-refused.inbound", sw, uuid="95e03d4e-0000-4000-8000-000000000001")
+        assert st["ch"].hangup_cause == "NORMAL_CLEARING"
+    finally:
+        sw.stop()
+
+
+def test_socket_close_inbound_stream_matches_capture():
+    srv = OutboundServer()
+    sw = _call_switch(srv.port)
+    try:
+
+        def outbound():
+            conn = srv.accept()
+            conn.cmd("connect")
+            conn.close()
+
+        _inbound_call_capture("call-socket-close.inbound", sw, uuid="95e03d4e-0000-4000-8000-000000000002",
+                              outbound=outbound)
+    finally:
+        sw.stop()
+        srv.stop()
