@@ -1,0 +1,73 @@
+"""One FreeSWITCH node as the call driver uses it: its inbound ESL client, and the routing of that
+node's channel events to the call that owns the channel (member legs we originated)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fsd.errors import ESLError
+
+log = logging.getLogger(__name__)
+
+LEG_EVENTS = ("CHANNEL_ANSWER", "CHANNEL_HANGUP")
+REG_EVENTS = ("sofia::register", "sofia::unregister", "sofia::expire")
+
+
+class SwitchLink:
+    def __init__(self, *, name: str, client, on_registration: Callable | None = None):
+        self.name = name
+        self.client = client
+        self.hostname: str | None = None
+        self.owners: dict[str, Callable] = {}  # channel uuid -> handler(event)
+        self.on_registration = on_registration
+        self._attached = False
+        self.events_routed = 0
+
+    def attach(self) -> None:
+        if self._attached:
+            return
+        self._attached = True
+        # One handler for every event keeps a channel's ANSWER and HANGUP in order.
+        self.client.subscribe("*", self._on_event)
+        self.client.add_events(*LEG_EVENTS, *(f"CUSTOM {s}" for s in REG_EVENTS))
+
+    def resolve_hostname(self) -> str | None:
+        if self.hostname is None and self.client.connected:
+            try:
+                r = self.client.api("hostname", timeout=2.0)
+                if r.ok:
+                    self.hostname = r.text.strip()
+            except ESLError as e:
+                log.debug("calls_hostname_failed switch=%s error=%s", self.name, e)
+        return self.hostname
+
+    def own(self, uuid: str, handler: Callable) -> None:
+        self.owners[uuid] = handler
+
+    def disown(self, uuid: str) -> None:
+        self.owners.pop(uuid, None)
+
+    def _on_event(self, ev) -> None:
+        name = ev.name
+        if name == "CUSTOM":
+            sub = ev.subclass
+            if sub in REG_EVENTS and self.on_registration is not None:
+                user = ev.get("username") or ev.get("from-user") or ev.get("to-user")
+                domain = ev.get("realm") or ev.get("from-host") or ev.get("to-host")
+                self.on_registration(user, domain, sub == "sofia::register")
+            return
+        uuid = ev.uuid
+        if not uuid:
+            return
+        h = self.owners.get(uuid)
+        if h is not None:
+            self.events_routed += 1
+            h(ev)
+
+    # -- commands ----------------------------------------------------------------------------------
+    def api(self, cmd: str, timeout: float = 5.0):
+        return self.client.api(cmd, timeout=timeout)
+
+    def bgapi(self, cmd: str, *, job_uuid: str | None = None, timeout: float = 5.0):
+        return self.client.bgapi(cmd, timeout=timeout, job_uuid=job_uuid)

@@ -1,0 +1,216 @@
+"""SQL of the call driver (fsd.calls): configuration snapshots, member reservations, history,
+voicemail and callback requests.
+
+Functions take a cursor from ``Pool.transaction()``. Times that drive call logic (callback due
+times) are passed in by the caller, because the driver's clock may be a scaled simulation clock;
+reservation expiry uses the database clock (it only guards against a crashed fsd process).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fsd.store import repos
+from fsd.store.models import Employee, Gateway, Prompt, from_row
+
+HISTORY_COLUMNS = (
+    "tenant_id", "call_uuid", "direction", "caller", "caller_name", "called", "number_id", "route",
+    "department_id", "employee_id", "answered_by", "started_at", "answered_at", "ended_at", "wait_s", "talk_s",
+    "result", "hangup_cause", "node",
+)
+
+
+# -- configuration snapshot ----------------------------------------------------------------------
+def tenant_id_by_did(cur, did_candidates: list[str]) -> tuple[int, str] | None:
+    cur.execute("SELECT tenant_id, did FROM numbers WHERE did = ANY(%s) LIMIT 1", (list(did_candidates),))
+    r = cur.fetchone()
+    return (r["tenant_id"], r["did"]) if r else None
+
+
+def tenant_id_by_domain(cur, domain: str) -> int | None:
+    cur.execute("SELECT id FROM tenants WHERE domain = %s", (domain.strip().lower(),))
+    r = cur.fetchone()
+    return r["id"] if r else None
+
+
+def load_tenant_bundle(cur, tenant_id: int) -> dict[str, Any]:
+    """Everything a call of this tenant may need, read in one transaction (a consistent snapshot)."""
+    tenant = repos.tenant_get(cur, tenant_id)
+    cur.execute("SELECT * FROM employees WHERE tenant_id = %s ORDER BY id", (tenant_id,))
+    employees = [from_row(Employee, r) for r in cur.fetchall()]
+    cur.execute("SELECT id, tenant_id, name, kind, language, filename, sample_rate, duration_ms, size_bytes, "
+                "sha256, created_at FROM prompts WHERE tenant_id = %s OR tenant_id IS NULL", (tenant_id,))
+    prompts = [from_row(Prompt, r) for r in cur.fetchall()]
+    return {
+        "tenant": tenant,
+        "schedule": repos.schedule_get(cur, tenant_id),
+        "employees": employees,
+        "departments": repos.department_list(cur, tenant_id),
+        "numbers": repos.number_list(cur, tenant_id),
+        "menus": repos.ivr_list(cur, tenant_id),
+        "prompts": prompts,
+        "gateways": repos.gateway_list(cur),
+    }
+
+
+def prompt_audio(cur, prompt_id: int) -> bytes | None:
+    cur.execute("SELECT audio FROM prompts WHERE id = %s", (prompt_id,))
+    r = cur.fetchone()
+    return bytes(r["audio"]) if r and r["audio"] is not None else None
+
+
+def gateways(cur) -> list[Gateway]:
+    return repos.gateway_list(cur)
+
+
+# -- reservations --------------------------------------------------------------------------------
+def reserve(cur, employee_ids: list[int], *, call_uuid: str, node: str, ttl_s: float) -> set[int]:
+    """Reserve each free member for ``call_uuid`` atomically; returns the ids this call now holds
+    (also those it already held). A reservation held by another call is left alone unless expired."""
+    if not employee_ids:
+        return set()
+    cur.execute(
+        "INSERT INTO reservations (employee_id, call_uuid, node, expires_at) "
+        "SELECT e, %s, %s, now() + make_interval(secs => %s) FROM unnest(%s::bigint[]) AS e "
+        "ON CONFLICT (employee_id) DO UPDATE SET call_uuid = EXCLUDED.call_uuid, node = EXCLUDED.node, "
+        "reserved_at = now(), expires_at = EXCLUDED.expires_at "
+        "WHERE reservations.expires_at < now() OR reservations.call_uuid = EXCLUDED.call_uuid "
+        "RETURNING employee_id",
+        (call_uuid, node, float(ttl_s), list(employee_ids)),
+    )
+    return {r["employee_id"] for r in cur.fetchall()}
+
+
+def extend_reservation(cur, employee_id: int, *, call_uuid: str, ttl_s: float) -> bool:
+    cur.execute("UPDATE reservations SET expires_at = now() + make_interval(secs => %s) "
+                "WHERE employee_id = %s AND call_uuid = %s", (float(ttl_s), employee_id, call_uuid))
+    return cur.rowcount == 1
+
+
+def release(cur, employee_ids: list[int], *, call_uuid: str) -> int:
+    if not employee_ids:
+        return 0
+    cur.execute("DELETE FROM reservations WHERE employee_id = ANY(%s) AND call_uuid = %s",
+                (list(employee_ids), call_uuid))
+    return cur.rowcount
+
+
+def release_node(cur, node: str) -> int:
+    """Drop every reservation a (restarted) node left behind."""
+    cur.execute("DELETE FROM reservations WHERE node = %s", (node,))
+    return cur.rowcount
+
+
+def reserved_members(cur) -> dict[int, str]:
+    """employee_id -> call_uuid of every live reservation."""
+    cur.execute("SELECT employee_id, call_uuid FROM reservations WHERE expires_at > now()")
+    return {r["employee_id"]: r["call_uuid"] for r in cur.fetchall()}
+
+
+def employee_call_ended(cur, employee_id: int, at: datetime) -> None:
+    cur.execute("UPDATE employees SET last_call_ended_at = %s WHERE id = %s", (at, employee_id))
+
+
+def last_call_times(cur, employee_ids: list[int]) -> dict[int, datetime | None]:
+    cur.execute("SELECT id, last_call_ended_at FROM employees WHERE id = ANY(%s)", (list(employee_ids),))
+    return {r["id"]: r["last_call_ended_at"] for r in cur.fetchall()}
+
+
+# -- history -------------------------------------------------------------------------------------
+def history_insert(cur, row: dict[str, Any]) -> bool:
+    """Insert one history record; a second record for the same call_uuid is ignored (idempotent
+    retries from the spool). True when inserted."""
+    values = [row.get(c) for c in HISTORY_COLUMNS]
+    cur.execute(
+        f"INSERT INTO calls ({', '.join(HISTORY_COLUMNS)}) VALUES ({', '.join(['%s'] * len(HISTORY_COLUMNS))}) "
+        "ON CONFLICT (call_uuid) DO NOTHING",
+        values,
+    )
+    return cur.rowcount == 1
+
+
+def history_get(cur, call_uuid: str) -> dict | None:
+    cur.execute("SELECT * FROM calls WHERE call_uuid = %s", (call_uuid,))
+    return cur.fetchone()
+
+
+# -- voicemail -----------------------------------------------------------------------------------
+def voicemail_insert(cur, *, tenant_id: int, call_uuid: str, employee_id: int | None, department_id: int | None,
+                     caller: str, duration_s: float, path: str, size_bytes: int, audio: bytes | None) -> int | None:
+    cur.execute(
+        "INSERT INTO voicemails (tenant_id, call_uuid, employee_id, department_id, caller, duration_s, path, "
+        "size_bytes, audio) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (call_uuid) DO NOTHING "
+        "RETURNING id",
+        (tenant_id, call_uuid, employee_id, department_id, caller, round(duration_s, 3), path, size_bytes, audio),
+    )
+    r = cur.fetchone()
+    return r["id"] if r else None
+
+
+def voicemail_emailed(cur, voicemail_id: int, at: datetime) -> None:
+    cur.execute("UPDATE voicemails SET emailed_at = %s WHERE id = %s", (at, voicemail_id))
+
+
+# -- callbacks -----------------------------------------------------------------------------------
+def callback_insert(cur, *, tenant_id: int, department_id: int | None, number_id: int | None, caller: str,
+                    position: int, origin_call_uuid: str, max_attempts: int, interval_s: int,
+                    next_attempt_at: datetime, status: str = "pending", last_error: str = "") -> int:
+    cur.execute(
+        "INSERT INTO callbacks (tenant_id, department_id, number_id, caller, position, origin_call_uuid, status, "
+        "max_attempts, interval_s, next_attempt_at, last_error, created_at, updated_at, finished_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "CASE WHEN %s IN ('completed', 'failed', 'cancelled') THEN %s END) RETURNING id",
+        (tenant_id, department_id, number_id, caller, position, origin_call_uuid, status, max_attempts,
+         max(10, int(interval_s)), next_attempt_at, last_error, next_attempt_at, next_attempt_at, status,
+         next_attempt_at),
+    )
+    return cur.fetchone()["id"]
+
+
+def callbacks_due(cur, now: datetime, *, limit: int = 100) -> list[dict]:
+    """Pending requests due at ``now`` in place-in-line order (request time, then position)."""
+    cur.execute("SELECT * FROM callbacks WHERE status = 'pending' AND next_attempt_at <= %s "
+                "ORDER BY created_at, position, id LIMIT %s", (now, limit))
+    return list(cur.fetchall())
+
+
+def callback_claim(cur, callback_id: int, *, node: str, now: datetime) -> dict | None:
+    """pending -> in_progress for one attempt, atomically (one fsd process wins)."""
+    cur.execute("UPDATE callbacks SET status = 'in_progress', attempts = attempts + 1, claimed_by = %s, "
+                "updated_at = %s WHERE id = %s AND status = 'pending' RETURNING *", (node, now, callback_id))
+    return cur.fetchone()
+
+
+def callback_unclaim(cur, callback_id: int, *, now: datetime) -> None:
+    """Give an attempt back without counting it (no member was free after all)."""
+    cur.execute("UPDATE callbacks SET status = 'pending', attempts = greatest(attempts - 1, 0), claimed_by = NULL, "
+                "updated_at = %s WHERE id = %s AND status = 'in_progress'", (now, callback_id))
+
+
+def callback_update(cur, callback_id: int, *, status: str, now: datetime, next_attempt_at: datetime | None = None,
+                    last_error: str = "", employee_id: int | None = None) -> None:
+    final = status in ("completed", "failed", "cancelled")
+    cur.execute(
+        "UPDATE callbacks SET status = %s, updated_at = %s, last_error = %s, claimed_by = NULL, "
+        "next_attempt_at = coalesce(%s, next_attempt_at), employee_id = coalesce(%s, employee_id), "
+        "finished_at = CASE WHEN %s THEN %s ELSE finished_at END WHERE id = %s",
+        (status, now, last_error or "", next_attempt_at, employee_id, final, now, callback_id),
+    )
+
+
+def callback_get(cur, callback_id: int) -> dict | None:
+    cur.execute("SELECT * FROM callbacks WHERE id = %s", (callback_id,))
+    return cur.fetchone()
+
+
+def callbacks_reset_node(cur, node: str, now: datetime) -> int:
+    """Requests a crashed node left in progress go back to pending."""
+    cur.execute("UPDATE callbacks SET status = 'pending', claimed_by = NULL, updated_at = %s "
+                "WHERE status = 'in_progress' AND claimed_by = %s", (now, node))
+    return cur.rowcount
+
+
+# -- e-mail --------------------------------------------------------------------------------------
+def email_enqueue(cur, **kw) -> int:
+    return repos.email_enqueue(cur, **kw)
