@@ -1,0 +1,133 @@
+"""Ring strategies, member skipping and cross-call reservation, over the emulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import gevent
+import pytest
+
+from fsd.sim import Answer, NoAnswer, Unregistered
+from tests.calls.harness import Node, World, call, phone, tmpdir
+from tests.helpers import wait_for
+
+
+@pytest.fixture
+def node(pool):
+    n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1")
+    yield n
+    n.stop()
+
+
+def _row(world, uuid, timeout=10):
+    return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")
+
+
+def _leg(node, p, i=0):
+    return node.switch.channel(p.calls[i])
+
+
+def _t(us):
+    return us / 1e6
+
+
+def _setup(pool, strategy, behaviours, step=10, ring_timeout=120):
+    w = World(pool)
+    emps = [w.employee(f"Member {chr(65 + i)}", str(201 + i)) for i in range(len(behaviours))]
+    dept = w.department("Support", emps, strategy=strategy, step_delay=step, ring_timeout=ring_timeout)
+    num = w.number(dest_kind="department", dest_department_id=dept.id)
+    return w, emps, dept, num
+
+
+def test_in_order_one_at_a_time_previous_stops(pool, node):
+    w, emps, dept, num = _setup(pool, "in_order", [0, 1, 2])
+    pa = phone(node, w, emps[0], NoAnswer())
+    pb = phone(node, w, emps[1], NoAnswer())
+    pc = phone(node, w, emps[2], Answer(after=2))
+    ch = call(node, num.did, hangup_after=60)
+    row = _row(w, ch.uuid)
+    assert row["answered_by"] == emps[2].id
+    la, lb, lc = _leg(node, pa), _leg(node, pb), _leg(node, pc)
+    # b starts when a's slot ends (10 s) and a stops then; c likewise 10 s later
+    assert _t(lb.created_us) - _t(la.created_us) == pytest.approx(10, abs=1.5)
+    assert _t(la.times["Channel-Hangup-Time"]) <= _t(lb.created_us) + 1.0
+    assert _t(lc.created_us) - _t(lb.created_us) == pytest.approx(10, abs=1.5)
+    assert _t(lb.times["Channel-Hangup-Time"]) <= _t(lc.created_us) + 1.0
+    assert len(pa.calls) == len(pb.calls) == len(pc.calls) == 1
+
+
+def test_cascade_earlier_members_keep_ringing(pool, node):
+    w, emps, dept, num = _setup(pool, "cascade", [0, 1])
+    pa = phone(node, w, emps[0], NoAnswer())
+    pb = phone(node, w, emps[1], Answer(after=5))
+    ch = call(node, num.did, hangup_after=60)
+    row = _row(w, ch.uuid)
+    assert row["answered_by"] == emps[1].id
+    la, lb = _leg(node, pa), _leg(node, pb)
+    assert _t(lb.created_us) - _t(la.created_us) == pytest.approx(10, abs=1.5)
+    # a was still ringing when b joined, and stopped only when b answered
+    assert _t(la.times["Channel-Hangup-Time"]) >= _t(lb.times["Channel-Answered-Time"]) - 0.5
+
+
+def test_evenly_longest_idle_first(pool, node):
+    w, emps, dept, num = _setup(pool, "evenly", [0, 1])
+    now = datetime.now(UTC)
+    w.rows("UPDATE employees SET last_call_ended_at = %s WHERE id = %s RETURNING id", (now, emps[0].id))
+    w.rows("UPDATE employees SET last_call_ended_at = %s WHERE id = %s RETURNING id",
+           (now - timedelta(hours=1), emps[1].id))
+    node.driver.invalidate()
+    pa = phone(node, w, emps[0], Answer(after=2))
+    pb = phone(node, w, emps[1], Answer(after=2))
+    ch = call(node, num.did, hangup_after=20)
+    row = _row(w, ch.uuid)
+    assert row["answered_by"] == emps[1].id
+    assert len(pb.calls) == 1 and len(pa.calls) == 0
+    # b's call ending makes a the longest idle: the next call goes to a
+    ch2 = call(node, num.did, hangup_after=20)
+    row2 = _row(w, ch2.uuid)
+    assert row2["answered_by"] == emps[0].id
+
+
+def test_unregistered_member_without_forwarding_is_skipped(pool, node):
+    w, emps, dept, num = _setup(pool, "in_order", [0, 1])
+    phone(node, w, emps[0], Unregistered())
+    pb = phone(node, w, emps[1], Answer(after=2))
+    ch = call(node, num.did, hangup_after=30)
+    row = _row(w, ch.uuid)
+    assert row["answered_by"] == emps[1].id
+    # b was rung at once after a's originate failed, not after a's 10 s slot
+    ta = _originated(node, "user/201@")
+    tb = _originated(node, "user/202@")
+    assert 0 <= tb - ta < 5.0
+    assert len(pb.calls) == 1
+
+
+def _originated(node, needle):
+    return next(e.t for e in node.switch.log if e.kind == "api" and e.text.startswith("originate")
+                and needle in e.text)
+
+
+def test_member_never_offered_two_calls_at_once(pool, node):
+    w, emps, dept, num = _setup(pool, "simultaneous", [0], ring_timeout=300)
+    pa = phone(node, w, emps[0], Answer(after=5), hangup_after=10)
+    ch1 = call(node, num.did, hangup_after=200)
+    ch2 = call(node, num.did, caller="79160000002", hangup_after=200)
+    overlaps = []
+
+    def watch():
+        while True:
+            live = [c for c in node.switch.channels_by_uuid.values()
+                    if c.direction == "outbound" and not c.hungup.is_set() and c.uuid in pa.calls]
+            if len(live) > 1:
+                overlaps.append(len(live))
+            gevent.sleep(0.002)
+
+    g = gevent.spawn(watch)
+    try:
+        r1 = _row(w, ch1.uuid, timeout=20)
+        r2 = _row(w, ch2.uuid, timeout=20)
+    finally:
+        g.kill()
+    assert r1["answered_by"] == emps[0].id and r2["answered_by"] == emps[0].id
+    assert len(pa.calls) == 2
+    assert not overlaps
