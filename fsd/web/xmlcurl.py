@@ -75,7 +75,16 @@ class XmlCurlApp:
             self._seconds[action].observe(time.perf_counter() - t0)
 
     @staticmethod
-    def _error(start_response, status: str, text: str, extra=()):
+    def _error(environ, start_response, status: str, text: str, extra=()):
+        # The connection is closed after an error, so the unread body need not be drained: tell gevent's
+        # pywsgi (which otherwise reads up to Content-Length after the app returns) there is nothing left,
+        # or a client announcing a huge or slow body would hold this greenlet.
+        inp = environ.get("wsgi.input")
+        try:
+            inp.content_length = 0
+            inp.chunked_input = False
+        except AttributeError:
+            pass
         body = text.encode() + b"\n"
         start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
                                 ("Connection", "close"), *extra])
@@ -86,10 +95,10 @@ class XmlCurlApp:
         t0 = time.perf_counter()
         if not self._address_allowed(environ.get("REMOTE_ADDR", "")):
             self._count("other", "denied", t0)
-            return self._error(start_response, "403 Forbidden", "forbidden")
+            return self._error(environ, start_response, "403 Forbidden", "forbidden")
         if environ.get("REQUEST_METHOD") != "POST":
             self._count("other", "bad_request", t0)
-            return self._error(start_response, "405 Method Not Allowed", "POST only", [("Allow", "POST")])
+            return self._error(environ, start_response, "405 Method Not Allowed", "POST only", [("Allow", "POST")])
         auth = environ.get("HTTP_AUTHORIZATION", "")
         try:
             auth_ok = self._expected is not None and hmac.compare_digest(auth, self._expected)
@@ -97,16 +106,16 @@ class XmlCurlApp:
             auth_ok = False
         if not auth_ok:
             self._count("other", "denied", t0)
-            return self._error(start_response, "401 Unauthorized", "credentials required",
+            return self._error(environ, start_response, "401 Unauthorized", "credentials required",
                                [("WWW-Authenticate", 'Basic realm="fsd"')])
         length = environ.get("CONTENT_LENGTH") or ""
         if not length.isdigit():
             self._count("other", "bad_request", t0)
-            return self._error(start_response, "400 Bad Request", "Content-Length required")
+            return self._error(environ, start_response, "400 Bad Request", "Content-Length required")
         n = int(length)
         if n > self.max_body_bytes:
             self._count("other", "bad_request", t0)
-            return self._error(start_response, "413 Request Entity Too Large", "request too large")
+            return self._error(environ, start_response, "413 Request Entity Too Large", "request too large")
 
         deadline = time.monotonic() + self.deadline_s
         timer = gevent.Timeout(self.deadline_s)
@@ -119,15 +128,15 @@ class XmlCurlApp:
                 if t is not timer:
                     raise
                 self._count("other", "bad_request", t0)
-                return self._error(start_response, "408 Request Timeout", "request body too slow")
+                return self._error(environ, start_response, "408 Request Timeout", "request body too slow")
             if len(body) != n:
                 self._count("other", "bad_request", t0)
-                return self._error(start_response, "400 Bad Request", "body shorter than Content-Length")
+                return self._error(environ, start_response, "400 Bad Request", "body shorter than Content-Length")
             try:
                 req = parse(body)
             except BadRequest as e:
                 self._count("other", "bad_request", t0)
-                return self._error(start_response, "400 Bad Request", f"bad request: {e}")
+                return self._error(environ, start_response, "400 Bad Request", f"bad request: {e}")
             action = req.metric_action
             try:
                 doc, result = self.directory.lookup(req, deadline=deadline)
