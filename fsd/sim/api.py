@@ -215,8 +215,11 @@ class Api:
         b.profile["Callee-ID-Number"] = b.profile["Orig-Caller-ID-Number"]
         a.new_profile("uuid_br", b.uuid)
         b.new_profile("uuid_br", a.uuid)
-        b._private.put(("bridge_to", a, False))
-        a._private.put(("bridge_to", b, True))
+        from fsd.sim.channel import BridgeSteps
+
+        steps = BridgeSteps()
+        b._private.put(("bridge_to", a, False, steps))
+        a._private.put(("bridge_to", b, True, steps))
         a._media_ev.set()
         b._media_ev.set()
         return f"+OK {b.uuid}\n"

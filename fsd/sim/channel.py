@@ -172,6 +172,27 @@ _TONE_RE = re.compile(r"%\(([\d.]+),([\d.]+)")
 FILE_PLAYED = "FILE PLAYED"
 
 
+class BridgeSteps:
+    """Lock-step coordination of the two legs of a uuid_bridge."""
+
+    def __init__(self):
+        self._events: dict[str, gevent.event.Event] = {}
+
+    def _ev(self, name):
+        return self._events.setdefault(name, gevent.event.Event())
+
+    def set(self, name):
+        self._ev(name).set()
+
+    def wait(self, name, me, other, timeout=5.0):
+        ev = self._ev(name)
+        deadline = time.monotonic() + timeout
+        while not ev.is_set() and time.monotonic() < deadline:
+            if other.hungup.is_set() or me.hungup.is_set():
+                return
+            ev.wait(0.05)
+
+
 class Hangup(Exception):
     """Raised inside the session greenlet when the channel is hung up."""
 
@@ -400,8 +421,7 @@ class Channel:
         p = self.profile
         p["Caller-ID-Name"], p["Callee-ID-Name"] = p["Callee-ID-Name"], p["Caller-ID-Name"]
         p["Caller-ID-Number"], p["Callee-ID-Number"] = p["Callee-ID-Number"], p["Caller-ID-Number"]
-        self.fire("CALL_UPDATE", after=[("Direction", "RECV"), ("Sent-Callee-ID-Name", p["Callee-ID-Name"]),
-                                         ("Sent-Callee-ID-Number", p["Callee-ID-Number"])])
+        self.fire("CALL_UPDATE", before=[("Direction", "RECV")])
 
     def new_profile(self, source_tag: str, other_uuid: str) -> None:
         """A transfer-like caller-profile change (uuid_bridge gives both legs a new profile)."""
@@ -540,6 +560,8 @@ class Channel:
         self.presence("Answered", "confirmed", ("switch_channel.c", "switch_channel_perform_mark_answered", "3848"))
         self.set_callstate("ACTIVE")
         self.answered.set()
+        if self.direction == "outbound":
+            self.fire("CHANNEL_OUTGOING")
         if self.originated:
             self.flip_cid()
         if self.script is not None:
@@ -629,11 +651,28 @@ class Channel:
         self.set_var("billusec", bill)
 
     # ------------------------------------------------------------------ DTMF
-    def send_dtmf(self, digits: str, duration: int = 1280) -> None:
-        """The far end pressed `digits` (fires DTMF events, feeds the digit collectors)."""
+    def send_dtmf(self, digits: str, duration: int = 1280, *, via: str = "rfc2833") -> None:
+        """The far end pressed `digits` (fires DTMF events, feeds the digit collectors).
+        via="info": each digit arrives as SIP INFO application/dtmf-relay (RECV_INFO first)."""
         for d in digits:
             if self.hungup.is_set():
                 return
+            if via == "info":
+                sip = [
+                    ("SIP-Content-Type", "application/dtmf-relay"),
+                    ("SIP-From-User", self.profile["Caller-ID-Number"]),
+                    ("SIP-From-Host", "127.0.0.1"),
+                    ("SIP-To-User", self.profile["Destination-Number"]),
+                    ("SIP-To-Host", "127.0.0.1"),
+                    ("SIP-Contact-User", self.profile["Caller-ID-Number"]),
+                    ("SIP-Contact-Host", "127.0.0.1"),
+                ]
+                self.fire(
+                    "RECV_INFO",
+                    before=sip,
+                    body=f"Signal={d}\r\nDuration={duration // 8}\r\n",
+                    calling=("sofia.c", "create_info_event", "9721"),
+                )
             self.fire(
                 "DTMF",
                 after=[("DTMF-Digit", d), ("DTMF-Duration", str(duration)), ("DTMF-Source", "ENDPOINT")],
@@ -698,7 +737,7 @@ class Channel:
             if parked:
                 self._private.queue.appendleft(item)
                 return "unpark"
-            self._uuid_bridge_session(item[1], item[2])
+            self._uuid_bridge_session(*item[1:])
         return None
 
     def park_loop(self) -> None:
@@ -733,18 +772,66 @@ class Channel:
             self.set_callstate("ACTIVE")
         self.fire("CHANNEL_STATE")
 
-    def _uuid_bridge_session(self, other: Channel, master: bool) -> None:
+    def _uuid_bridge_session(self, other: Channel, master: bool, steps=None) -> None:
+        """Both legs of uuid_bridge step through HIBERNATE/RESET/SOFT_EXECUTE in lock-step, like the
+        capture: B resets, A resets, A soft-executes, B soft-executes, A runs uuid_bridge, B too, A
+        fires CHANNEL_BRIDGE, B goes to EXCHANGE_MEDIA, then CALL_UPDATE on A and on B."""
         if other.hungup.is_set():
             return
+        steps = steps if steps is not None else BridgeSteps()
+        me, peer = ("a", "b") if master else ("b", "a")
+
+        def step(name):
+            steps.set(f"{me}_{name}")
+
+        def after(name):
+            steps.wait(f"{peer}_{name}", self, other)
+
         self.set_state("CS_HIBERNATE")
         self.set_state("CS_RESET")
+        step("reset")
+        if master:
+            after("reset")
+        else:
+            after("soft")
         self.set_state("CS_SOFT_EXECUTE")
+        step("soft")
+        if master:
+            after("soft")
+        else:
+            after("exec")
         self.fire(
             "CHANNEL_EXECUTE",
             after=[("Application", "uuid_bridge"), ("Application-Data", other.uuid)],
             calling=("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", "1236"),
         )
-        self.bridge_wait(other, master)
+        step("exec")
+        if master:
+            after("exec")
+        else:
+            after("bridge")
+        self.mark_bridged(other, master)
+        step("bridge")
+        after("bridge")
+        if master:
+            self._call_update_send(other)
+            step("update")
+        else:
+            after("update")
+            self._call_update_send(other)
+        self.bridge_wait(other, master, marked=True)
+
+    def _call_update_send(self, other: Channel) -> None:
+        self.fire(
+            "CALL_UPDATE",
+            before=[
+                ("Direction", "SEND"),
+                ("Sent-Callee-ID-Name", other.profile["Caller-ID-Name"] or other.profile["Caller-ID-Number"]),
+                ("Sent-Callee-ID-Number", other.profile["Caller-ID-Number"]),
+                ("Bridged-To", other.uuid),
+            ],
+            calling=("mod_sofia.c", "sofia_receive_message", "2100"),
+        )
 
     def mark_bridged(self, other: Channel, master: bool) -> None:
         self.bridged_to = other
@@ -755,14 +842,16 @@ class Channel:
         self.set_var("signal_bond", other.uuid)
         self.set_var("last_bridge_to", other.uuid)
         if master:
+            other.hold(("bridged", self.uuid))  # the bridge thread keeps the b-leg until it unbridged
             self.fire("CHANNEL_BRIDGE", before=[("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", other.uuid)])
         else:
             self.set_state("CS_EXCHANGE_MEDIA")
         self.switch._state_changed(self)
 
-    def bridge_wait(self, other: Channel, master: bool, *, in_app: bool = False) -> None:
+    def bridge_wait(self, other: Channel, master: bool, *, in_app: bool = False, marked: bool = False) -> None:
         """Stay bridged to `other` until either side hangs up."""
-        self.mark_bridged(other, master)
+        if not marked:
+            self.mark_bridged(other, master)
         while not self.hungup.is_set():
             if other.hungup.is_set():
                 break
@@ -781,6 +870,7 @@ class Channel:
             self.fire(
                 "CHANNEL_UNBRIDGE", before=[("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", other.uuid)]
             )
+            other.release(("bridged", self.uuid))
         self.switch._state_changed(self)
         if in_app:
             return

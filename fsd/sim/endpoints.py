@@ -221,7 +221,9 @@ class CallerScript:
         prompt_digits=None,
         prompt_delay: float = 0.5,
         record_seconds: float | None = 2.0,
+        dtmf_via: str = "rfc2833",
     ):
+        self.dtmf_via = dtmf_via
         self.hangup_after = hangup_after
         self.dtmf = list(dtmf or [])
         self.prompt_digits = list(prompt_digits or [])
@@ -244,7 +246,7 @@ class CallerScript:
 
             def _press(at=at, digits=digits):
                 if not channel.hungup.wait(clock.real(at)):
-                    channel.send_dtmf(digits)
+                    channel.send_dtmf(digits, via=self.dtmf_via)
 
             gevent.spawn(_press)
 
@@ -258,6 +260,6 @@ class CallerScript:
 
         def _press():
             if not channel.hungup.wait(clock.real(self.prompt_delay)):
-                channel.send_dtmf(digits)
+                channel.send_dtmf(digits, via=self.dtmf_via)
 
         gevent.spawn(_press)

@@ -126,10 +126,15 @@ def _struct_value(name: str, value: str) -> str:
     return "<V>"
 
 
-def _norm_json_body(body: str) -> str:
+def _norm_json_body(body: str, *, structure: bool = False) -> str:
     pairs = json.loads(body, object_pairs_hook=lambda p: p)
     out = []
     for k, v in pairs:
+        if structure:
+            if k.startswith("variable_"):
+                continue
+            out.append((k, _struct_value(k, v) if k not in ("Content-Length", "_body") else "<V>"))
+            continue
         if isinstance(v, str):
             if k == "Content-Length":
                 v = "<N>"
@@ -159,7 +164,7 @@ def normalise(frame, *, structure: bool = False) -> str:
     if ct == "text/event-plain":
         body = _norm_plain_body(body, structure=structure)
     elif ct == "text/event-json":
-        body = _norm_json_body(body)
+        body = _norm_json_body(body, structure=structure)
     elif ct == "text/event-xml":
         body = re.sub(r"<Content-Length>\d+</Content-Length>", "<Content-Length>N</Content-Length>", body)
         body = re.sub(

@@ -14,7 +14,12 @@ from tests.sim._client import OutboundServer
 
 pytestmark = pytest.mark.skipif(not fidelity.available(), reason="FreeSWITCH traces not present")
 
-TIMER_EVENTS = (b"Event-Name: HEARTBEAT\n", b"Event-Name: RE_SCHEDULE\n")
+TIMER_EVENTS = (
+    b"Event-Name: HEARTBEAT\n",
+    b"Event-Name: RE_SCHEDULE\n",
+    b'"Event-Name":"HEARTBEAT"',
+    b'"Event-Name":"RE_SCHEDULE"',
+)
 
 
 def _keep(frame):
@@ -98,7 +103,20 @@ def _call_switch(outbound_port, **kw):
     ).start()
 
 
-def _inbound_call_capture(name, sw, *, uuid, outbound=None, script=None):
+def _by_channel(frames, keep):
+    """Normalised frames grouped per channel (channels numbered by first appearance)."""
+    groups: dict = {}
+    order: dict = {}
+    for f in frames:
+        if not keep(f):
+            continue
+        uid = f.event().get("Unique-ID") if f.content_type and f.content_type.startswith("text/event") else None
+        key = order.setdefault(uid, len(order)) if uid else "-"
+        groups.setdefault(key, []).append(fidelity.normalise(f, structure=True))
+    return groups
+
+
+def _inbound_call_capture(name, sw, *, uuid, outbound=None, script=None, keep=None, per_channel=False):
     """Replay the inbound side of a call capture: the call arrives after `event plain ALL`."""
     state = {}
 
@@ -112,8 +130,16 @@ def _inbound_call_capture(name, sw, *, uuid, outbound=None, script=None):
         if cmd.startswith(b"exit"):
             state["ch"].destroyed.wait(10)
 
-    got, _ = fidelity.replay(name, sw.esl_port, before_command=before, keep=_keep)
-    g, w = _structure(got), _structure(fidelity.expected_frames(name))
+    keep = keep or _keep
+    got, _ = fidelity.replay(name, sw.esl_port, before_command=before, keep=keep)
+    if per_channel:
+        g, w = _by_channel(got, keep), _by_channel(fidelity.expected_frames(name), keep)
+        assert g.keys() == w.keys()
+        for k in w:
+            assert g[k] == w[k], f"channel {k}: " + fidelity.first_difference(g[k], w[k])
+        return state
+    g = [fidelity.normalise(f, structure=True) for f in got if keep(f)]
+    w = [fidelity.normalise(f, structure=True) for f in fidelity.expected_frames(name) if keep(f)]
     assert g == w, fidelity.first_difference(g, w)
     return state
 
@@ -144,3 +170,48 @@ def test_socket_close_inbound_stream_matches_capture():
     finally:
         sw.stop()
         srv.stop()
+
+
+CALLER_UUID = "84066c95-6aa4-4f2b-9b78-ecf63963cdee"
+
+
+@pytest.mark.parametrize("name", ["call-outbound", "call-outbound-json"])
+def test_outbound_call_inbound_stream_matches_capture(name):
+    from fsd.sim import Answer, Busy, CallerScript
+
+    srv = OutboundServer()
+    sw = _call_switch(srv.port)
+    sw.add_phone(Phone("1001", behaviour=Answer(after=2.0), hangup_after=3.0))
+    sw.add_phone(Phone("1002", behaviour=Busy()))
+    caller_uuid = _uuid_in(name)
+    try:
+
+        def outbound():
+            return fidelity.replay(f"{name}.outbound", 0, sock_factory=lambda: srv.accept(timeout=10))
+
+        script = CallerScript(prompt_digits=["1"], prompt_delay=1.5, dtmf_via="info")
+        keep = _keep
+        if name.endswith("json"):
+            # This run recorded one extra CHANNEL_STATE on the agent leg (run-to-run variation noted in
+            # the traces' README), so CHANNEL_STATE events are left out of this comparison only.
+            def keep(f):
+                return _keep(f) and b'"Event-Name":"CHANNEL_STATE"' not in f.body
+
+        # The JSON run also shows a different (racy) interleaving of the two legs around the agent's
+        # hangup, so it is compared per channel; the plain run is compared in global order.
+        st = _inbound_call_capture(
+            f"{name}.inbound", sw, uuid=caller_uuid, outbound=outbound, script=script, keep=keep,
+            per_channel=name.endswith("json"),
+        )
+        st["out"].get(timeout=10)
+    finally:
+        sw.stop()
+        srv.stop()
+
+
+def _uuid_in(name):
+    """The caller's UUID as the capture's inbound client used it (uuid_bridge <caller> <agent>)."""
+    for cmd, _ in fidelity.client_commands(f"{name}.inbound"):
+        if cmd.startswith(b"api uuid_bridge"):
+            return cmd.split()[2].decode()
+    raise AssertionError("no uuid_bridge in capture")
