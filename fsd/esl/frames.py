@@ -25,11 +25,12 @@ for text that cannot be put on the wire safely (e.g. a newline in a command line
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 import uuid as _uuid
 from collections.abc import Iterable, Iterator, Mapping
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 from xml.sax.saxutils import unescape as _xml_unescape
 
 from fsd.errors import ESLError, ProtocolError
@@ -107,9 +108,16 @@ class InvalidCommand(ESLError, ValueError):
 
 
 def _decode_value(value: str) -> str:
+    """URL-decode one value (byte level: %XX are bytes, then UTF-8 with surrogateescape)."""
     if "%" in value:
-        return unquote(value, encoding=_ENC, errors=_ERR)
+        return unquote_to_bytes(value.encode(_ENC, _ERR)).decode(_ENC, _ERR)
     return value
+
+
+def _decode_raw(value: bytes) -> str:
+    if b"%" in value:
+        value = unquote_to_bytes(value)
+    return value.decode(_ENC, _ERR)
 
 
 class Headers:
@@ -189,30 +197,96 @@ class Headers:
         return f"Headers({self._pairs!r})"
 
 
-def _parse_header_lines(text: str, *, strict: bool) -> list[tuple[str, str]]:
-    """Split a header block (no trailing blank line) into decoded pairs.
+def parse_header_block_reference(block: bytes, *, strict: bool = False) -> list[tuple[str, str]]:
+    """Split a header block (bytes, no trailing blank line) into pairs, then URL-decode each value.
 
-    strict: a line without ':' raises MalformedHeader (outer frames); otherwise such lines are skipped
-    (event bodies: the frame is already in sync, a junk line must not lose the event).
+    Lines are split first, values decoded afterwards, so an encoded ``%0A`` can never start a header.
+    strict: a line without ``:`` (or with an empty name) raises MalformedHeader (outer frames); otherwise
+    such lines are skipped (event bodies: the frame is already in sync, a junk line must not lose the
+    event). Empty lines are skipped. A trailing CR on a line is dropped.
     """
     pairs = []
     append = pairs.append
-    for line in text.split("\n"):
-        name, sep, value = line.partition(":")
+    for line in block.split(b"\n"):
+        name, sep, value = line.partition(b":")
         if not sep or not name:
-            if not line or line == "\r":
+            if not line or line == b"\r":
                 continue
             if strict:
                 raise MalformedHeader(f"header line without name/colon: {line[:80]!r}")
             continue
-        if value[:1] == " ":
+        if value[:1] == b" ":
             value = value[1:]
-        if value[-1:] == "\r":
+        if value[-1:] == b"\r":
             value = value[:-1]
-        if "%" in value:
-            value = unquote(value, encoding=_ENC, errors=_ERR)
-        append((name, value))
+        if b"%" in value:
+            value = unquote_to_bytes(value)
+        append((name.decode(_ENC, _ERR), value.decode(_ENC, _ERR)))
     return pairs
+
+
+def _bulk_unquote(joined: bytes) -> bytes | None:
+    """URL-decode many values at once (joined by b"\\n") with one C call: binascii.a2b_qp with '%' as
+    the escape. Encoded CR/LF are protected first so decoding cannot create lines. Returns None unless
+    the result is provably what unquote_to_bytes would give value by value (the caller then falls back):
+    every '%' a valid escape, no soft line breaks, no literal '=' or NUL in the input."""
+    if b"=" in joined or b"\x00" in joined:
+        return None
+    if b"%0" in joined:
+        joined = joined.replace(b"%0A", b"\x00A").replace(b"%0a", b"\x00a")
+        joined = joined.replace(b"%0D", b"\x00D").replace(b"%0d", b"\x00d")
+    # the sentinel line means every soft line break ("=" + blanks + line end) removes a newline
+    q = joined.replace(b"%", b"=") + b"\nZ"
+    out = binascii.a2b_qp(q)
+    # each '=' either decoded a %XX (-2 bytes) or survived/broke a line (then a count below differs)
+    if (
+        len(out) != len(q) - 2 * q.count(b"=")
+        or out.count(b"\n") != q.count(b"\n")
+        or out.count(b"\x00") != q.count(b"\x00")
+        or not out.endswith(b"\nZ")
+    ):
+        return None
+    return out[:-2]
+
+
+def parse_header_block(block: bytes) -> list[tuple[str, str]]:
+    """Lenient event-body header parsing, same result as ``parse_header_block_reference(strict=False)``:
+    the lines are split in Python, the values URL-decoded together in one C call when that is safe."""
+    names = []
+    values = []
+    add_name = names.append
+    add_value = values.append
+    for line in block.split(b"\n"):
+        name, sep, value = line.partition(b":")
+        if not sep or not name:
+            continue
+        if value[:1] == b" ":
+            value = value[1:]
+        if value[-1:] == b"\r":
+            value = value[:-1]
+        add_name(name)
+        add_value(value)
+    if not names:
+        return []
+    joined = b"\n".join(values)
+    if b"%" in joined:
+        decoded = _bulk_unquote(joined)
+        if decoded is None:
+            return [
+                (n.decode(_ENC, _ERR), _decode_raw(v)) for n, v in zip(names, values, strict=True)
+            ]
+        text = decoded.decode(_ENC, _ERR)
+        vals = text.split("\n")
+        if "\x00" in text:
+            vals = [
+                v.replace("\x00A", "\n").replace("\x00a", "\n").replace("\x00D", "\r").replace("\x00d", "\r")
+                if "\x00" in v else v
+                for v in vals
+            ]
+    else:
+        vals = joined.decode(_ENC, _ERR).split("\n")
+    keys = b"\n".join(names).decode(_ENC, _ERR).split("\n")
+    return list(zip(keys, vals, strict=True))
 
 
 # --------------------------------------------------------------------------- frames
@@ -225,17 +299,15 @@ class Frame:
     header block bytes (without the terminating blank line).
     """
 
-    __slots__ = ("body", "headers", "offset", "raw_headers")
+    __slots__ = ("body", "content_type", "headers", "offset", "raw_headers")
 
-    def __init__(self, headers: Headers, body: bytes = b"", *, offset: int = 0, raw_headers: bytes = b""):
+    def __init__(self, headers: Headers, body: bytes = b"", *, offset: int = 0, raw_headers: bytes = b"",
+                 content_type: str | None = None):
         self.headers = headers
         self.body = body
         self.offset = offset
         self.raw_headers = raw_headers
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("Content-Type", "")
+        self.content_type = headers.get("Content-Type", "") if content_type is None else content_type
 
     @property
     def reply_text(self) -> str | None:
@@ -258,104 +330,141 @@ class Frame:
         return f"<Frame {self.content_type or '?'} @{self.offset} headers={len(self.headers)} body={len(self.body)}>"
 
 
+# the outer block of every event frame FreeSWITCH sends (Content-Length first, see the README)
+_OUTER_EVENT = re.compile(rb"Content-Length: ([0-9]{1,12})\nContent-Type: (text/event-(?:plain|json|xml))")
+
+
 class FrameParser:
     """Incremental ESL frame parser: ``feed(bytes) -> list[Frame]``; any chunking gives the same frames.
 
     Leading empty lines before a frame are skipped (as FreeSWITCH itself does). Limits guard memory:
     a header block longer than ``max_header_bytes`` or a Content-Length above ``max_body_bytes``
-    raises :class:`FrameTooLarge`.
+    raises :class:`FrameTooLarge`. Received chunks are only joined when a frame can be complete, and
+    each body is copied once.
     """
 
-    __slots__ = ("_base", "_buf", "_error", "_pending", "_pos", "_scan", "max_body_bytes", "max_header_bytes")
+    __slots__ = ("_base", "_buf", "_error", "_more", "_more_len", "_need", "_pending", "_scan",
+                 "max_body_bytes", "max_header_bytes")
 
     def __init__(self, *, max_header_bytes: int = 4 << 20, max_body_bytes: int = 64 << 20):
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
-        self._buf = bytearray()
-        self._pos = 0  # start of unconsumed bytes in _buf
-        self._scan = 0  # where the search for b"\n\n" resumes
+        self._buf = b""  # unconsumed bytes (joined)
+        self._more: list[bytes] = []  # received after _buf, not joined yet
+        self._more_len = 0
+        self._need = 0  # joined length needed before parsing can progress (0: unknown)
+        self._scan = 0  # offset in _buf where the search for b"\n\n" resumes
         self._base = 0  # stream offset of _buf[0]
-        self._pending: tuple[Headers, bytes, int, int] | None = None  # waiting for a body
+        self._pending: tuple[Headers, bytes, int, int, str] | None = None  # header parsed, waiting for body
         self._error: FrameError | None = None
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as frames."""
-        return len(self._buf) - self._pos
+        return len(self._buf) + self._more_len
 
     def feed(self, data: bytes) -> list[Frame]:
         if self._error is not None:
             raise self._error
-        buf = self._buf
-        if data:
-            buf += data
+        if not data:
+            return []
+        data = bytes(data)
+        total = len(self._buf) + self._more_len + len(data)
+        if self._need:
+            if total < self._need:  # a body is still incomplete: just keep the chunk
+                self._more.append(data)
+                self._more_len += len(data)
+                return []
+        elif self._buf and b"\n" not in data and self._buf[-1:] != b"\n" and not self._more:
+            # no line end arrived: no header block can have completed
+            if total > self.max_header_bytes + 1:
+                self._error = FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
+                raise self._error
+            self._more.append(data)
+            self._more_len += len(data)
+            return []
+        if self._more:
+            self._more.append(data)
+            buf = self._buf + b"".join(self._more)
+            self._more = []
+            self._more_len = 0
+        elif self._buf:
+            buf = self._buf + data
+        else:
+            buf = data
         frames: list[Frame] = []
         try:
-            self._parse(buf, frames)
+            pos = self._parse(buf, frames)
         except FrameError as exc:
             self._error = exc
             raise
-        finally:
-            pos = self._pos
-            if pos:
-                del buf[:pos]
-                self._base += pos
-                self._scan = max(0, self._scan - pos)
-                self._pos = 0
+        if pos:
+            buf = buf[pos:]
+            self._base += pos
+            self._scan = max(0, self._scan - pos)
+            if self._need:
+                self._need -= pos
+        self._buf = buf
         return frames
 
-    def _parse(self, buf: bytearray, frames: list[Frame]) -> None:
-        pos = self._pos
+    def _parse(self, buf: bytes, frames: list[Frame]) -> int:
+        pos = 0
         n = len(buf)
+        scan = self._scan
+        append = frames.append
         while True:
             pending = self._pending
             if pending is not None:
-                headers, raw, offset, length = pending
+                headers, raw, offset, length, ctype = pending
                 if n - pos < length:
+                    self._need = pos + length  # relative to buf; feed() rebases it
                     break
-                body = bytes(buf[pos : pos + length])
-                pos += length
+                end = pos + length
+                append(Frame(headers, buf[pos:end], offset=offset, raw_headers=raw, content_type=ctype))
+                pos = scan = end
                 self._pending = None
-                frames.append(Frame(headers, body, offset=offset, raw_headers=raw))
-                self._pos = pos
-                self._scan = pos
+                self._need = 0
                 continue
-            # skip blank lines between frames
-            while pos < n and buf[pos] == 0x0A:
+            while pos < n and buf[pos] == 0x0A:  # blank lines between frames
                 pos += 1
-            self._pos = pos
             if pos >= n:
-                self._scan = pos
+                scan = pos
                 break
-            start = self._scan - 1 if self._scan > pos else pos
-            end = buf.find(b"\n\n", start)
+            end = buf.find(b"\n\n", scan - 1 if scan > pos else pos)
             if end < 0:
                 if n - pos > self.max_header_bytes:
                     raise FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
-                self._scan = n
+                scan = n
                 break
             if end - pos > self.max_header_bytes:
                 raise FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
-            raw = bytes(buf[pos:end])
-            pairs = _parse_header_lines(raw.decode(_ENC, _ERR), strict=True)
-            headers = Headers(pairs)
+            raw = buf[pos:end]
             offset = self._base + pos
-            pos = end + 2
-            clen = headers.get("Content-Length")
-            length = 0
-            if clen is not None:
-                clen = clen.strip()
-                if not (clen.isascii() and clen.isdigit()):
-                    raise InvalidContentLength(f"invalid Content-Length {clen[:40]!r}")
+            pos = scan = end + 2
+            m = _OUTER_EVENT.fullmatch(raw)
+            if m is not None:
+                clen = m.group(1).decode()
+                ctype = m.group(2).decode()
+                headers = Headers([("Content-Length", clen), ("Content-Type", ctype)])
                 length = int(clen)
-                if length > self.max_body_bytes:
-                    raise FrameTooLarge(f"Content-Length {length} exceeds {self.max_body_bytes}")
-            self._pos = pos
-            self._scan = pos
-            if length:
-                self._pending = (headers, raw, offset, length)
             else:
-                frames.append(Frame(headers, b"", offset=offset, raw_headers=raw))
+                headers = Headers(parse_header_block_reference(raw, strict=True))
+                ctype = headers.get("Content-Type", "")
+                length = 0
+                value = headers.get("Content-Length")
+                if value is not None:
+                    value = value.strip()
+                    if not (value.isascii() and value.isdigit()):
+                        raise InvalidContentLength(f"invalid Content-Length {value[:40]!r}")
+                    length = int(value)
+            if length > self.max_body_bytes:
+                raise FrameTooLarge(f"Content-Length {length} exceeds {self.max_body_bytes}")
+            if length:
+                self._pending = (headers, raw, offset, length, ctype)
+            else:
+                append(Frame(headers, b"", offset=offset, raw_headers=raw, content_type=ctype))
+        self._scan = scan
+        return pos
 
 
 # --------------------------------------------------------------------------- events
@@ -401,7 +510,7 @@ class Event:
       couple of headers never pays for URL-decoding two hundred ``variable_*`` lines.
     """
 
-    __slots__ = ("_block", "_fast", "_headers", "_name", "body_bytes", "content_type", "raw")
+    __slots__ = ("_data", "_fast", "_headers", "_hend", "_name", "body_bytes", "content_type", "raw")
 
     _FAST_LOOKUPS = 4  # exact-case byte searches before a full parse pays off
 
@@ -416,7 +525,8 @@ class Event:
         if headers is not None and not isinstance(headers, Headers):
             headers = Headers(headers)
         self._headers: Headers | None = headers
-        self._block: bytes | None = None
+        self._data: bytes = b""  # plain: undecoded header block is _data[:_hend]
+        self._hend = 0
         self._fast = 0
         self._name: str | None = None
         if isinstance(body, str):
@@ -441,32 +551,48 @@ class Event:
 
     @classmethod
     def from_plain(cls, data: bytes) -> Event:
+        """Header lines, then - if the last header is ``Content-Length: N`` - an empty line and N body
+        bytes. Blank lines inside the header block are ignored (FreeSWITCH never sends them)."""
         ev = cls(None, None, content_type=CT_EVENT_PLAIN, raw=data)
-        end = data.find(b"\n\n")
-        if end < 0:
-            block = data[:-1] if data.endswith(b"\n") else data
-            ev._block = block
-            return ev
-        block = data[:end]
-        ev._block = block
-        # the inner Content-Length is the last header line; values never hold a literal newline
-        i = block.rfind(b"\nContent-Length:")
-        if i >= 0:
-            i += 1
-        elif block.startswith(b"Content-Length:"):
+        ev._data = data
+        # fast path: an event with a body has Content-Length as its last header line
+        if data.startswith(b"Content-Length:"):
             i = 0
         else:
-            return ev
-        j = block.find(b"\n", i)
-        value = block[i + 15 : j if j >= 0 else len(block)].strip()
+            i = data.find(b"\nContent-Length:")
+            if i >= 0:
+                i += 1
+        if i >= 0:
+            j = data.find(b"\n", i)
+            if j >= 0 and data[j + 1 : j + 2] == b"\n":
+                ev._hend = j
+                ev.body_bytes = cls._inner_body(data, data[i + 15 : j], j + 2)
+                return ev
+            # Content-Length is not the last header: use the first empty line
+            end = data.find(b"\n\n")
+            if end >= 0:
+                ev._hend = end
+                k = data.rfind(b"\nContent-Length:", 0, end)
+                k = k + 1 if k >= 0 else (0 if data.startswith(b"Content-Length:") else -1)
+                if k >= 0:
+                    e = data.find(b"\n", k, end)
+                    ev.body_bytes = cls._inner_body(data, data[k + 15 : e if e >= 0 else end], end + 2)
+                return ev
+        n = len(data)
+        while n and data[n - 1] == 0x0A:
+            n -= 1
+        ev._hend = n
+        return ev
+
+    @staticmethod
+    def _inner_body(data: bytes, value: bytes, start: int) -> bytes:
+        value = value.strip()
         if not value.isdigit():
             raise MalformedEvent(f"invalid inner Content-Length {value[:40]!r}")
         length = int(value)
-        rest = end + 2
-        if rest + length > len(data):
-            raise MalformedEvent(f"inner Content-Length {length} exceeds the {len(data) - rest} bytes left")
-        ev.body_bytes = data[rest : rest + length]
-        return ev
+        if start + length > len(data):
+            raise MalformedEvent(f"inner Content-Length {length} exceeds the {len(data) - start} bytes left")
+        return data[start : start + length]
 
     @classmethod
     def from_json(cls, data: bytes) -> Event:
@@ -512,36 +638,39 @@ class Event:
     def headers(self) -> Headers:
         h = self._headers
         if h is None:
-            block = self._block or b""
-            h = self._headers = Headers(_parse_header_lines(block.decode(_ENC, _ERR), strict=False))
+            h = self._headers = Headers(parse_header_block(self._data[: self._hend]))
         return h
 
     def _fast_get(self, name: str, last: bool = False) -> str | None:
         """Exact-case lookup straight in the undecoded block (no full parse)."""
-        block = self._block
-        key = name.encode(_ENC, _ERR) + b": "
+        data = self._data
+        hend = self._hend
+        key = name.encode(_ENC, _ERR) + b":"
+        i = -1
         if last:
-            i = block.rfind(b"\n" + key)
+            i = data.rfind(b"\n" + key, 0, hend)
             if i >= 0:
                 i += 1
-            elif block.startswith(key):
+            elif data.startswith(key, 0, hend):
                 i = 0
-        elif block.startswith(key):
+        elif data.startswith(key, 0, hend):
             i = 0
         else:
-            i = block.find(b"\n" + key)
+            i = data.find(b"\n" + key, 0, hend)
             if i >= 0:
                 i += 1
         if i < 0:
             return None
-        j = block.find(b"\n", i)
-        raw = block[i + len(key) : j if j >= 0 else len(block)]
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        return _decode_value(raw.decode(_ENC, _ERR))
+        j = data.find(b"\n", i, hend)
+        value = data[i + len(key) : j if j >= 0 else hend]
+        if value[:1] == b" ":
+            value = value[1:]
+        if value[-1:] == b"\r":
+            value = value[:-1]
+        return _decode_raw(value)
 
     def get(self, name: str, default=None):
-        if self._headers is None and self._fast < self._FAST_LOOKUPS:
+        if self._headers is None and self._fast < self._FAST_LOOKUPS and name and ":" not in name and "\n" not in name:
             self._fast += 1
             v = self._fast_get(name)
             if v is not None:

@@ -27,12 +27,12 @@ Design decisions:
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterable
 
 import gevent
 import gevent.event
+from gevent import socket  # cooperative even when the stdlib is not monkey-patched
 
 from fsd.errors import ESLDisconnected, ESLError, ESLTimeout
 from fsd.esl.connection import (

@@ -46,3 +46,40 @@ def _run(data: bytes, cut: int) -> None:
 @given(data=st.one_of(st.binary(max_size=300), _chunks, _splice), cut=st.integers(0, 400))
 def test_arbitrary_bytes_only_raise_protocol_errors(data, cut):
     _run(data, cut)
+
+
+_block_bytes = st.lists(
+    st.one_of(
+        st.sampled_from([b"%", b"%0A", b"%0a", b"%0D", b"%3A", b"%3a", b"%20", b"%25", b"%00", b"%zz", b"%4", b"=",
+                         b"\n", b"\r", b"\r\n", b": ", b":", b" ", b"\t", b"\x00", b"\xff", b"\xc3\xa9", b"A", b"Z"]),
+        st.binary(max_size=6),
+    ),
+    max_size=60,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=2000, suppress_health_check=list(HealthCheck))
+@given(block=_block_bytes)
+def test_bulk_header_decoding_equals_reference(block):
+    from fsd.esl.frames import parse_header_block, parse_header_block_reference
+
+    assert parse_header_block(block) == parse_header_block_reference(block, strict=False)
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=list(HealthCheck))
+@given(block=_block_bytes, names=st.lists(st.sampled_from(["A", "Z", "Unique-ID", "a", "Event-Name", ""]),
+                                          max_size=4))
+def test_lazy_lookup_equals_full_parse(block, names):
+    """Event.get/name on the undecoded block agree with the fully parsed headers (exact-case names)."""
+    data = b"Event-Name: X\nUnique-ID: u\n" + block.replace(b"Content-Length", b"C-L") + b"\n\n"
+    lazy = Event.from_plain(data)
+    full = Event.from_plain(data)
+    headers = full.headers
+    assert lazy.name == headers.get_last("Event-Name", "")
+    for n in names:
+        value = lazy.get(n)
+        if value is not None and n:
+            exact = [v for k, v in headers.items() if k == n]
+            assert value == (exact[0] if exact else headers.get(n))
+        else:
+            assert value == headers.get(n)
