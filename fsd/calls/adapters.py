@@ -25,7 +25,10 @@ def _no_prompt(_pid):
 
 
 def schedule(s: models.Schedule) -> Schedule:
-    """The company's weekly intervals and dated exceptions (closed days, own hours)."""
+    """The company's weekly intervals and dated exceptions (closed days, own hours). A company that
+    never set working hours (no intervals, no exceptions) is open around the clock."""
+    if not s.intervals and not s.exceptions:
+        return Schedule.always(timezone=s.timezone)
     weekly = tuple(
         WeeklyInterval(weekday=i.weekday, interval=Interval(start_minute=i.start_minute, end_minute=i.end_minute))
         for i in s.intervals

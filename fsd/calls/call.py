@@ -125,6 +125,7 @@ class Call:
         self.ringback: str | None = None
         self.ringback_playing = False
         self.bridged_leg: Leg | None = None
+        self._cb_position = 0
         self.exclude: set[int] = set()  # never ring these members (the caller of an internal call)
         self.caller_number = data.get("Caller-Caller-ID-Number") or ""
         self.caller_name = data.get("Caller-Caller-ID-Name") or ""
@@ -297,6 +298,8 @@ class Call:
             self.metrics.calls_abandoned.labels(*labels).inc()
         elif outcome == "answered":
             self.metrics.calls_answered.labels(*labels).inc()
+        elif outcome == wq.CALLBACK:
+            self._request_callback(dept_id, self._cb_position)
         elif outcome == "voicemail":
             na = adapters.no_answer_action(dept, prompt_path=self.snap.prompt_path)
             self.voicemail("department", dept_id, na.greeting)
@@ -435,6 +438,8 @@ class Call:
                     return choice
                 actions = []
         finally:
+            if offer_res is not None and offer_res != "done" and self.bridged_leg is None and not self.caller_gone:
+                self._break(all_=True)  # leaving the queue: the offer prompt must not hold the caller
             board.unwatch(ids, watcher)
             if waitq is not None:
                 waitq.leave(self.uuid)
@@ -645,9 +650,7 @@ class Call:
             (choice, _inv), position = wq.offer_choice(digits), None
         self.metrics.impatient_choices.labels(choice if digits else "none").inc()
         self.route(f"offer:{choice}")
-        if choice == wq.CALLBACK:
-            self._request_callback(dept_id, position or 0)
-            return "callback"
+        self._cb_position = position or 0
         return choice
 
     def _request_callback(self, dept_id, position: int) -> None:

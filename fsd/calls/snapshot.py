@@ -113,6 +113,7 @@ class SnapshotCache:
     def by_did(self, dialled: str) -> tuple[TenantSnapshot, m.Number] | None:
         cands = adapters.did_candidates(dialled)
         tid = next((self._did[c] for c in cands if c in self._did), None)
+        found = None
         if tid is None:
             try:
                 with self.pool.transaction() as cur:
@@ -127,6 +128,13 @@ class SnapshotCache:
         for c in cands:
             if c in snap.numbers:
                 return snap, snap.numbers[c]
+        if found is not None:
+            # The database knows the number but our snapshot does not (a missed notification).
+            self._stale.add(tid)
+            snap = self.get(tid)
+            for c in cands:
+                if c in snap.numbers:
+                    return snap, snap.numbers[c]
         return None
 
     def _did_from_snapshots(self, cands):

@@ -15,6 +15,7 @@ from fsd.metrics import Metrics
 from fsd.services import Actor, Services
 from fsd.sim import CallerScript, Gateway, Phone, Switch
 from fsd.store import calls_repo
+from fsd.store.listen import ConfigListener
 
 SCALE = 0.01  # 1 simulated second = 10 ms
 ADMIN = Actor.system("test")
@@ -40,12 +41,16 @@ class Node:
                                  callback_poll_s=0.05, history_flush_s=0.1)
         self.driver.register_metrics()
         self.driver.start()
+        self.listener = ConfigListener(dsn=pool.dsn, on_change=self.driver.on_change,
+                                       on_reconnect=self.driver.invalidate)
+        self.listener.start()
         self.trunk = self.switch.add_gateway(Gateway("trunk"))
 
     def _handle(self, session):
         self.driver.handle(session)
 
     def stop(self):
+        self.listener.stop()
         self.server.stop(timeout=2)
         self.driver.drain(2)
         self.driver.stop()
