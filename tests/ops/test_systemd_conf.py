@@ -150,3 +150,25 @@ def test_example_documents_every_setting():
             while j >= 0 and SETTING.match(lines[j]):
                 j -= 1
             assert lines[j].startswith("# ") and not lines[j].startswith("["), f"undocumented: {line}"
+
+
+def test_ops_readme_metric_table_matches_the_code():
+    from fsd.metrics.catalogue import full_registry, markdown
+
+    with open(os.path.join(OPS, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    begin, end = "<!-- metrics-table:begin -->\n", "<!-- metrics-table:end -->"
+    table = text[text.index(begin) + len(begin):text.index(end)]
+    assert table == markdown(full_registry()), "regenerate with: python -m fsd.metrics.catalogue"
+
+
+def test_ops_readme_lists_every_alert():
+    import yaml
+
+    from tests.ops.common import ALERTS
+
+    with open(os.path.join(OPS, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    with open(ALERTS, encoding="utf-8") as f:
+        names = [r["alert"] for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
+    assert [n for n in names if f"| {n} |" not in text] == []
