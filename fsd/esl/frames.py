@@ -368,56 +368,88 @@ class FrameParser:
             raise self._error
         if not data:
             return []
-        data = bytes(data)
-        total = len(self._buf) + self._more_len + len(data)
-        if self._need:
-            if total < self._need:  # a body is still incomplete: just keep the chunk
-                self._more.append(data)
-                self._more_len += len(data)
-                return []
-        elif self._buf and b"\n" not in data and self._buf[-1:] != b"\n" and not self._more:
-            # no line end arrived: no header block can have completed
-            if total > self.max_header_bytes + 1:
-                self._error = FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
-                raise self._error
-            self._more.append(data)
-            self._more_len += len(data)
-            return []
-        if self._more:
-            self._more.append(data)
-            buf = self._buf + b"".join(self._more)
-            self._more = []
-            self._more_len = 0
-        elif self._buf:
-            buf = self._buf + data
-        else:
-            buf = data
+        if type(data) is not bytes:
+            data = bytes(data)
         frames: list[Frame] = []
         try:
-            pos = self._parse(buf, frames)
+            if self._buf or self._more:
+                start = self._absorb(data, frames)
+                if start is None:
+                    return frames
+            else:
+                start = 0
+            pos = self._parse(data, start, frames)
         except FrameError as exc:
             self._error = exc
             raise
-        if pos:
-            buf = buf[pos:]
-            self._base += pos
-            self._scan = max(0, self._scan - pos)
-            if self._need:
-                self._need -= pos
-        self._buf = buf
+        self._buf = data[pos:] if pos < len(data) else b""
         return frames
 
-    def _parse(self, buf: bytes, frames: list[Frame]) -> int:
-        pos = 0
+    def _absorb(self, data: bytes, frames: list[Frame]) -> int | None:
+        """Complete the frame begun in earlier chunks with just the needed prefix of ``data`` (the big
+        chunk itself is never copied). Returns where parsing of ``data`` continues, or None when all
+        of ``data`` was kept for later."""
+        n = len(data)
+        if self._pending is not None:
+            if len(self._buf) + self._more_len + n < self._need:  # body still incomplete: keep the chunk
+                self._more.append(data)
+                self._more_len += n
+                return None
+        else:
+            tail = self._more[-1] if self._more else self._buf
+            if b"\n" not in data and not tail.endswith(b"\n"):  # no header block can have completed
+                if len(self._buf) + self._more_len + n > self.max_header_bytes + 1:
+                    raise FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
+                self._more.append(data)
+                self._more_len += n
+                return None
+        buf = self._buf
+        if self._more:
+            buf += b"".join(self._more)
+            self._more = []
+            self._more_len = 0
+        start = 0
+        while True:
+            if self._pending is not None:
+                k = self._need - len(buf)
+                if k > n - start:
+                    self._buf = buf
+                    if start < n:
+                        self._more = [data[start:]]
+                        self._more_len = n - start
+                    return None
+                piece = buf + data[start : start + k]
+                start += k
+            else:
+                if buf.endswith(b"\n") and data.startswith(b"\n", start):
+                    end = start + 1
+                else:
+                    j = data.find(b"\n\n", start)
+                    end = n if j < 0 else j + 2
+                piece = buf + data[start:end]
+                start = end
+            pos = self._parse(piece, 0, frames)
+            buf = piece[pos:]
+            if not buf:
+                self._buf = b""
+                return start
+            if start >= n:
+                self._buf = buf
+                return None
+
+    def _parse(self, buf: bytes, start: int, frames: list[Frame]) -> int:
+        """Parse ``buf`` from ``start`` (stream offset ``self._base``); return where unconsumed bytes begin."""
+        pos = start
         n = len(buf)
-        scan = self._scan
+        scan = start + self._scan
+        base = self._base - start
         append = frames.append
         while True:
             pending = self._pending
             if pending is not None:
                 headers, raw, offset, length, ctype = pending
                 if n - pos < length:
-                    self._need = pos + length  # relative to buf; feed() rebases it
+                    self._need = length  # bytes needed from the leftover's start
                     break
                 end = pos + length
                 append(Frame(headers, buf[pos:end], offset=offset, raw_headers=raw, content_type=ctype))
@@ -439,7 +471,7 @@ class FrameParser:
             if end - pos > self.max_header_bytes:
                 raise FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
             raw = buf[pos:end]
-            offset = self._base + pos
+            offset = base + pos
             pos = scan = end + 2
             m = _OUTER_EVENT.fullmatch(raw)
             if m is not None:
@@ -463,7 +495,8 @@ class FrameParser:
                 self._pending = (headers, raw, offset, length, ctype)
             else:
                 append(Frame(headers, b"", offset=offset, raw_headers=raw, content_type=ctype))
-        self._scan = scan
+        self._base = base + pos
+        self._scan = max(0, scan - pos)
         return pos
 
 
