@@ -280,7 +280,8 @@ class InboundClient:
             self._attempted.set()
             if was_connected:
                 self.stats.disconnects += 1
-                log.warning("esl_disconnected conn=%s reason=%s", self.name, self.last_error)
+                level = logging.INFO if self._stopping else logging.WARNING
+                log.log(level, "esl_disconnected conn=%s reason=%s", self.name, self.last_error)
                 if self.on_disconnect is not None:
                     try:
                         self.on_disconnect(self, self.last_error)

@@ -317,3 +317,54 @@ def test_stop_sends_exit(fake):
     assert not c.connected
     with pytest.raises(ESLDisconnected):
         c.api("status")
+
+
+def test_rude_rejection_is_an_auth_failure():
+    """mod_event_socket's ACL answer: text/rude-rejection, then close."""
+    from gevent.server import StreamServer
+
+    def handle(sock, addr):
+        sock.sendall(b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n")
+        sock.close()
+
+    srv = StreamServer(("127.0.0.1", 0), handle)
+    srv.start()
+    try:
+        c = InboundClient(host="127.0.0.1", port=srv.server_port, password="x", connect_timeout=5)
+        with pytest.raises(AuthenticationFailed, match="Access Denied"):
+            c.connect(timeout=5)
+        assert c.auth_failures == 1
+    finally:
+        srv.stop()
+
+
+def test_supervised_greenlet_crash_is_logged_and_restarted(caplog):
+    from fsd.esl.connection import ESLStats, supervise
+
+    stats = ESLStats()
+    runs = []
+
+    def body():
+        runs.append(1)
+        if len(runs) < 3:
+            raise RuntimeError("bug")
+
+    g = supervise(body, name="t", stopped=lambda: False, stats=stats, backoff=0.001)
+    g.join(timeout=5)
+    assert len(runs) == 3 and g.dead
+    assert stats.greenlet_restarts == 2
+    assert sum("esl_greenlet_crashed" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_queue_depth_and_stats_are_plain_values(fake, client):
+    seen = []
+    client.subscribe("CHANNEL_CREATE", seen.append)
+    fake.emit(channel_event("CHANNEL_CREATE"))
+    wait_for(lambda: seen, 5)
+    snap = client.stats.snapshot()
+    assert snap["events_received"]["CHANNEL_CREATE"] == 1
+    assert snap["connects"] == 1 and isinstance(client.queue_depth(), int)
+    latencies = []
+    client.stats.latency_observers.append(lambda word, secs: latencies.append((word, secs)))
+    client.api("status")
+    assert latencies and latencies[0][0] == "status" and latencies[0][1] >= 0
