@@ -153,7 +153,7 @@ class Api:
     def sofia_contact(self, arg):
         target = arg.split("/")[-1]
         user, _, domain = target.partition("@")
-        phone = self.switch.lookup_user(user, domain or self.switch.domain, action=None, fire=False)
+        phone = self.switch.lookup_user(user, domain or self.switch.domain, query=False)
         if phone is None or not phone.registered:
             return "error/user_not_registered"
         return f"sofia/internal/sip:{user}@127.0.0.1:{phone.port or 5060}"
@@ -447,7 +447,8 @@ class Api:
                 rows = [
                     {
                         "reg_user": p.user, "realm": p.domain, "token": p.call_id or "",
-                        "url": f"sofia/internal/sip:{p.user}@127.0.0.1:{p.port or 5060}", "expires": "0",
+                        "url": f"sofia/internal/sip:{p.user}@127.0.0.1:{p.port or 5060}",
+                        "expires": str(int(p.registered_at + 3600)),
                         "network_ip": "127.0.0.1", "network_port": str(p.port or 5060), "network_proto": "udp",
                         "hostname": self.switch.hostname, "metadata": "",
                     }
@@ -496,20 +497,24 @@ class Api:
         if len(parts) >= 4 and parts[0] == "status" and parts[1] == "profile" and parts[3] == "reg":
             regs = [p for p in self.switch.phones.values() if p.registered]
             out = ["", "Registrations:", "=" * 97]
+            now = self.switch.clock.now()
             for p in regs:
+                expires = p.registered_at + 3600
                 out += [
                     f"Call-ID:    \t{p.call_id}",
                     f"User:       \t{p.user}@{p.domain}",
-                    f"Contact:    \t\"\" <sip:{p.user}@127.0.0.1:{p.port or 5060}>",
+                    f'Contact:    \t"" <sip:{p.user}@127.0.0.1:{p.port or 5060}>',
                     f"Agent:      \t{p.user_agent}",
-                    "Status:     \tRegistered(UDP)(unknown) EXP(2036-01-01 00:00:00) EXPSECS(3600)",
+                    f"Status:     \tRegistered(UDP)(unknown) EXP({self.switch.format_local(expires)}) "
+                    f"EXPSECS({int(expires - now)})",
                     "Ping-Status:\tReachable",
+                    "Ping-Time:\t0.00",
                     f"Host:       \t{self.switch.hostname}",
                     "IP:         \t127.0.0.1",
                     f"Port:       \t{p.port or 5060}",
                     f"Auth-User:  \t{p.user}",
                     f"Auth-Realm: \t{p.domain}",
-                    "MWI-Account:\t" + f"{p.user}@{p.domain}",
+                    f"MWI-Account:\t{p.user}@{p.domain}",
                     "",
                 ]
             out.append(f"Total items returned: {len(regs)}")

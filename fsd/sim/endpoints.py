@@ -155,6 +155,7 @@ class Phone(Endpoint):
         self.user_agent = user_agent
         self.variables = dict(variables or {})
         self.call_id = None
+        self.registered_at = 0.0
 
     @property
     def key(self) -> str:

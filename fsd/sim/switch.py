@@ -407,9 +407,11 @@ class Switch:
         self.gateways[gateway.name] = gateway
         return gateway
 
-    def lookup_user(self, user: str, domain: str, *, action: str | None = "user_call", fire: bool = True):
+    def lookup_user(self, user: str, domain: str, *, action: str | None = "user_call", query: bool = True):
+        """A local Phone, or (with xml_curl) the directory's answer; `action` as FreeSWITCH sends it
+        (None: a lookup without action, e.g. user_exists); query=False never asks the directory."""
         phone = self.phones.get(f"{user}@{domain}")
-        if phone is None and self.xmlcurl is not None and action is not None:
+        if phone is None and self.xmlcurl is not None and query:
             phone = self.xmlcurl.lookup_user(user, domain, action=action)
         return phone
 
@@ -461,7 +463,7 @@ class Switch:
                 ("sofia_reg.c", "sofia_reg_handle_register_token", "1792"),
                 [("profile-name", "internal"), ("to-user", phone.user), ("to-host", phone.domain),
                  ("network-ip", "127.0.0.1"), ("user-agent", phone.user_agent), ("profile-name", "internal"),
-                 ("registration-type", "register")],
+                 ("network-port", str(phone.port)), ("registration-type", "REGISTER")],
             )
             return False
         phone.registered = True
@@ -481,6 +483,15 @@ class Switch:
             ("sofia_reg.c", "sofia_reg_handle_register_token", "2059"),
             base + [("presence-hosts", f"{phone.domain},{phone.domain}")] + tail + extra,
         )
+        phone.registered_at = self.clock.now()
+        mq = self.new_event("MESSAGE_QUERY", calling=("sofia_reg.c", "sofia_reg_handle_register_token", "2168"))
+        mq.headers += [("Message-Account", f"sip:{phone.user}@{phone.domain}"), ("VM-Sofia-Profile", "internal"),
+                       ("VM-Call-ID", phone.call_id)]
+        self.fire(mq)
+        mw = self.new_event("MESSAGE_WAITING", calling=("mod_voicemail.c", "actual_message_query_handler", "4026"))
+        mw.headers += [("MWI-Messages-Waiting", "no"), ("MWI-Message-Account", f"sip:{phone.user}@{phone.domain}"),
+                       ("Sofia-Profile", "internal"), ("Call-ID", phone.call_id)]
+        self.fire(mw)
         return True
 
     def unregister(self, phone: Phone | str) -> None:

@@ -28,6 +28,13 @@ def _md5(s: str) -> str:
     return hashlib.md5(s.encode("utf-8")).hexdigest()  # noqa: S324 - SIP digest is MD5 by definition
 
 
+CALLING = {
+    "sip_auth": ("sofia_reg.c", "sofia_reg_parse_auth", "3124"),
+    "user_call": ("mod_dptools.c", "user_outgoing_channel", "4366"),
+    None: ("switch_xml.c", "switch_xml_locate_user", "2220"),
+}
+
+
 class DirectoryUser:
     def __init__(self, *, user, domain, a1_hash=None, password=None, params=None, variables=None, cacheable=0):
         self.user = user
@@ -133,7 +140,10 @@ class XmlCurlDirectory:
         if action:
             params.append(("action", action))
         params += list(extra) + [("key", "id"), ("user", user), ("domain", domain)]
-        text = self.request(tag_name="domain", key_name="name", key_value=domain, params=params)
+        calling = CALLING.get(action, CALLING[None])
+        if action == "sip_auth":
+            params.append(("ip", "127.0.0.1"))
+        text = self.request(tag_name="domain", key_name="name", key_value=domain, params=params, calling=calling)
         if text is None:
             return None
         entry = parse_directory(text, user, domain)
@@ -170,7 +180,7 @@ class XmlCurlDirectory:
             return True
         return False
 
-    def lookup_user(self, user: str, domain: str, *, action: str = "user_call"):
+    def lookup_user(self, user: str, domain: str, *, action: str | None = "user_call"):
         """A user/ dial or user_exists for a user that is not a local Phone: ask the directory.
         Returns a Phone (unregistered, so user/ dials give USER_NOT_REGISTERED) or None."""
         from fsd.sim.endpoints import Phone

@@ -5,6 +5,8 @@ leaving out variable_* sets (which depend on the SIP stack) and the timer-driven
 
 from __future__ import annotations
 
+import re
+
 import gevent
 import pytest
 
@@ -215,3 +217,56 @@ def _uuid_in(name):
         if cmd.startswith(b"api uuid_bridge"):
             return cmd.split()[2].decode()
     raise AssertionError("no uuid_bridge in capture")
+
+
+REG_VARS = {
+    "record_stereo": "true", "default_gateway": "pstn_trunk", "default_areacode": "918",
+    "transfer_fallback_extension": "operator", "toll_allow": "domestic,international,local", "accountcode": "1001",
+    "user_context": "default", "effective_caller_id_name": "Extension 1001", "effective_caller_id_number": "1001",
+    "outbound_caller_id_name": "FreeSWITCH", "outbound_caller_id_number": "0000000000", "callgroup": "techsupport",
+}
+
+
+def test_registration_events_match_capture():
+
+    sw = Switch(time_scale=0.05, heartbeat_interval=0, **fidelity.CAPTURE_IDENTITY).start()
+    try:
+
+        class Directory:  # a directory where 1003's password is "right" and the phone sends a wrong one
+            def check_register(self, phone, password):
+                return password == "1234"
+
+            def lookup_user(self, *a, **kw):
+                return None
+
+            def flush(self, arg):
+                return 0
+
+        sw.xmlcurl = Directory()
+
+        def before(i, cmd):
+            if i == 2:
+                for user, port, pw in (("1001", 5101, "1234"), ("1002", 5102, "1234"), ("1003", 5103, "bad")):
+                    phone = Phone(user, port=port, register=False, user_agent="sipp-trace-agent",
+                                  variables=dict(REG_VARS, accountcode=user))
+                    phone.call_id = f"1-{user}@127.0.0.1"
+                    sw.add_phone(phone)
+                    sw.register(phone, password=pw)
+
+        got, _ = fidelity.replay("registration-events.inbound", sw.esl_port, before_command=before, keep=_keep)
+        want = fidelity.expected_frames("registration-events.inbound")
+        # api bodies: digits (ports, call ids, expiry times) are normalised, the layout is compared
+        def norm(f):
+            text = fidelity.normalise(f, structure=True)
+            return re.sub(r"\d+", "N", text) if f.content_type == "api/response" else text
+
+        g = [norm(f) for f in got if _keep(f)]
+        w = [norm(f) for f in want if _keep(f)]
+        assert g == w, fidelity.first_difference(g, w)
+        # the registration table and list have FreeSWITCH's layout (values differ: ports, call ids, times)
+        table = next(f for f in got if f.body.startswith(b"\nRegistrations:")).body.decode()
+        assert table.count("Ping-Status:\tReachable") == 2 and "Total items returned: 2\n" in table
+        listing = next(f for f in got if f.body.startswith(b"reg_user,")).body.decode()
+        assert listing.endswith("\n\n2 total.\n")
+    finally:
+        sw.stop()

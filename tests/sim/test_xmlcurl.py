@@ -1,0 +1,112 @@
+"""The emulator's mod_xml_curl client: directory POSTs like FreeSWITCH's, digest check, cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.parse
+
+import pytest
+from gevent.pywsgi import WSGIServer
+
+from fsd.sim import Phone, Switch
+from tests.sim import fidelity
+from tests.sim._client import login
+
+NOT_FOUND = (
+    '<document type="freeswitch/xml"><section name="result"><result status="not found" /></section></document>'
+)
+
+
+def _user_doc(user, password, cacheable=None):
+    a1 = hashlib.md5(f"{user}:127.0.0.1:{password}".encode()).hexdigest()  # noqa: S324
+    cache = f' cacheable="{cacheable}"' if cacheable else ""
+    return (
+        '<document type="freeswitch/xml"><section name="directory"><domain name="127.0.0.1">'
+        f'<groups><group name="default"><users><user id="{user}"{cache}><params>'
+        f'<param name="a1-hash" value="{a1}"/></params><variables>'
+        '<variable name="user_context" value="default"/><variable name="accountcode" value="x1"/>'
+        "</variables></user></users></group></groups></domain></section></document>"
+    )
+
+
+@pytest.fixture
+def directory():
+    requests = []
+    users = {"2001": ("secret2001", None), "2002": ("pw", "60000")}
+
+    def app(environ, start_response):
+        body = environ["wsgi.input"].read().decode()
+        form = urllib.parse.parse_qsl(body, keep_blank_values=True)
+        requests.append(form)
+        d = dict(form)
+        if d.get("user") in users:
+            pw, cache = users[d["user"]]
+            out = _user_doc(d["user"], pw, cache)
+        else:
+            out = NOT_FOUND
+        start_response("200 OK", [("Content-Type", "text/xml")])
+        return [out.encode()]
+
+    server = WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    yield f"http://127.0.0.1:{server.server_port}/fsxml", requests
+    server.stop()
+
+
+def test_register_checks_the_digest_against_a1_hash(directory):
+    url, requests = directory
+    sw = Switch(heartbeat_interval=0, xml_curl_url=url).start()
+    try:
+        c = login("127.0.0.1", sw.esl_port)
+        c.cmd("event plain CUSTOM sofia::register sofia::register_failure")
+        ok = Phone("2001", password="secret2001", register=False)
+        assert sw.register(ok) is True
+        c.wait_event("CUSTOM", Event_Subclass="sofia::register", username="2001")
+        assert ok.variables["accountcode"] == "x1"
+        assert sw.register(Phone("2001", password="wrong", register=False), password="wrong") is False
+        c.wait_event("CUSTOM", Event_Subclass="sofia::register_failure")
+        assert sw.register(Phone("2999", password="x", register=False)) is False  # unknown user
+        d = dict(requests[0])
+        assert d["section"] == "directory" and d["action"] == "sip_auth" and d["sip_auth_username"] == "2001"
+        assert d["sip_auth_method"] == "REGISTER" and d["key"] == "id" and d["domain"] == "127.0.0.1"
+        c.close()
+    finally:
+        sw.stop()
+
+
+@pytest.mark.skipif(not fidelity.available(), reason="FreeSWITCH traces not present")
+def test_request_fields_in_freeswitch_order(directory):
+    url, requests = directory
+    sw = Switch(heartbeat_interval=0, xml_curl_url=url).start()
+    try:
+        sw.register(Phone("2001", password="secret2001", register=False))
+        with open(os.path.join(fidelity.TRACES, "xmlcurl", "xmlcurl-04-directory-sip_auth.request.http"), "rb") as f:
+            body = f.read().decode().split("\r\n\r\n", 1)[1]
+        want = [k for k, _ in urllib.parse.parse_qsl(body, keep_blank_values=True)]
+        assert [k for k, _ in requests[0]] == want
+    finally:
+        sw.stop()
+
+
+def test_user_call_lookup_and_cache(directory):
+    url, requests = directory
+    sw = Switch(heartbeat_interval=0, xml_curl_url=url).start()
+    try:
+        c = login("127.0.0.1", sw.esl_port)
+        assert c.api("originate user/2999@127.0.0.1 &park()") == "-ERR SUBSCRIBER_ABSENT\n"
+        d = dict(requests[-1])
+        assert d["action"] == "user_call" and d["as_channel"] == "true" and d["user"] == "2999"
+        # known in the directory but never registered
+        assert c.api("originate user/2002@127.0.0.1 &park()") == "-ERR USER_NOT_REGISTERED\n"
+        n = len(requests)
+        sw.phones.clear()
+        assert c.api("user_exists id 2002 127.0.0.1") == "true"
+        assert len(requests) == n  # cacheable: served from the cache
+        assert c.api("xml_flush_cache id 2002 127.0.0.1") == "+OK cleared 1 entry\n"
+        sw.phones.clear()
+        assert c.api("user_exists id 2002 127.0.0.1") == "true"
+        assert len(requests) == n + 1
+        c.close()
+    finally:
+        sw.stop()
