@@ -30,6 +30,7 @@ import json
 import re
 import uuid as _uuid
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import repeat
 from urllib.parse import unquote_to_bytes
 from xml.sax.saxutils import unescape as _xml_unescape
 
@@ -225,16 +226,18 @@ def parse_header_block_reference(block: bytes, *, strict: bool = False) -> list[
     return pairs
 
 
-def _bulk_unquote(joined: bytes) -> bytes | None:
+def _bulk_unquote(joined: bytes) -> tuple[bytes, bool] | None:
     """URL-decode many values at once (joined by b"\\n") with one C call: binascii.a2b_qp with '%' as
-    the escape. Encoded CR/LF are protected first so decoding cannot create lines. Returns None unless
-    the result is provably what unquote_to_bytes would give value by value (the caller then falls back):
-    every '%' a valid escape, no soft line breaks, no literal '=' or NUL in the input."""
+    the escape. Every ``%0`` is first turned into NUL + the next character, so %0A / %0D cannot create
+    lines (the caller restores those values with :func:`_restore_zero_escapes`). Returns
+    ``(decoded, has_protected)``, or None unless the result is provably what unquote_to_bytes would
+    give value by value (the caller then falls back): every '%' a valid escape, no soft line breaks,
+    no literal '=' or NUL in the input."""
     if b"=" in joined or b"\x00" in joined:
         return None
-    if b"%0" in joined:
-        joined = joined.replace(b"%0A", b"\x00A").replace(b"%0a", b"\x00a")
-        joined = joined.replace(b"%0D", b"\x00D").replace(b"%0d", b"\x00d")
+    zeros = joined.count(b"%0")
+    if zeros:
+        joined = joined.replace(b"%0", b"\x00")
     # the sentinel line means every soft line break ("=" + blanks + line end) removes a newline
     q = joined.replace(b"%", b"=") + b"\nZ"
     out = binascii.a2b_qp(q)
@@ -242,47 +245,71 @@ def _bulk_unquote(joined: bytes) -> bytes | None:
     if (
         len(out) != len(q) - 2 * q.count(b"=")
         or out.count(b"\n") != q.count(b"\n")
-        or out.count(b"\x00") != q.count(b"\x00")
+        or (zeros and out.count(b"\x00") != zeros)
         or not out.endswith(b"\nZ")
     ):
         return None
-    return out[:-2]
+    return out[:-2], bool(zeros)
+
+
+_ZERO_ESCAPE = re.compile("\x00(.?)", re.S)
+_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _zero_escape(m: re.Match) -> str:
+    c = m.group(1)
+    if c in _HEXDIGITS and c:
+        return chr(int(c, 16))
+    return "%0" + c
+
+
+def _restore_zero_escapes(value: str) -> str:
+    """Undo the NUL protection of ``%0X`` escapes (``\\x00A`` -> LF, ``\\x00z`` -> ``%0z``)."""
+    return _ZERO_ESCAPE.sub(_zero_escape, value)
 
 
 def parse_header_block(block: bytes) -> list[tuple[str, str]]:
     """Lenient event-body header parsing, same result as ``parse_header_block_reference(strict=False)``:
     the lines are split in Python, the values URL-decoded together in one C call when that is safe."""
-    names = []
-    values = []
-    add_name = names.append
-    add_value = values.append
-    for line in block.split(b"\n"):
-        name, sep, value = line.partition(b":")
-        if not sep or not name:
-            continue
-        if value[:1] == b" ":
-            value = value[1:]
-        if value[-1:] == b"\r":
-            value = value[:-1]
-        add_name(name)
-        add_value(value)
-    if not names:
-        return []
+    lines = block.split(b"\n")
+    names = values = None
+    # FreeSWITCH form: every line is "Name: value" with exactly one ": " (values encode ':' and ' ').
+    # Then one C-level split gives names and values; anything else goes through the line loop.
+    if b"\r" not in block and list(map(bytes.count, lines, repeat(b": "))).count(1) == len(lines):
+        parts = block.replace(b"\n", b": ").split(b": ")
+        names = parts[0::2]
+        if b"" not in names and b":" not in b"\n".join(names):
+            values = parts[1::2]
+        else:
+            names = None
+    if names is None:
+        names = []
+        values = []
+        add_name = names.append
+        add_value = values.append
+        for line in lines:
+            name, sep, value = line.partition(b":")
+            if not sep or not name:
+                continue
+            if value[:1] == b" ":
+                value = value[1:]
+            if value[-1:] == b"\r":
+                value = value[:-1]
+            add_name(name)
+            add_value(value)
+        if not names:
+            return []
     joined = b"\n".join(values)
     if b"%" in joined:
-        decoded = _bulk_unquote(joined)
-        if decoded is None:
+        bulk = _bulk_unquote(joined)
+        if bulk is None:
             return [
                 (n.decode(_ENC, _ERR), _decode_raw(v)) for n, v in zip(names, values, strict=True)
             ]
-        text = decoded.decode(_ENC, _ERR)
-        vals = text.split("\n")
-        if "\x00" in text:
-            vals = [
-                v.replace("\x00A", "\n").replace("\x00a", "\n").replace("\x00D", "\r").replace("\x00d", "\r")
-                if "\x00" in v else v
-                for v in vals
-            ]
+        decoded, protected = bulk
+        vals = decoded.decode(_ENC, _ERR).split("\n")
+        if protected:
+            vals = [_restore_zero_escapes(v) if "\x00" in v else v for v in vals]
     else:
         vals = joined.decode(_ENC, _ERR).split("\n")
     keys = b"\n".join(names).decode(_ENC, _ERR).split("\n")
