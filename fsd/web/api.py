@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request, session
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
@@ -187,7 +188,9 @@ def _view(rt: Route):
             out = rt.handler(Req(actor=actor, via=via, body=body, query=query), **kwargs)
         except ValidationError as e:
             return error_response(e)
-        except HTTPException as e:  # CSRF failure, body too large
+        except CSRFError:
+            return _error(400, "CSRF token missing or invalid (send X-CSRFToken)", "csrf_token")
+        except HTTPException as e:  # body too large, malformed form
             return _error(e.code or 400, e.description or e.name)
         except FsdError as e:
             return error_response(e)
