@@ -680,12 +680,10 @@ class Channel:
             self._dtmf_buffer += d
             self._dtmf_count += 1
             self._media_ev.set()
-            partner = self.bridged_to
-            if partner is not None and self.switch.relay_dtmf:
-                pass
 
     # ------------------------------------------------------------------ session greenlet
-    def start(self, apps: list[tuple[str, str]], *, fire_create: bool = True) -> None:
+    def start(self, apps: list[tuple[str, str]]) -> None:
+        """Run the session greenlet over `apps` ((app, arg) pairs, or (callable, args) steps)."""
         self._apps = list(apps)
         self._greenlet = gevent.spawn(self._run)
 

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 SWITCH_KEYS = {
     "hostname", "esl_host", "esl_port", "password", "outbound_target", "xml_curl_url", "xml_curl_credentials",
     "core_uuid", "time_scale", "ipv4", "ipv6", "domain", "heartbeat_interval", "fallback",
-    "missing_file_duration", "dialplan", "global_vars",
+    "missing_file_duration", "dialplan", "global_vars", "keep_events",
 }
 
 
@@ -84,6 +84,7 @@ def build_switch(scenario: dict, **overrides) -> Switch:
         cfg["outbound_target"] = (host or "127.0.0.1", int(port))
     if isinstance(cfg.get("xml_curl_credentials"), str):
         cfg["xml_curl_credentials"] = tuple(cfg["xml_curl_credentials"].split(":", 1))
+    cfg.setdefault("keep_events", 20000)
     sw = Switch(**cfg)
     for p in scenario.get("phones") or []:
         p = dict(p)

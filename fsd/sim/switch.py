@@ -121,6 +121,7 @@ class Switch:
         missing_file_duration: float | None = None,
         dialplan: dict | None = None,
         global_vars: dict | None = None,
+        keep_events: int | None = None,
     ):
         self.hostname = hostname
         self.esl_host = esl_host
@@ -142,7 +143,7 @@ class Switch:
         self.global_vars = {"hostname": hostname, "domain": domain, "domain_name": domain,
                             "local_ip_v4": ipv4, "switch_serial": "sim"}
         self.global_vars.update(global_vars or {})
-        self.relay_dtmf = False
+        self.keep_events = keep_events
         self.api = Api(switch=self)
         self.phones: dict[str, Phone] = {}
         self.gateways: dict[str, Gateway] = {}
@@ -331,6 +332,10 @@ class Switch:
     def fire(self, ev: Event) -> None:
         self.events.append(ev)
         self.log.append(LogEntry(ev.t, time.monotonic(), "event", 0, ev.name, event=ev))
+        keep = self.keep_events
+        if keep and len(self.events) > 2 * keep:  # long runs (the CLI) keep only the recent history
+            del self.events[: len(self.events) - keep]
+            del self.log[: max(0, len(self.log) - 2 * keep)]
         for conn in list(self.connections):
             conn.deliver(ev)
         self._state_cond.set()
@@ -364,6 +369,10 @@ class Switch:
                 ("Idle-CPU", "99.333333"),
             ]
             self.fire(ev)
+            rs = self.new_event("RE_SCHEDULE", calling=("switch_scheduler.c", "switch_scheduler_execute", "73"))
+            rs.headers += [("Task-ID", "1"), ("Task-Desc", "heartbeat"), ("Task-Group", "core"),
+                           ("Task-Runtime", str(int(self.clock.now() + self.heartbeat_interval)))]
+            self.fire(rs)
 
     # ------------------------------------------------------------------ channel bookkeeping
     def _next_session_id(self) -> int:
