@@ -50,7 +50,8 @@ def test_arbitrary_bytes_only_raise_protocol_errors(data, cut):
 
 _block_bytes = st.lists(
     st.one_of(
-        st.sampled_from([b"%", b"%0A", b"%0a", b"%0D", b"%3A", b"%3a", b"%20", b"%25", b"%00", b"%zz", b"%4", b"=",
+        st.sampled_from([b"%", b"%0", b"%09", b"%0F", b"%0f", b"%0A", b"%0a", b"%0D", b"%3A", b"%3a", b"%20",
+                         b"%25", b"%00", b"%zz", b"%4", b"=",
                          b"\n", b"\r", b"\r\n", b": ", b":", b" ", b"\t", b"\x00", b"\xff", b"\xc3\xa9", b"A", b"Z"]),
         st.binary(max_size=6),
     ),
