@@ -338,8 +338,13 @@ def _bridge(ch, arg):
     leg.start([(leg.bridge_wait, (ch, False))])
     ch.bridge_wait(leg, True, in_app=True)
     ch.set_var("last_bridge_hangup_cause", leg.hangup_cause or "NORMAL_CLEARING")
-    if not ch.hungup.is_set() and ch.get_var("hangup_after_bridge") == "true":
-        ch.hangup("NORMAL_CLEARING")
+    if not ch.hungup.is_set():
+        if ch.get_var("park_after_bridge") == "true":
+            ch.fire("CHANNEL_PARK")
+            ch.park_loop()
+            ch.fire("CHANNEL_UNPARK")
+        elif ch.get_var("hangup_after_bridge") == "true":
+            ch.hangup("NORMAL_CLEARING")
     return None
 
 

@@ -873,7 +873,10 @@ class Channel:
         if in_app:
             return
         if not self.hungup.is_set():
-            if self.get_var("hangup_after_bridge") == "true" or not self._apps:
+            if self.get_var("park_after_bridge") == "true":
+                self.set_state("CS_EXECUTE")
+                self._apps.insert(0, ("park", ""))
+            elif self.get_var("hangup_after_bridge") == "true" or not self._apps:
                 self.hangup("NORMAL_CLEARING")
             else:
                 self.set_state("CS_EXECUTE")

@@ -128,7 +128,8 @@ class ScenarioRunner:
             caller=caller,
             caller_name=spec.get("caller_name", ""),
             script=_script(spec.get("script")),
-            context=spec.get("context", "public"),
+            context=spec.get("context", "public" if spec.get("profile", "external") == "external" else "default"),
+            profile=spec.get("profile", "external"),
         )
         self.calls.append(ch)
         log.info("sim_call_placed did=%s caller=%s uuid=%s", spec["did"], caller, ch.uuid)

@@ -645,6 +645,17 @@ class Switch:
         ch.start([(_boot, ())] + list(apps))
         return ch
 
+    def call_from_phone(self, phone: Phone | str, dest: str, *, script: CallerScript | None = None,
+                        context: str = "default", apps=None, uuid: str | None = None) -> Channel:
+        """A registered phone dials `dest` (an extension, a department or an external number): an
+        inbound call on the internal profile, handed to the dialplan like incoming_call()."""
+        if isinstance(phone, str):
+            phone = self.phones[phone if "@" in phone else f"{phone}@{self.domain}"]
+        name = phone.variables.get("effective_caller_id_name", "")
+        number = phone.variables.get("effective_caller_id_number", phone.user)
+        return self.incoming_call(did=dest, caller=number or phone.user, caller_name=name, script=script,
+                                  context=context, apps=apps, uuid=uuid, profile="internal")
+
     def _outbound_connect(self, ch: Channel, host: str, port: int, *, async_mode: bool, full: bool):
         from fsd.sim.esl import EslConnection
 

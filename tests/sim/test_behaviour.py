@@ -577,3 +577,24 @@ def test_wrong_password_and_before_auth():
         sw.stop()
 
 
+
+
+def test_park_after_bridge_parks_the_caller_when_the_agent_hangs_up(sw, esl):
+    sw.add_phone(Phone("1001", behaviour=Answer(after=0.1), hangup_after=2.0))
+    ch = sw.incoming_call(did="100", caller="200", apps=["answer", "park", "hangup"])
+    sw.wait_for_event("CHANNEL_PARK", Unique_ID=ch.uuid)
+    agent = esl.api("originate user/1001@127.0.0.1 &park()").split()[1]
+    sw.wait_for_event("CHANNEL_PARK", Unique_ID=agent)
+    assert esl.api(f"uuid_setvar {ch.uuid} park_after_bridge true") == "+OK\n"
+    esl.api(f"uuid_bridge {ch.uuid} {agent}")
+    sw.wait_for_event("CHANNEL_UNBRIDGE", Unique_ID=ch.uuid)
+    wait_for(lambda: sum(1 for e in sw.events if e.name == "CHANNEL_PARK" and e.uuid == ch.uuid) == 2, 5)
+    assert not ch.hungup.is_set()
+
+
+def test_call_from_a_phone(sw):
+    sw.add_phone(Phone("1001", variables={"effective_caller_id_name": "Ivan", "effective_caller_id_number": "201"}))
+    ch = sw.call_from_phone("1001", "79001234567", apps=["answer", "hangup"])
+    ch.destroyed.wait(5)
+    assert ch.name.startswith("sofia/internal/201@")
+    assert ch.profile["Caller-ID-Name"] == "Ivan" and ch.profile["Destination-Number"] == "79001234567"
