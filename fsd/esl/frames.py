@@ -353,6 +353,24 @@ class Frame:
         """For text/disconnect-notice: ``linger`` or ``disconnect`` (Content-Disposition)."""
         return self.headers.get("Content-Disposition")
 
+    @property
+    def is_linger_notice(self) -> bool:
+        """The channel hung up but the socket lingers (outbound ``linger``): events may still follow."""
+        return self.content_type == CT_DISCONNECT_NOTICE and self.disposition == "linger"
+
+    @property
+    def controlled_session_uuid(self) -> str | None:
+        return self.headers.get("Controlled-Session-UUID")
+
+    @property
+    def linger_time(self) -> int | None:
+        """``Linger-Time`` of a linger notice (-1: linger until the application closes)."""
+        value = self.headers.get("Linger-Time")
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
+
     def __repr__(self) -> str:
         return f"<Frame {self.content_type or '?'} @{self.offset} headers={len(self.headers)} body={len(self.body)}>"
 
@@ -567,7 +585,8 @@ class Event:
     * ``headers``: a :class:`Headers` (duplicates kept); ``body``: the event's own body text or None
       (BACKGROUND_JOB output, RECV_INFO payload) - never merged into the headers.
     * Plain events are parsed lazily: the reader only finds frame boundaries; a handler that reads a
-      couple of headers never pays for URL-decoding two hundred ``variable_*`` lines.
+      couple of headers never pays for URL-decoding two hundred ``variable_*`` lines. Until the full
+      parse, ``get`` prefers the first exact-case match (FreeSWITCH never sends one name in two cases).
     """
 
     __slots__ = ("_data", "_fast", "_headers", "_hend", "_name", "body_bytes", "content_type", "raw")

@@ -191,6 +191,9 @@ def test_outbound_connect_reply_is_channel_data():
     assert len(first.headers) > 100
     linger = [f for f in frames if f.content_type == "text/disconnect-notice"]
     assert [f.disposition for f in linger] == ["linger", "disconnect"]
+    assert linger[0].is_linger_notice and not linger[1].is_linger_notice
+    assert linger[0].linger_time == -1
+    assert linger[0].controlled_session_uuid == "84066c95-6aa4-4f2b-9b78-ecf63963cdee"
     assert linger[0].headers.get("Linger-Time") == "-1"
     assert linger[0].headers.get("Controlled-Session-UUID") == "84066c95-6aa4-4f2b-9b78-ecf63963cdee"
     assert linger[1].body_text.startswith("Disconnected, goodbye.")
