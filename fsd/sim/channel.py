@@ -720,8 +720,12 @@ class Channel:
         """Handle one private-queue item. Returns "unpark" when a parked app must end."""
         kind = item[0]
         if kind == "execute":
-            _, app, arg, event_uuid, headers = item
-            self.execute(app, arg, event_uuid=event_uuid, private=headers)
+            _, app, arg, event_uuid, headers, *done = item
+            try:
+                self.execute(app, arg, event_uuid=event_uuid, private=headers)
+            finally:
+                if done and done[0] is not None:
+                    done[0].set()
         elif kind == "hangup":
             self.hangup(item[1])
         elif kind == "unpark":

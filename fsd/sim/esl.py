@@ -494,8 +494,15 @@ class EslConnection:
             if not arg and body and hd.get("content-type", "") == "text/plain":
                 arg = body.decode("utf-8", "replace")
             loops = int(hd.get("loops", "1") or 1)
+            sync = ch is self.channel and not self.async_mode and hd.get("async", "").lower() not in ("true", "1")
+            done = None
             for _ in range(max(1, loops)):
-                ch._private.put(("execute", app_name, arg, hd.get("event-uuid"), list(headers)))
+                done = gevent.event.Event() if sync else None
+                ch._private.put(("execute", app_name, arg, hd.get("event-uuid"), list(headers), done))
+            if done is not None:
+                # static (non-async) socket: the reply comes after the application finished
+                while not done.wait(0.05) and not ch.hungup.is_set() and not self.closed.is_set():
+                    pass
         elif command == "hangup":
             self._reply("+OK")
             ch.hangup(hd.get("hangup-cause", "NORMAL_CLEARING") or "NORMAL_CLEARING")

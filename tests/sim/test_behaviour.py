@@ -598,3 +598,21 @@ def test_call_from_a_phone(sw):
     ch.destroyed.wait(5)
     assert ch.name.startswith("sofia/internal/201@")
     assert ch.profile["Caller-ID-Name"] == "Ivan" and ch.profile["Destination-Number"] == "79001234567"
+
+
+def test_static_socket_replies_after_execution(outbound):
+    sw = Switch(time_scale=FAST, heartbeat_interval=0).start()
+    try:
+        ch = sw.incoming_call(did="100", caller="200", apps=[("socket", f"127.0.0.1:{outbound.port} full")])
+        conn = outbound.accept()
+        r = conn.cmd("connect")
+        assert r.get("Socket-Mode") == "static" and r.get("Control") == "full"
+        conn.cmd("myevents")
+        assert conn.cmd("sendmsg\ncall-command: execute\nexecute-app-name: playback\n"
+                        "execute-app-arg: silence_stream://2000").reply == "+OK"
+        # the reply came only after the playback completed
+        assert any(f.event().get("Event-Name") == "CHANNEL_EXECUTE_COMPLETE" for f in conn.events)
+        conn.close()
+        ch.destroyed.wait(5)
+    finally:
+        sw.stop()
