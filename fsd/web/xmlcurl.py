@@ -14,9 +14,12 @@ import base64
 import hmac
 import ipaddress
 import logging
+import socket
 import time
+from collections.abc import Callable
 
 import gevent
+from gevent.pywsgi import WSGIServer
 
 from fsd.directory import BadRequest, parse
 
@@ -75,47 +78,41 @@ class XmlCurlApp:
             self._seconds[action].observe(time.perf_counter() - t0)
 
     @staticmethod
-    def _error(environ, start_response, status: str, text: str, extra=()):
-        # The connection is closed after an error, so the unread body need not be drained: tell gevent's
-        # pywsgi (which otherwise reads up to Content-Length after the app returns) there is nothing left,
-        # or a client announcing a huge or slow body would hold this greenlet.
-        inp = environ.get("wsgi.input")
-        try:
-            inp.content_length = 0
-            inp.chunked_input = False
-        except AttributeError:
-            pass
+    def _error(status: str, text: str, extra=()) -> tuple[str, list, bytes]:
         body = text.encode() + b"\n"
-        start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-                                ("Connection", "close"), *extra])
-        return [body]
+        return status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body))), ("Connection", "close"),
+                        *extra], body
 
-    # ------------------------------------------------------------------ WSGI
-    def __call__(self, environ, start_response):
+    def reject(self, status: str, text: str) -> tuple[str, list, bytes]:
+        """A malformed request seen by the HTTP layer itself (counted as bad_request)."""
+        self._count("other", "bad_request", time.perf_counter())
+        return self._error(status, text)
+
+    # ------------------------------------------------------------------ the request
+    def respond(self, *, remote_addr: str, method: str, authorization: str, content_length: str,
+                read_body: Callable[[int], bytes]) -> tuple[str, list, bytes]:
+        """(status, headers, body) for one request; shared by the WSGI app and XmlCurlFrontServer."""
         t0 = time.perf_counter()
-        if not self._address_allowed(environ.get("REMOTE_ADDR", "")):
+        if not self._address_allowed(remote_addr):
             self._count("other", "denied", t0)
-            return self._error(environ, start_response, "403 Forbidden", "forbidden")
-        if environ.get("REQUEST_METHOD") != "POST":
+            return self._error("403 Forbidden", "forbidden")
+        if method != "POST":
             self._count("other", "bad_request", t0)
-            return self._error(environ, start_response, "405 Method Not Allowed", "POST only", [("Allow", "POST")])
-        auth = environ.get("HTTP_AUTHORIZATION", "")
+            return self._error("405 Method Not Allowed", "POST only", [("Allow", "POST")])
         try:
-            auth_ok = self._expected is not None and hmac.compare_digest(auth, self._expected)
+            auth_ok = self._expected is not None and hmac.compare_digest(authorization, self._expected)
         except TypeError:  # non-ASCII header
             auth_ok = False
         if not auth_ok:
             self._count("other", "denied", t0)
-            return self._error(environ, start_response, "401 Unauthorized", "credentials required",
-                               [("WWW-Authenticate", 'Basic realm="fsd"')])
-        length = environ.get("CONTENT_LENGTH") or ""
-        if not length.isdigit():
+            return self._error("401 Unauthorized", "credentials required", [("WWW-Authenticate", 'Basic realm="fsd"')])
+        if not content_length.isdigit():
             self._count("other", "bad_request", t0)
-            return self._error(environ, start_response, "400 Bad Request", "Content-Length required")
-        n = int(length)
+            return self._error("400 Bad Request", "Content-Length required")
+        n = int(content_length)
         if n > self.max_body_bytes:
             self._count("other", "bad_request", t0)
-            return self._error(environ, start_response, "413 Request Entity Too Large", "request too large")
+            return self._error("413 Request Entity Too Large", "request too large")
 
         deadline = time.monotonic() + self.deadline_s
         timer = gevent.Timeout(self.deadline_s)
@@ -123,20 +120,20 @@ class XmlCurlApp:
         action = "other"
         try:
             try:
-                body = environ["wsgi.input"].read(n)
+                body = read_body(n)
             except gevent.Timeout as t:
                 if t is not timer:
                     raise
                 self._count("other", "bad_request", t0)
-                return self._error(environ, start_response, "408 Request Timeout", "request body too slow")
+                return self._error("408 Request Timeout", "request body too slow")
             if len(body) != n:
                 self._count("other", "bad_request", t0)
-                return self._error(environ, start_response, "400 Bad Request", "body shorter than Content-Length")
+                return self._error("400 Bad Request", "body shorter than Content-Length")
             try:
                 req = parse(body)
             except BadRequest as e:
                 self._count("other", "bad_request", t0)
-                return self._error(environ, start_response, "400 Bad Request", f"bad request: {e}")
+                return self._error("400 Bad Request", f"bad request: {e}")
             action = req.metric_action
             try:
                 doc, result = self.directory.lookup(req, deadline=deadline)
@@ -148,9 +145,124 @@ class XmlCurlApp:
         finally:
             timer.close()
         self._count(action, result, t0)
-        start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(doc))),
-                                  ("Connection", "close")])
-        return [doc]
+        return "200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(doc))), ("Connection", "close")], doc
+
+    # ------------------------------------------------------------------ WSGI
+    def __call__(self, environ, start_response):
+        status, headers, body = self.respond(
+            remote_addr=environ.get("REMOTE_ADDR", ""), method=environ.get("REQUEST_METHOD", ""),
+            authorization=environ.get("HTTP_AUTHORIZATION", ""), content_length=environ.get("CONTENT_LENGTH") or "",
+            read_body=environ["wsgi.input"].read)
+        if status[0] != "2":
+            # The connection is closed after an error, so the unread body need not be drained: tell gevent's
+            # pywsgi (which otherwise reads up to Content-Length after the app returns) there is nothing left,
+            # or a client announcing a huge or slow body would hold this greenlet.
+            inp = environ.get("wsgi.input")
+            try:
+                inp.content_length = 0
+                inp.chunked_input = False
+            except AttributeError:
+                pass
+        start_response(status, headers)
+        return [body]
+
+
+class XmlCurlFrontServer(WSGIServer):
+    """gevent's pywsgi WSGIServer with a fast lane for mod_xml_curl.
+
+    A connection whose first bytes are exactly `POST <path> HTTP/1.x` (what mod_xml_curl sends, one
+    request per connection) is answered by a minimal HTTP/1.1 reader and XmlCurlApp.respond, without
+    pywsgi's header parsing and environ; the connection is closed after the answer. Every other
+    connection (the cabinet, the API, /metrics, or anything unexpected) is handed, untouched, to pywsgi
+    and `application` (the bytes are only peeked). A drop-in for WSGIServer.
+    """
+
+    max_head_bytes = 8192
+
+    def __init__(self, listener, application=None, *, xmlcurl: XmlCurlApp, path: str = "/freeswitch/directory",
+                 **kwargs):
+        super().__init__(listener, application, **kwargs)
+        self.xmlcurl = xmlcurl
+        self._marker = b"POST " + path.encode("ascii") + b" HTTP/1."
+        self.fast_requests = 0
+
+    def handle(self, sock, address):
+        if self._is_xmlcurl(sock):
+            self.fast_requests += 1
+            self._fast(sock, address)
+        else:
+            super().handle(sock, address)
+
+    def _is_xmlcurl(self, sock) -> bool:
+        marker = self._marker
+        try:
+            with gevent.Timeout(self.xmlcurl.deadline_s, False):
+                while True:
+                    head = sock.recv(len(marker), socket.MSG_PEEK)
+                    if not head or not marker.startswith(head[: len(marker)]):
+                        return False
+                    if len(head) >= len(marker):
+                        return True
+                    gevent.sleep(0.001)  # a split request line: wait for the rest
+        except OSError:
+            return False
+        return False
+
+    def _fast(self, sock, address) -> None:
+        app = self.xmlcurl
+        try:
+            # a little longer than the request's own deadline, which answers a slow body with 408
+            with gevent.Timeout(app.deadline_s + 0.5, False):
+                status, headers, body = self._fast_request(sock, address)
+                head = "".join(f"{k}: {v}\r\n" for k, v in headers)
+                sock.sendall(f"HTTP/1.1 {status}\r\n{head}\r\n".encode("latin-1") + body)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def _fast_request(self, sock, address) -> tuple[str, list, bytes]:
+        buf = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return self.xmlcurl.reject("400 Bad Request", "incomplete request")
+            buf += chunk
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(buf) > self.max_head_bytes:
+                return self.xmlcurl.reject("431 Request Header Fields Too Large", "request head too large")
+        head = buf[:end].decode("latin-1")
+        rest = buf[end + 4:]
+        lines = head.split("\r\n")
+        auth = ""
+        length = ""
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                return self.xmlcurl.reject("400 Bad Request", "malformed header")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = value.strip()
+            elif name == "authorization":
+                auth = value.strip()
+            elif name == "transfer-encoding":
+                return self.xmlcurl.reject("400 Bad Request", "Content-Length required")
+            elif name == "expect" and value.strip().lower() == "100-continue":
+                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+        def read_body(n: int) -> bytes:
+            data = rest
+            while len(data) < n:
+                chunk = sock.recv(min(65536, n - len(data)))
+                if not chunk:
+                    break
+                data += chunk
+            return data[:n] if len(data) > n else data
+
+        return self.xmlcurl.respond(remote_addr=address[0] if address else "", method="POST", authorization=auth,
+                                    content_length=length, read_body=read_body)
 
 
 def make_xmlcurl_app(*, directory, config, metrics=None) -> XmlCurlApp:

@@ -17,7 +17,7 @@ from fsd.services import Actor, Services
 from fsd.sim.switch import Switch
 from fsd.store.listen import ConfigListener
 from fsd.web.server import Dispatcher, HttpServer
-from fsd.web.xmlcurl import XmlCurlApp
+from fsd.web.xmlcurl import XmlCurlApp, XmlCurlFrontServer
 from tests.helpers import wait_for
 
 PATH = "/freeswitch/directory"
@@ -58,7 +58,7 @@ def counter(metrics, action, result) -> float:
 class Stack:
     """One fsd process's directory stack over `pool`, served over HTTP."""
 
-    def __init__(self, *, pool, dsn, flush=None, listen=True, app_kwargs=None, **directory_kwargs):
+    def __init__(self, *, pool, dsn, flush=None, listen=True, app_kwargs=None, server="pywsgi", **directory_kwargs):
         self.metrics = Metrics(registry=CollectorRegistry())
         self.flushed: list[tuple[str, str]] = []
         self.switch: Switch | None = None
@@ -68,7 +68,10 @@ class Stack:
         self.app = XmlCurlApp(directory=self.directory, metrics=self.metrics, **kw)
         dispatcher = Dispatcher()
         dispatcher.mount(PATH, self.app)
-        self.http = HttpServer(host="127.0.0.1", port=0, app=dispatcher)
+        if server == "pywsgi":  # fsd's HttpServer with the app mounted on the Dispatcher
+            self.http = HttpServer(host="127.0.0.1", port=0, app=dispatcher)
+        else:  # the same Dispatcher behind XmlCurlFrontServer's fast lane
+            self.http = _FrontHttp(XmlCurlFrontServer(("127.0.0.1", 0), dispatcher, xmlcurl=self.app, log=None))
         self.http.start()
         self.listener = None
         if listen:
@@ -101,6 +104,27 @@ class Stack:
         self.directory.close()
 
 
+class _FrontHttp:
+    def __init__(self, server):
+        self.server = server
+
+    @property
+    def port(self) -> int:
+        return self.server.server_port
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self.server.stop(timeout=timeout)
+
+
+@pytest.fixture(params=["pywsgi", "front"])
+def server_kind(request):
+    """Every HTTP-level test runs against fsd's HttpServer (Dispatcher) and XmlCurlFrontServer's fast lane."""
+    return request.param
+
+
 @pytest.fixture
 def services(pool):
     return Services(pool=pool)
@@ -112,8 +136,8 @@ def tenant(services):
 
 
 @pytest.fixture
-def stack(pool, db_dsn):
-    s = Stack(pool=pool, dsn=db_dsn)
+def stack(pool, db_dsn, server_kind):
+    s = Stack(pool=pool, dsn=db_dsn, server=server_kind)
     yield s
     s.stop()
 

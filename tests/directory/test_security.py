@@ -42,8 +42,8 @@ def test_credentials_required(stack, ivan):
     assert counter(stack.metrics, "sip_auth", "found") == 1
 
 
-def test_no_password_configured_refuses_everyone(pool, db_dsn, ivan):
-    s = Stack(pool=pool, dsn=db_dsn, listen=False, app_kwargs={"password": ""})
+def test_no_password_configured_refuses_everyone(pool, db_dsn, ivan, server_kind):
+    s = Stack(pool=pool, dsn=db_dsn, server=server_kind, listen=False, app_kwargs={"password": ""})
     try:
         assert post(s.port, GOOD)[0] == 401
         assert post(s.port, GOOD, creds=(USER, ""))[0] == 401
@@ -51,8 +51,9 @@ def test_no_password_configured_refuses_everyone(pool, db_dsn, ivan):
         s.stop()
 
 
-def test_source_address_must_be_allowed(pool, db_dsn, ivan):
-    s = Stack(pool=pool, dsn=db_dsn, listen=False, app_kwargs={"allow_from": "10.0.0.0/8, fd00::/8"})
+def test_source_address_must_be_allowed(pool, db_dsn, ivan, server_kind):
+    s = Stack(pool=pool, dsn=db_dsn, server=server_kind, listen=False,
+              app_kwargs={"allow_from": "10.0.0.0/8, fd00::/8"})
     try:
         status, _, body = post(s.port, GOOD)
         assert status == 403 and b"a1-hash" not in body
@@ -94,8 +95,8 @@ def test_content_length_required_and_limited(stack, ivan):
     assert counter(stack.metrics, "other", "bad_request") == 3
 
 
-def test_slow_client_gets_an_answer_within_the_deadline(pool, db_dsn, ivan):
-    s = Stack(pool=pool, dsn=db_dsn, listen=False, app_kwargs={"deadline_ms": 300})
+def test_slow_client_gets_an_answer_within_the_deadline(pool, db_dsn, ivan, server_kind):
+    s = Stack(pool=pool, dsn=db_dsn, server=server_kind, listen=False, app_kwargs={"deadline_ms": 300})
     try:
         head = (f"POST /freeswitch/directory HTTP/1.1\r\nHost: x\r\nAuthorization: {_auth()}\r\n"
                 f"Content-Length: {len(GOOD)}\r\n\r\n").encode()
