@@ -456,7 +456,7 @@ class FrameParser:
         start = 0
         while True:
             if self._pending is not None:
-                k = self._need - len(buf)
+                k = max(0, self._need - len(buf))
                 if k > n - start:
                     self._buf = buf
                     if start < n:

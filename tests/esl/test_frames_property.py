@@ -84,3 +84,22 @@ def test_lazy_lookup_equals_full_parse(block, names):
             assert value == (exact[0] if exact else headers.get(n))
         else:
             assert value == headers.get(n)
+
+
+_STREAM = (
+    traces.read(f"{traces.ESL}/call-outbound.outbound.server.raw")[:60000]
+    + traces.read(f"{traces.ESL}/esl-inbound-commands.server.raw")
+)
+_WHOLE = [(f.offset, f.headers.items(), f.body) for f in FrameParser().feed(_STREAM)]
+
+
+@settings(max_examples=150, deadline=5000, suppress_health_check=list(HealthCheck))
+@given(cuts=st.lists(st.integers(0, len(_STREAM)), max_size=40))
+def test_any_split_of_real_bytes_gives_the_same_frames(cuts):
+    parser = FrameParser()
+    frames = []
+    prev = 0
+    for cut in sorted(set(cuts)) + [len(_STREAM)]:
+        frames.extend(parser.feed(_STREAM[prev:cut]))
+        prev = cut
+    assert [(f.offset, f.headers.items(), f.body) for f in frames] == _WHOLE
