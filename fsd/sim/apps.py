@@ -335,8 +335,16 @@ def _bridge(ch, arg):
     ch.other_profile = (leg.originatee_profile, dict(leg.times))
     ch.profile["Callee-ID-Name"] = "Outbound Call"
     ch.profile["Callee-ID-Number"] = leg.profile["Destination-Number"]
-    leg.start([(leg.bridge_wait, (ch, False))])
-    ch.bridge_wait(leg, True, in_app=True)
+    ch.mark_bridged(leg, True)
+
+    def _b_leg():
+        leg.mark_bridged(ch, False)
+        leg._call_update_send(ch)
+        ch._call_update_send(leg)
+        leg.bridge_wait(ch, False, marked=True)
+
+    leg.start([(_b_leg, ())])
+    ch.bridge_wait(leg, True, in_app=True, marked=True)
     ch.set_var("last_bridge_hangup_cause", leg.hangup_cause or "NORMAL_CLEARING")
     if not ch.hungup.is_set():
         if ch.get_var("park_after_bridge") == "true":

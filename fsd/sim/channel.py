@@ -560,9 +560,8 @@ class Channel:
         self.presence("Answered", "confirmed", ("switch_channel.c", "switch_channel_perform_mark_answered", "3848"))
         self.set_callstate("ACTIVE")
         self.answered.set()
-        if self.direction == "outbound":
-            self.fire("CHANNEL_OUTGOING")
         if self.originated:
+            self.fire("CHANNEL_OUTGOING")
             self.flip_cid()
         if self.script is not None:
             self.script._on_answer(self)

@@ -505,7 +505,8 @@ class EslConnection:
                     pass
         elif command == "hangup":
             self._reply("+OK")
-            ch.hangup(hd.get("hangup-cause", "NORMAL_CLEARING") or "NORMAL_CLEARING")
+            if ch.hangup(hd.get("hangup-cause", "NORMAL_CLEARING") or "NORMAL_CLEARING"):
+                ch._private_command_event(list(headers))
             return
         self._reply("+OK")
 

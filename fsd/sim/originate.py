@@ -316,6 +316,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     if originator is not None:
         leg.other = originator
         leg.other_type = "originator"
+        leg.other_profile = originator.snapshot_profile()
         leg.set_var("originator", originator.uuid)
         # the originator shows this leg as an "originatee" clone of its own profile
         clone = OrderedDict(originator.profile)
@@ -323,11 +324,25 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
                       "Destination-Number": dest, "Unique-ID": leg.uuid, "Channel-Name": name,
                       "Network-Addr": "127.0.0.1"})
         leg.originatee_profile = clone
+        own = OrderedDict(clone)
+        own["Logical-Direction"] = "outbound"
+        leg.profile = own  # a b-leg of an originator starts from a copy of the originator's profile
     else:
         leg.originated = True
     leg.state = "CS_NONE"
     switch._register_channel(leg)
+    if originator is not None and originator.answer_state == "answered":
+        originator.set_callstate("RING_WAIT")
     leg.fire("CHANNEL_OUTGOING")
+    if originator is not None:
+        # the originator's CALLSTATE flips while each b-leg is set up, showing it as the other leg
+        originator.other = leg
+        originator.other_type = "originatee"
+        originator.other_profile = (leg.originatee_profile, dict(leg.times))
+        if originator.answer_state == "answered":
+            originator.set_callstate("ACTIVE")
+        leg.presence_id = presence
+        leg.fire("CHANNEL_OUTGOING")
     leg.presence_id = presence
     leg.set_state("CS_INIT")
     leg.fire("CHANNEL_CREATE")

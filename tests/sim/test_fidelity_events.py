@@ -270,3 +270,26 @@ def test_registration_events_match_capture():
         assert listing.endswith("\n\n2 total.\n")
     finally:
         sw.stop()
+
+
+def test_bridge_app_call_inbound_stream_matches_capture():
+    """The ring group done with the bridge app (1002 busy, 1001 answers after 2 s and hangs up 3 s later),
+    compared per channel: the b-legs are set up concurrently, so their interleaving is racy."""
+    from fsd.sim import Answer, Busy
+
+    name = "call-outbound-bridge"
+    srv = OutboundServer()
+    sw = _call_switch(srv.port)
+    sw.add_phone(Phone("1001", behaviour=Answer(after=2.0), hangup_after=3.0))
+    sw.add_phone(Phone("1002", behaviour=Busy()))
+    try:
+
+        def outbound():
+            return fidelity.replay(f"{name}.outbound", 0, sock_factory=lambda: srv.accept(timeout=10))
+
+        st = _inbound_call_capture(f"{name}.inbound", sw, uuid="af7bf4e5-0000-4000-8000-000000000003",
+                                   outbound=outbound, per_channel=True)
+        st["out"].get(timeout=10)
+    finally:
+        sw.stop()
+        srv.stop()
