@@ -154,8 +154,9 @@ def init_switch(metrics: Metrics, switch: str) -> None:
 
 
 ESL_COMMAND_ERROR_REASONS = ("timeout", "disconnected", "error")
-# the vocabulary for fsd_db_errors_total{operation}: use one of these, never free text
-DB_OPERATIONS = ("connect", "read", "write", "history", "listen")
+# the vocabulary for fsd_db_errors_total{operation}: the part of fsd that met the error, never free text
+# (fsd.directory counts "directory"; the history writer should count "history" when it spools)
+DB_OPERATIONS = ("directory", "history", "callbacks", "listen")
 
 
 def init_fixed_labels(metrics: Metrics, *, esl_commands: Iterable[str] = ("api", "bgapi")) -> None:
