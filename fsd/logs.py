@@ -22,7 +22,9 @@ from collections.abc import Iterator
 
 MASK = "********"
 
-_KEY = (r"[\w.-]*(?:password|passwd|pwd|secret|token|a1[-_]hash|api[-_]?key|credentials|private[-_]key)"
+# a key starts at a token boundary and is at most 64 characters (keeps redact() linear on long words)
+_KEY = (r"(?<![\w.-])[\w.-]{0,64}?"
+        r"(?:password|passwd|pwd|secret|token|a1[-_]hash|api[-_]?key|credentials|private[-_]key)"
         r"(?:[-_](?:key|hash|b64))?")
 _SECRETS: list[tuple[re.Pattern[str], str]] = [
     # ESL `auth <password>` and `userauth <user>@<domain>:<password>` commands, at a line start or quoted
@@ -38,7 +40,8 @@ _SECRETS: list[tuple[re.Pattern[str], str]] = [
     # XML params: <param name="password" value="..."/>, <param name="a1-hash" value="..."/>
     (re.compile(rf"(?i)(name\s*=\s*[\"']{_KEY}[\"']\s+value\s*=\s*[\"'])([^\"']*)"), rf"\g<1>{MASK}"),
     # URLs with credentials: postgresql://user:secret@host/db
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s\"']+:)([^@\s\"']+)(@)"), rf"\g<1>{MASK}\g<3>"),
+    (re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,30}://[^:/@\s\"']{1,256}:)([^@\s\"']{1,256})(@)"),
+     rf"\g<1>{MASK}\g<3>"),
     # key=value, key: value, "key": "value" (also DSN password=..., ESL headers variable_..._password: ...)
     (re.compile(rf"(?i)({_KEY}[\"']?)(\s*[=:]\s*)(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;&\"'}}]+)"),
      rf"\g<1>\g<2>{MASK}"),

@@ -156,3 +156,13 @@ def test_setup_json_and_trace_esl(root_logging):
 def test_setup_rejects_unknown_format(root_logging):
     with pytest.raises(ValueError):
         logs.setup(fmt="xml")
+
+
+@pytest.mark.timeout(20)
+def test_redact_has_no_catastrophic_backtracking_on_long_lines():
+    # long runs that used to make a pattern quadratic; the timeout guards against a regression to minutes
+    for text in ["x" * 16384, "a-" * 8192, "a:" * 8192, "ab://" * 3000, "ab://c:" * 2000, "password=" * 1500,
+                 'a="' * 5000, "auth " * 3000, "Authorization: Digest " + 'a="b", ' * 2000]:
+        out = redact(text)
+        assert len(out) <= len(text) + len(logs.MASK) * len(text)
+    assert redact("x" * 100 + " password=abc") == "x" * 100 + " password=" + logs.MASK
