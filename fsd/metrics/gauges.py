@@ -13,6 +13,7 @@ Sources are plain callables so this module imports nothing from the parts it obs
 * ``esl_queues()``  → mapping ``switch -> events waiting in that switch's handler queues``
 * ``spool_depth()`` → int, history records spooled locally and not yet written to PostgreSQL
 * ``pool()``        → mapping ``state -> connections`` for the states in POOL_STATES
+* ``ready()``       → bool, or the ``(ready, reason)`` pair App.readiness() returns
 
 Label values for departments and switches are pre-initialised with `init_department` and
 `init_switch` as soon as fsd learns about them, so `rate()` and `increase()` see a zero before
@@ -53,9 +54,10 @@ ESL_EVENT_QUEUE_DEPTH = GaugeSpec("fsd_esl_event_queue_depth",
 HISTORY_SPOOL_DEPTH = GaugeSpec("fsd_history_spool_depth",
                                 "Call history records spooled locally, waiting for the database", ())
 DB_POOL_CONNECTIONS = GaugeSpec("fsd_db_pool_connections", "Database pool connections by state", ("state",))
+READY = GaugeSpec("fsd_ready", "1 when fsd is ready to take calls (what /readyz answers), else 0", ())
 
 SCRAPE_GAUGES: tuple[GaugeSpec, ...] = (QUEUE_CALLERS_WAITING, QUEUE_LONGEST_WAIT, MEMBERS, ESL_EVENT_QUEUE_DEPTH,
-                                        HISTORY_SPOOL_DEPTH, DB_POOL_CONNECTIONS)
+                                        HISTORY_SPOOL_DEPTH, DB_POOL_CONNECTIONS, READY)
 
 Sample = tuple[tuple[str, ...], float]
 
@@ -96,6 +98,19 @@ def _mapping_samples(source, keys: Iterable[str] = ()) -> Callable[[], list[Samp
     return sample
 
 
+def _ready_samples(source) -> Callable[[], list[Sample]]:
+    def sample() -> list[Sample]:
+        try:
+            r = source()
+        except Exception:  # a failing check means not ready; the scrape itself must not fail
+            log.exception("metrics_ready_check_failed")
+            return [((), 0.0)]
+        ok = r[0] if isinstance(r, tuple) else r
+        return [((), 1.0 if ok else 0.0)]
+
+    return sample
+
+
 def install_scrape_gauges(
     metrics: Metrics,
     *,
@@ -104,6 +119,7 @@ def install_scrape_gauges(
     esl_queues: Callable[[], Mapping[str, int]] | None = None,
     spool_depth: Callable[[], int] | None = None,
     pool: Callable[[], Mapping[str, int]] | None = None,
+    ready: Callable[[], bool | tuple[bool, str]] | None = None,
     process: bool = True,
 ) -> None:
     """Register every scrape-time gauge of SCRAPE_GAUGES on `metrics.registry` (call once per registry).
@@ -123,6 +139,7 @@ def install_scrape_gauges(
         (lambda: [((), float(spool_depth()))]) if spool_depth else (lambda: [((), 0.0)]))
     add(DB_POOL_CONNECTIONS.name, DB_POOL_CONNECTIONS.help, DB_POOL_CONNECTIONS.labels,
         _mapping_samples(pool or dict, POOL_STATES))
+    add(READY.name, READY.help, READY.labels, _ready_samples(ready) if ready else _none)
     if process:
         ProcessCollector(registry=metrics.registry)
 

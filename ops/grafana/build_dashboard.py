@@ -85,13 +85,17 @@ def build() -> dict:
     L = Layout()
 
     L.row("Overview")
-    L.panel("Switches connected", [(f"sum(fsd_esl_connection_up{{{INST}}})", "connected")], kind="stat", w=4, h=4)
-    L.panel("Callers waiting", [(f"sum(fsd_queue_callers_waiting{{{DEPT}}})", "waiting")], kind="stat", w=4, h=4)
-    L.panel("Longest wait", [(f"max(fsd_queue_longest_wait_seconds{{{DEPT}}})", "longest")], kind="stat", w=4,
+    L.panel("Nodes ready", [(f"sum(fsd_ready{{{INST}}})", "ready")], kind="stat", w=3, h=4,
+            description="fsd nodes whose /readyz answers ready (a switch connected, the database or cache usable).")
+    L.panel("Switches connected", [(f"sum(fsd_esl_connection_up{{{INST}}})", "connected")], kind="stat", w=3, h=4)
+    L.panel("Callers waiting", [(f"sum(fsd_queue_callers_waiting{{{DEPT}}})", "waiting")], kind="stat", w=3, h=4)
+    L.panel("Longest wait", [(f"max(fsd_queue_longest_wait_seconds{{{DEPT}}})", "longest")], kind="stat", w=3,
             h=4, unit="s")
-    L.panel("Members free", [(f'sum(fsd_members{{{INST},state="free"}})', "free")], kind="stat", w=4, h=4)
-    L.panel("History spool", [(f"sum(fsd_history_spool_depth{{{INST}}})", "spooled")], kind="stat", w=4, h=4)
-    L.panel("Version", [(f"count by (version) (fsd_info{{{INST}}})", "{{version}}")], kind="stat", w=4, h=4)
+    L.panel("Members free", [(f'sum(fsd_members{{{INST},state="free"}})', "free")], kind="stat", w=3, h=4)
+    L.panel("Calls offered (1h)", [(f"sum(increase(fsd_calls_offered_total{{{DEPT}}}[1h]))", "offered")],
+            kind="stat", w=3, h=4)
+    L.panel("History spool", [(f"sum(fsd_history_spool_depth{{{INST}}})", "spooled")], kind="stat", w=3, h=4)
+    L.panel("Version", [(f"count by (version) (fsd_info{{{INST}}})", "{{version}}")], kind="stat", w=3, h=4)
 
     L.row("Event Socket (ESL)")
     L.panel("Connection up by switch", [(f"fsd_esl_connection_up{{{INST}}}", "{{instance}} {{switch}}")],

@@ -144,6 +144,20 @@ def test_scrape_gauges_without_sources_still_export_names_and_zero_states():
         dict.fromkeys(POOL_STATES, 0.0)
     assert [s.value for s in fams["fsd_history_spool_depth"].samples] == [0.0]
     assert fams["fsd_queue_callers_waiting"].samples == []
+    assert fams["fsd_ready"].samples == []
+
+
+@pytest.mark.parametrize(("answer", "value"), [(True, 1), (False, 0), ((True, "switch fs1 connected"), 1),
+                                               ((False, "database unreachable"), 0), (RuntimeError("boom"), 0)])
+def test_ready_gauge_follows_the_readiness_check(answer, value):
+    def check():
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    m = Metrics(registry=CollectorRegistry())
+    install_scrape_gauges(m, ready=check, process=False)
+    assert _value(m.registry, "fsd_ready") == value
 
 
 def test_scrape_gauges_read_their_sources_at_scrape_time():
@@ -194,7 +208,7 @@ def test_markdown_reference_lists_every_family():
 PENDING_LEAD_WIRING = {
     "fsd_queue_callers_waiting", "fsd_queue_longest_wait_seconds", "fsd_members", "fsd_esl_event_queue_depth",
     "fsd_history_spool_depth", "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
-    "process_max_fds", "process_start_time_seconds",
+    "process_max_fds", "process_start_time_seconds", "fsd_ready",
 }
 
 
