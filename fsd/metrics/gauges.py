@@ -4,7 +4,8 @@ The values of these gauges live in other parts of fsd (the department queues, th
 registry, the ESL dispatchers, the history spool, the database pool); they are read when
 Prometheus scrapes, never copied into a Gauge that could go stale. The composition root calls
 `install_scrape_gauges` once with a source for each; a source left out exports the metric with
-no samples (its name and help still appear on /metrics, so dashboards and alerts stay valid).
+no samples (its name and help still appear on /metrics, so dashboards and alerts stay valid), and a
+source that raises is logged and skipped for that scrape instead of failing the whole /metrics.
 
 Sources are plain callables so this module imports nothing from the parts it observes:
 
@@ -64,6 +65,19 @@ Sample = tuple[tuple[str, ...], float]
 
 def _none() -> list[Sample]:
     return []
+
+
+def _safe(name: str, sample: Callable[[], list[Sample]]) -> Callable[[], list[Sample]]:
+    """A source that raises loses its samples for this scrape; the rest of /metrics is still served."""
+
+    def guarded() -> list[Sample]:
+        try:
+            return list(sample())
+        except Exception:
+            log.exception("metrics_source_failed metric=%s", name)
+            return []
+
+    return guarded
 
 
 def _queue_samples(source, index: int) -> Callable[[], list[Sample]]:
@@ -128,18 +142,17 @@ def install_scrape_gauges(
     process_resident_memory_bytes, process_open_fds, process_start_time_seconds, ...) on Linux.
     """
     add = metrics.add_collector
-    add(QUEUE_CALLERS_WAITING.name, QUEUE_CALLERS_WAITING.help, QUEUE_CALLERS_WAITING.labels,
-        _queue_samples(queues, 2) if queues else _none)
-    add(QUEUE_LONGEST_WAIT.name, QUEUE_LONGEST_WAIT.help, QUEUE_LONGEST_WAIT.labels,
-        _queue_samples(queues, 3) if queues else _none)
-    add(MEMBERS.name, MEMBERS.help, MEMBERS.labels, _members_samples(members or dict))
-    add(ESL_EVENT_QUEUE_DEPTH.name, ESL_EVENT_QUEUE_DEPTH.help, ESL_EVENT_QUEUE_DEPTH.labels,
-        _mapping_samples(esl_queues) if esl_queues else _none)
-    add(HISTORY_SPOOL_DEPTH.name, HISTORY_SPOOL_DEPTH.help, HISTORY_SPOOL_DEPTH.labels,
-        (lambda: [((), float(spool_depth()))]) if spool_depth else (lambda: [((), 0.0)]))
-    add(DB_POOL_CONNECTIONS.name, DB_POOL_CONNECTIONS.help, DB_POOL_CONNECTIONS.labels,
-        _mapping_samples(pool or dict, POOL_STATES))
-    add(READY.name, READY.help, READY.labels, _ready_samples(ready) if ready else _none)
+
+    def gauge(spec: GaugeSpec, sample: Callable[[], list[Sample]] | None) -> None:
+        add(spec.name, spec.help, spec.labels, _safe(spec.name, sample) if sample else _none)
+
+    gauge(QUEUE_CALLERS_WAITING, _queue_samples(queues, 2) if queues else None)
+    gauge(QUEUE_LONGEST_WAIT, _queue_samples(queues, 3) if queues else None)
+    gauge(MEMBERS, _members_samples(members) if members else None)
+    gauge(ESL_EVENT_QUEUE_DEPTH, _mapping_samples(esl_queues) if esl_queues else None)
+    gauge(HISTORY_SPOOL_DEPTH, (lambda: [((), float(spool_depth()))]) if spool_depth else None)
+    gauge(DB_POOL_CONNECTIONS, _mapping_samples(pool, POOL_STATES) if pool else None)
+    gauge(READY, _ready_samples(ready) if ready else None)
     if process:
         ProcessCollector(registry=metrics.registry)
 

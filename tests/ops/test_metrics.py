@@ -133,18 +133,36 @@ def test_init_department_switch_and_fixed_labels():
 
 
 # -- scrape-time gauges ------------------------------------------------------------------------------
-def test_scrape_gauges_without_sources_still_export_names_and_zero_states():
+def test_scrape_gauges_without_sources_export_names_but_no_made_up_values():
     m = Metrics(registry=CollectorRegistry())
     install_scrape_gauges(m, process=False)
     fams = _scrape(m.registry)
     for spec in SCRAPE_GAUGES:
         assert spec.name in fams and fams[spec.name].type == "gauge", spec.name
+        assert fams[spec.name].samples == [], spec.name
+
+
+def test_fixed_states_are_zero_filled_once_a_source_exists():
+    m = Metrics(registry=CollectorRegistry())
+    install_scrape_gauges(m, members=dict, pool=dict, process=False)
+    fams = _scrape(m.registry)
     assert {s.labels["state"]: s.value for s in fams["fsd_members"].samples} == dict.fromkeys(MEMBER_STATES, 0.0)
     assert {s.labels["state"]: s.value for s in fams["fsd_db_pool_connections"].samples} == \
         dict.fromkeys(POOL_STATES, 0.0)
-    assert [s.value for s in fams["fsd_history_spool_depth"].samples] == [0.0]
-    assert fams["fsd_queue_callers_waiting"].samples == []
-    assert fams["fsd_ready"].samples == []
+
+
+def test_a_failing_source_does_not_break_the_scrape():
+    def broken():
+        raise OSError("spool unreadable")
+
+    m = Metrics(registry=CollectorRegistry())
+    install_scrape_gauges(m, spool_depth=broken, queues=broken, members=broken, esl_queues=broken, pool=broken,
+                          process=False)
+    m.calls_offered.labels("1", "2").inc()
+    fams = _scrape(m.registry)
+    assert fams["fsd_history_spool_depth"].samples == []
+    assert fams["fsd_members"].samples == []
+    assert _value(m.registry, "fsd_calls_offered_total", {"tenant": "1", "department": "2"}) == 1
 
 
 @pytest.mark.parametrize(("answer", "value"), [(True, 1), (False, 0), ((True, "switch fs1 connected"), 1),
