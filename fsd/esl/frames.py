@@ -228,16 +228,18 @@ def parse_header_block_reference(block: bytes, *, strict: bool = False) -> list[
 
 def _bulk_unquote(joined: bytes) -> tuple[bytes, bool] | None:
     """URL-decode many values at once (joined by b"\\n") with one C call: binascii.a2b_qp with '%' as
-    the escape. Every ``%0`` is first turned into NUL + the next character, so %0A / %0D cannot create
-    lines (the caller restores those values with :func:`_restore_zero_escapes`). Returns
+    the escape. Encoded CR/LF (``%0A %0a %0D %0d``) are first turned into NUL + letter so decoding cannot
+    create lines (the caller restores them with :func:`_restore_line_escapes`). Returns
     ``(decoded, has_protected)``, or None unless the result is provably what unquote_to_bytes would
     give value by value (the caller then falls back): every '%' a valid escape, no soft line breaks,
-    no literal '=' or NUL in the input."""
+    no literal '=' or NUL in the input and no NUL produced by decoding."""
     if b"=" in joined or b"\x00" in joined:
         return None
-    zeros = joined.count(b"%0")
-    if zeros:
-        joined = joined.replace(b"%0", b"\x00")
+    protected = 0
+    if b"%0" in joined:
+        joined = joined.replace(b"%0A", b"\x00A").replace(b"%0a", b"\x00a")
+        joined = joined.replace(b"%0D", b"\x00D").replace(b"%0d", b"\x00d")
+        protected = joined.count(b"\x00")
     # the sentinel line means every soft line break ("=" + blanks + line end) removes a newline
     q = joined.replace(b"%", b"=") + b"\nZ"
     out = binascii.a2b_qp(q)
@@ -245,27 +247,20 @@ def _bulk_unquote(joined: bytes) -> tuple[bytes, bool] | None:
     if (
         len(out) != len(q) - 2 * q.count(b"=")
         or out.count(b"\n") != q.count(b"\n")
-        or (zeros and out.count(b"\x00") != zeros)
+        or out.count(b"\x00") != protected
         or not out.endswith(b"\nZ")
     ):
         return None
-    return out[:-2], bool(zeros)
+    return out[:-2], bool(protected)
 
 
-_ZERO_ESCAPE = re.compile("\x00(.?)", re.S)
-_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+_LINE_ESCAPES = {"\x00A": "\n", "\x00a": "\n", "\x00D": "\r", "\x00d": "\r"}
+_LINE_ESCAPE_RE = re.compile("\x00[AaDd]")
 
 
-def _zero_escape(m: re.Match) -> str:
-    c = m.group(1)
-    if c in _HEXDIGITS and c:
-        return chr(int(c, 16))
-    return "%0" + c
-
-
-def _restore_zero_escapes(value: str) -> str:
-    """Undo the NUL protection of ``%0X`` escapes (``\\x00A`` -> LF, ``\\x00z`` -> ``%0z``)."""
-    return _ZERO_ESCAPE.sub(_zero_escape, value)
+def _restore_line_escapes(value: str) -> str:
+    """Undo the NUL protection of encoded CR/LF (every NUL is one, see _bulk_unquote)."""
+    return _LINE_ESCAPE_RE.sub(lambda m: _LINE_ESCAPES[m.group(0)], value)
 
 
 def parse_header_block(block: bytes) -> list[tuple[str, str]]:
@@ -309,7 +304,7 @@ def parse_header_block(block: bytes) -> list[tuple[str, str]]:
         decoded, protected = bulk
         vals = decoded.decode(_ENC, _ERR).split("\n")
         if protected:
-            vals = [_restore_zero_escapes(v) if "\x00" in v else v for v in vals]
+            vals = [_restore_line_escapes(v) if "\x00" in v else v for v in vals]
     else:
         vals = joined.decode(_ENC, _ERR).split("\n")
     keys = b"\n".join(names).decode(_ENC, _ERR).split("\n")

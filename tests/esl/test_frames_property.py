@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fsd.errors import ProtocolError
@@ -61,6 +61,10 @@ _block_bytes = st.lists(
 
 @settings(max_examples=500, deadline=2000, suppress_health_check=list(HealthCheck))
 @given(block=_block_bytes)
+@example(block=b"%:%0%0")
+@example(block=b"A: %0%41\nB: %0A%0d")
+@example(block=b"A: %00A\nB: x%")
+@example(block=b"A: %3D%0A=")
 def test_bulk_header_decoding_equals_reference(block):
     from fsd.esl.frames import parse_header_block, parse_header_block_reference
 
