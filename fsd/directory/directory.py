@@ -256,10 +256,14 @@ class Directory:
     # ------------------------------------------------------------------ warm-up
     def warm(self, *, limit: int | None = None) -> int:
         """Load and render every directory user (so they register even if PostgreSQL goes down before
-        their first lookup). Returns the number of users cached."""
+        their first lookup). Returns the number of users cached (0 if the database is unreachable)."""
         epoch, gen = self._epoch, self._gen
-        with self.pool.transaction() as cur:
-            users = repo.users_all(cur, limit=limit)
+        try:
+            with self.pool.transaction() as cur:
+                users = repo.users_all(cur, limit=limit)
+        except StoreError as e:
+            log.warning("directory_warm_failed error=%s", e)
+            return 0
         n = 0
         for u in users:
             if epoch != self._epoch or gen != self._gen:
@@ -372,6 +376,9 @@ class Directory:
         if self.flush is None:
             return
         for user, domain in pairs:
+            if not user or not domain or any(c.isspace() or ord(c) < 32 for c in user + domain):
+                log.warning("directory_flush_skipped reason=unsafe_name")  # never splice odd text into a command
+                continue
             result = "ok"
             try:
                 self.flush(user, domain)

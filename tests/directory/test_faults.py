@@ -112,3 +112,21 @@ def test_hanging_database_never_delays_an_answer_past_the_deadline(proxied, db_d
         wait_for(anna_found, 15, message="recovery after the hang")
     finally:
         s.stop()
+
+
+def test_warmed_users_register_although_never_looked_up_before_the_outage(proxied, db_dsn, services, tenant):
+    proxy, broken_pool = proxied
+    _create(services, tenant, "Ivan", "ivan", "201")
+    _create(services, tenant, "Anna", "anna", "202")
+    s = Stack(pool=broken_pool, dsn=db_dsn, listen=False, backoff=(0.05, 0.2))
+    try:
+        assert s.directory.warm() == 2
+        proxy.cut()
+        sw = s.new_switch()
+        assert _register(sw, "anna") is True
+        assert _register(sw, "ivan") is True
+        assert _register(sw, "nobody") is False
+        assert s.directory.warm() == 0  # still down: nothing lost, nothing raised
+        assert s.directory.cached(DOMAIN, "anna")
+    finally:
+        s.stop()

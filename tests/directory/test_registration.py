@@ -213,3 +213,29 @@ def test_message_count_voicemail_and_reverse_auth_lookups(world):
         status, _, body = post(world.stack.port, form(action=action, key="id", user="ivan", domain=DOMAIN))
         assert captures.xml(body).find(".//user").get("id") == "ivan", action
         assert counter(world.metrics, action, "found") == 1
+
+
+def test_listener_reconnect_rereads_everything(world, pool):
+    emp = _employee(world)
+    assert post(world.stack.port, form(action="sip_auth", key="id", user="ivan", domain=DOMAIN))[0] == 200
+    # a change the listener never heard (written without NOTIFY, as if sent while it was disconnected)
+    with pool.transaction() as cur:
+        repos.employee_update(cur, world.tenant.id, emp.id, name="Renamed Quietly")
+
+    def name():
+        _, _, body = post(world.stack.port, form(action="sip_auth", key="id", user="ivan", domain=DOMAIN))
+        return {v.get("name"): v.get("value") for v in captures.xml(body).iter("variable")}["effective_caller_id_name"]
+
+    assert name() == "Ivan Petrov"  # served from the cache: nothing said it changed
+    world.directory.on_reconnect()
+    assert name() == "Renamed Quietly"
+
+
+def test_flush_never_sends_unsafe_names(world):
+    world.stack.flushed.clear()
+    world.directory.on_change({"entity": "employee", "op": "update", "tenant_id": world.tenant.id, "id": 1,
+                               "domain": DOMAIN, "login": "x y", "extension": "201\nxml_flush_cache"})
+    world.directory.on_change({"entity": "employee", "op": "update", "tenant_id": world.tenant.id, "id": 2,
+                               "domain": DOMAIN, "login": "fine"})
+    wait_for(lambda: world.stack.flushed, 10, message="the safe flush")
+    assert world.stack.flushed == [("fine", DOMAIN)]
