@@ -59,7 +59,7 @@ _block_bytes = st.lists(
 ).map(b"".join)
 
 
-@settings(max_examples=500, deadline=2000, suppress_health_check=list(HealthCheck))
+@settings(max_examples=700, deadline=2000, suppress_health_check=list(HealthCheck))
 @given(block=_block_bytes)
 @example(block=b"%:%0%0")
 @example(block=b"A: %0%41\nB: %0A%0d")
