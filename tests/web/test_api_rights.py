@@ -80,12 +80,7 @@ def _expected(rt, role: str) -> int | str:
     return "ok"
 
 
-@pytest.mark.parametrize("rt", ROUTES, ids=[f"{r.method} {r.path}" for r in ROUTES])
-def test_rights_matrix(pool, rt):
-    world = build_world(pool)
-    objs = seed_objects(world)
-    client = world.app.test_client()
-    tokens = {r: world.token(r) for r in ("admin", "user", "limited")}
+def _check_route(world, objs, client, tokens, rt) -> None:
     path = _path(rt, world, objs.ids)
 
     r = _call(client, rt, path, {})
@@ -97,7 +92,7 @@ def test_rights_matrix(pool, rt):
         r = _call(client, rt, other_path, {"Authorization": f"Bearer {tokens['admin']}"})
         assert r.status_code == 404, (other_path, r.status_code, r.get_data(as_text=True)[:300])
         if rt.method == "GET":
-            r = client.get(other_path, headers={"Authorization": f"Bearer {world.token('admin', tenant='other')}"})
+            r = client.get(other_path, headers={"Authorization": f"Bearer {tokens['other']}"})
             assert r.status_code == 200, (other_path, r.status_code)
 
     for role in ("operator", "user", "limited", "admin"):  # admin last: it may delete the object
@@ -111,3 +106,34 @@ def test_rights_matrix(pool, rt):
         else:
             assert r.status_code == want, (role, rt.method, path, r.status_code, r.get_data(as_text=True)[:500])
             assert set(r.get_json()["error"]) == {"message", "field"}
+
+
+def _setup(pool):
+    world = build_world(pool)
+    objs = seed_objects(world)
+    tokens = {r: world.token(r) for r in ("admin", "user", "limited")}
+    tokens["other"] = world.token("admin", tenant="other")
+    return world, objs, world.app.test_client(), tokens
+
+
+READS = [r for r in ROUTES if r.method == "GET"]
+WRITES = [r for r in ROUTES if r.method != "GET"]
+
+
+def test_rights_matrix_of_every_read(pool):
+    """Reads change nothing, so they share one database; every failure is reported at once."""
+    world, objs, client, tokens = _setup(pool)
+    failures = []
+    for rt in READS:
+        try:
+            _check_route(world, objs, client, tokens, rt)
+        except AssertionError as e:
+            failures.append(f"{rt.method} {rt.path}: {e}")
+    assert not failures, "\n".join(failures)
+    assert len(READS) >= 25
+
+
+@pytest.mark.parametrize("rt", WRITES, ids=[f"{r.method} {r.path}" for r in WRITES])
+def test_rights_matrix_of_each_write(pool, rt):
+    world, objs, client, tokens = _setup(pool)
+    _check_route(world, objs, client, tokens, rt)
