@@ -192,11 +192,12 @@ class CallDriver:
             return
         context = data.get("Caller-Context") or ""
         dest = data.get("Caller-Destination-Number") or ""
-        internal = INTERNAL_CONTEXT_MARK in context
+        internal = INTERNAL_CONTEXT_MARK in context or data.get("variable_sofia_profile_name") == "internal"
         try:
             if internal:
-                domain = (data.get("variable_domain_name") or data.get("variable_sip_from_host")
-                          or data.get("variable_dialed_domain") or "")
+                presence = data.get("variable_presence_id") or ""
+                domain = (data.get("variable_domain_name") or presence.partition("@")[2]
+                          or data.get("variable_sip_from_host") or data.get("variable_dialed_domain") or "")
                 snap = self.cache.by_domain(domain)
                 number = None
                 user = (data.get("variable_user_name") or data.get("variable_sip_from_user")

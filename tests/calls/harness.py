@@ -17,7 +17,7 @@ from fsd.sim import CallerScript, Gateway, Phone, Switch
 from fsd.store import calls_repo
 from fsd.store.listen import ConfigListener
 
-SCALE = 0.01  # 1 simulated second = 10 ms
+SCALE = 0.02  # 1 simulated second = 20 ms
 ADMIN = Actor.system("test")
 _dom = itertools.count(1)
 

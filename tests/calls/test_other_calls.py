@@ -38,7 +38,7 @@ def test_instant_forwarding_rings_only_the_mobile(pool, node):
     mob.behaviour = Answer(after=3)
     ch = did_call(node, num.did, hangup_after=20)
     row = _row(w, ch.uuid)
-    assert row["answered_by"] == a.id and row["route"].endswith(f"answered:{a.id}:mobile")
+    assert row["answered_by"] == a.id and row["route"].endswith(f"answered:{a.id}:mobile"), dict(row)
     assert len(mob.calls) == 1 and not desk.calls
 
 

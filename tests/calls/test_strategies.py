@@ -94,7 +94,7 @@ def test_unregistered_member_without_forwarding_is_skipped(pool, node):
     pb = phone(node, w, emps[1], Answer(after=2))
     ch = call(node, num.did, hangup_after=30)
     row = _row(w, ch.uuid)
-    assert row["answered_by"] == emps[1].id
+    assert row["answered_by"] == emps[1].id, dict(row)
     # b was rung at once after a's originate failed, not after a's 10 s slot
     ta = _originated(node, "user/201@")
     tb = _originated(node, "user/202@")
