@@ -22,7 +22,7 @@ FALLBACK = [
 
 def _switch(outbound_port):
     sw = Switch(
-        time_scale=0.05,
+        time_scale=0.15,
         outbound_target=("127.0.0.1", outbound_port),
         fallback=FALLBACK,
         missing_file_duration=1.0,  # the capture's 1 s WAV is not on this machine
