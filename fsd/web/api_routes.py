@@ -6,6 +6,7 @@ import dataclasses
 
 from flask import Response
 
+from fsd.domain import rules
 from fsd.domain.rules import FORWARD_MODES, NO_ANSWER_ACTIONS, ROLES, STRATEGIES
 from fsd.services.history import CALLBACK_STATUSES, RESULTS
 from fsd.services.media import KINDS as PROMPT_KINDS
@@ -119,6 +120,13 @@ def employees_list(r: Req):
        tag="employees", rights=ADMIN, query={"name": S.string(200)})
 def employees_suggest(r: Req):
     return r.ctx.services.employees.suggest(r.actor, r.tid, r.query.get("name") or "")
+
+
+@route("GET", "/passwords/new", summary="A freshly generated strong password (for the \"Create new password\" "
+       "button)", tag="employees", rights=ANY)
+def passwords_new(r: Req):
+    r.ctx.services.tenants.get(r.actor, r.tid)
+    return {"password": rules.generate_password()}
 
 
 @route("POST", "/employees", summary="Create an employee (the password is returned once; the letter is queued)",

@@ -583,8 +583,17 @@ def stats():
     wait_chart = charts.stacked_bars([w["label"] for w in st["wait_histogram"]],
                                      [(_t("Calls"), "#2563eb", [w["n"] for w in st["wait_histogram"]])],
                                      title=_t("Wait time, s"), width=420)
+    emp_chart = charts.stacked_bars([r["name"] for r in st["by_employee"]],
+                                    [(_t("Answered"), charts.COLORS["answered"],
+                                      [r["answered"] for r in st["by_employee"]])],
+                                    title=_t("By employee")) if st["by_employee"] else ""
+    dep_chart = charts.stacked_bars([r["name"] for r in st["by_department"]],
+                                    [(_t(k.capitalize()), charts.COLORS[k], [r[k] for r in st["by_department"]])
+                                     for k in ("answered", "missed", "abandoned")],
+                                    title=_t("By department")) if st["by_department"] else ""
     return render_template("stats.html", st=st, flt=flt, error=error, hour_chart=hour_chart, day_chart=day_chart,
-                           wait_chart=wait_chart, results=RESULTS, limited=g.actor.role == "limited",
+                           wait_chart=wait_chart, emp_chart=emp_chart, dep_chart=dep_chart, results=RESULTS,
+                           limited=g.actor.role == "limited",
                            **_lookups())
 
 
