@@ -121,7 +121,7 @@ class _FrontHttp:
 
 @pytest.fixture(params=["pywsgi", "front"])
 def server_kind(request):
-    """Every HTTP-level test runs against fsd's HttpServer (Dispatcher) and XmlCurlFrontServer's fast lane."""
+    """The HTTP guards are tested against fsd's HttpServer (Dispatcher) and XmlCurlFrontServer's fast lane."""
     return request.param
 
 
@@ -136,8 +136,9 @@ def tenant(services):
 
 
 @pytest.fixture
-def stack(pool, db_dsn, server_kind):
-    s = Stack(pool=pool, dsn=db_dsn, server=server_kind)
+def stack(pool, db_dsn, request):
+    kind = request.getfixturevalue("server_kind") if "server_kind" in request.fixturenames else "pywsgi"
+    s = Stack(pool=pool, dsn=db_dsn, server=kind)
     yield s
     s.stop()
 

@@ -105,3 +105,13 @@ def test_fast_lane_guards(front):
     assert _exchange(front.port, no_auth).startswith(b"HTTP/1.1 401")
     assert counter(front.metrics, "other", "bad_request") == 3
     assert counter(front.metrics, "other", "denied") == 1
+
+
+def test_phones_register_through_the_fast_lane(front):
+    from fsd.sim.endpoints import Phone
+
+    sw = front.new_switch()
+    assert sw.register(Phone("ivan", DOMAIN, "Secret-pass-11", register=False)) is True
+    assert sw.register(Phone("ivan", DOMAIN, "Wrong-pass-11", register=False)) is False
+    assert sw.register(Phone("nobody", DOMAIN, "Secret-pass-11", register=False)) is False
+    assert front.http.server.fast_requests == 2  # the wrong password was checked against the cached document

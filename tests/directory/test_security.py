@@ -30,7 +30,7 @@ def _raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
-def test_credentials_required(stack, ivan):
+def test_credentials_required(server_kind, stack, ivan):
     assert post(stack.port, GOOD)[0] == 200
     status, headers, _ = post(stack.port, GOOD, creds=None)
     assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
@@ -62,7 +62,7 @@ def test_source_address_must_be_allowed(pool, db_dsn, ivan, server_kind):
         s.stop()
 
 
-def test_post_only(stack, ivan):
+def test_post_only(server_kind, stack, ivan):
     assert post(stack.port, None, method="GET")[0] == 405
 
 
@@ -75,13 +75,13 @@ def test_post_only(stack, ivan):
     b"user=ivan&domain=acme.example.com",
     b"section=directory&&",
 ])
-def test_malformed_forms_are_400(stack, ivan, body):
+def test_malformed_forms_are_400(server_kind, stack, ivan, body):
     status, _, text = post(stack.port, body)
     assert status == 400, text
     assert counter(stack.metrics, "other", "bad_request") == 1
 
 
-def test_content_length_required_and_limited(stack, ivan):
+def test_content_length_required_and_limited(server_kind, stack, ivan):
     head = f"POST /freeswitch/directory HTTP/1.1\r\nHost: x\r\nAuthorization: {_auth()}\r\n"
     # no Content-Length (chunked)
     out = _raw(stack.port, (head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
