@@ -16,11 +16,15 @@ from zoneinfo import ZoneInfo
 from fsd.errors import PermissionDenied, ValidationError
 from fsd.services.base import Actor, Service
 from fsd.store import repos, web_repo
+from fsd.store.models import Department, DepartmentMember, Employee, IvrItem, IvrMenu, Number, Prompt, Tenant
 
 RESULTS = ("answered", "missed", "abandoned", "voicemail", "callback_requested", "callback_completed",
            "callback_failed")
 CALLBACK_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 MAX_RANGE_DAYS = 366
+
+#: The objects the API returns, for its response schemas (the web layer does not import the store).
+API_MODELS = (Department, DepartmentMember, Employee, IvrItem, IvrMenu, Number, Prompt, Tenant)
 
 
 def parse_day(value, field: str) -> date | None:

@@ -8,7 +8,7 @@ from flask import Response
 
 from fsd.domain import rules
 from fsd.domain.rules import FORWARD_MODES, NO_ANSWER_ACTIONS, ROLES, STRATEGIES
-from fsd.services.history import CALLBACK_STATUSES, RESULTS
+from fsd.services.history import API_MODELS, CALLBACK_STATUSES, RESULTS
 from fsd.services.media import KINDS as PROMPT_KINDS
 from fsd.services.numbers import DEST_KINDS, IVR_ACTIONS, IVR_FALLBACKS, MODES, OFFHOURS_ACTIONS
 from fsd.web import schema as S
@@ -81,6 +81,54 @@ DATE = S.string(20, format="date")
 PERIOD = {"since": DATE, "until": DATE, "employee_id": S.ident(), "department_id": S.ident()}
 
 
+Department, DepartmentMember, Employee, IvrItem, IvrMenu, Number, Prompt, Tenant = API_MODELS
+EMPLOYEE = S.model(Employee, drop=("password_hash", "sip_a1_hash"))
+CREATED = S.obj({"employee": EMPLOYEE, "password": S.string(200), "letter_queued": S.boolean()},
+                required=["employee", "password", "letter_queued"])
+DEPARTMENT = S.model(Department, items={"members": S.model(DepartmentMember)},
+                     extra={"member_ids": S.list_of(S.integer())})
+NUMBER = S.model(Number)
+MENU = S.model(IvrMenu, items={"items": S.model(IvrItem)})
+TENANT = S.model(Tenant)
+PROMPT = S.model(Prompt)
+USAGE = {"type": "object", "properties": {"tenant": TENANT, "users": S.integer(), "label": S.string()},
+         "required": ["tenant", "users", "label"]}
+HM = S.nullable(S.string(5))
+SCHEDULE_OUT = {"type": "object", "required": ["timezone", "intervals", "exceptions"], "properties": {
+    "timezone": S.string(), "intervals": S.list_of({"type": "object", "properties": {
+        "weekday": S.integer(), "start": HM, "end": HM}}),
+    "exceptions": S.list_of({"type": "object", "properties": {"day": S.string(), "closed": S.boolean(),
+                                                              "start": HM, "end": HM, "note": S.string()}})}}
+TOKEN_INFO = {"type": "object", "required": ["id", "name", "employee_id", "created_at"], "properties": {
+    "id": S.integer(), "tenant_id": S.integer(), "employee_id": S.integer(), "name": S.string(),
+    "created_at": S.string(), "last_used_at": S.nullable(S.string())}}
+GRAPH = {"type": "object", "required": ["root", "nodes", "edges"], "properties": {
+    "root": S.string(), "nodes": S.list_of({"type": "object", "required": ["id", "kind", "label"], "properties": {
+        "id": S.string(), "kind": S.string(), "label": S.string(), "details": S.list_of(S.string())}}),
+    "edges": S.list_of({"type": "object", "required": ["source", "target", "label"], "properties": {
+        "source": S.string(), "target": S.string(), "label": S.string()}})}}
+CALLS = {"type": "object", "required": ["calls", "total", "since", "until", "own_only"], "properties": {
+    "calls": S.list_of({"type": "object"}), "total": S.integer(), "since": S.string(), "until": S.string(),
+    "own_only": S.boolean()}}
+STATS = {"type": "object", "required": ["since", "until", "scope", "total", "by_result", "by_hour", "by_day",
+                                        "by_employee", "by_department", "avg_wait_s", "wait_histogram"],
+         "properties": {"scope": S.enum(("company", "own")), "total": S.integer(), "avg_wait_s": S.number(),
+                        "by_result": {"type": "object"}, "by_hour": S.list_of({"type": "object"}),
+                        "by_day": S.list_of({"type": "object"}), "by_employee": S.list_of({"type": "object"}),
+                        "by_department": S.list_of({"type": "object"}),
+                        "wait_histogram": S.list_of({"type": "object"})}}
+COMPANY = {"type": "object", "required": ["tenant", "users", "max_users", "label"],
+           "properties": {"tenant": TENANT, "users": S.integer(), "max_users": S.integer(), "label": S.string()}}
+SUGGESTION = S.obj({"login": S.string(), "extension": S.string(), "password": S.string()},
+                   required=["login", "extension", "password"])
+PROMPTS = {"type": "object", "required": ["uploaded", "standard"], "properties": {
+    "uploaded": S.list_of(PROMPT),
+    "standard": S.list_of({"type": "object", "required": ["name", "language", "duration_ms"]})}}
+NEW_TOKEN = {**TOKEN_INFO, "required": [*TOKEN_INFO["required"], "token"],
+             "properties": {**TOKEN_INFO["properties"], "token": S.string()}}
+ROWS = S.list_of({"type": "object", "required": ["id"], "properties": {"id": S.integer()}})
+
+
 def _dep(d) -> dict:
     out = dataclasses.asdict(d)
     out["member_ids"] = d.member_ids
@@ -92,45 +140,52 @@ def _clean(body: dict) -> dict:
 
 
 # -- me / company --------------------------------------------------------------------------------
-@route("GET", "/me", summary="Who is signed in", tag="company", rights=ANY)
+@route("GET", "/me", summary="Who is signed in", tag="company", rights=ANY,
+       response=S.obj({"employee": EMPLOYEE, "via": S.string()}, required=["employee", "via"]))
 def me(r: Req):
     emp = r.ctx.services.employees.get(r.actor, r.tid, r.actor.employee_id)
     return {"employee": emp.public(), "via": r.via}
 
 
-@route("GET", "/company", summary="The company and its tariff usage (N of M users)", tag="company", rights=ANY)
+@route("GET", "/company", summary="The company and its tariff usage (N of M users)", tag="company", rights=ANY,
+       response=COMPANY)
 def company_get(r: Req):
     u = r.ctx.services.tenants.usage(r.actor, r.tid)
     return {"tenant": u.tenant, "users": u.users, "max_users": u.tenant.max_users, "label": u.label}
 
 
 @route("PATCH", "/company", summary="Change the company name, time zone or language", tag="company",
-       rights=ADMIN, body=COMPANY_UPDATE)
+       rights=ADMIN, body=COMPANY_UPDATE,
+       response=TENANT)
 def company_update(r: Req):
     return r.ctx.services.tenants.update(r.actor, r.tid, **_clean(r.body))
 
 
 # -- employees -----------------------------------------------------------------------------------
-@route("GET", "/employees", summary="List employees", tag="employees", rights=ANY)
+@route("GET", "/employees", summary="List employees", tag="employees", rights=ANY,
+       response=S.list_of(EMPLOYEE))
 def employees_list(r: Req):
     return [e.public() for e in r.ctx.services.employees.list(r.actor, r.tid)]
 
 
 @route("GET", "/employees/suggest", summary="Login, extension and password suggested for a new employee",
-       tag="employees", rights=ADMIN, query={"name": S.string(200)})
+       tag="employees", rights=ADMIN, query={"name": S.string(200)},
+       response=SUGGESTION)
 def employees_suggest(r: Req):
     return r.ctx.services.employees.suggest(r.actor, r.tid, r.query.get("name") or "")
 
 
 @route("GET", "/passwords/new", summary="A freshly generated strong password (for the \"Create new password\" "
-       "button)", tag="employees", rights=ANY)
+       "button)", tag="employees", rights=ANY,
+       response=S.obj({"password": S.string()}, required=["password"]))
 def passwords_new(r: Req):
     r.ctx.services.tenants.get(r.actor, r.tid)
     return {"password": rules.generate_password()}
 
 
 @route("POST", "/employees", summary="Create an employee (the password is returned once; the letter is queued)",
-       tag="employees", rights=ADMIN, body=EMPLOYEE_CREATE, status=201)
+       tag="employees", rights=ADMIN, body=EMPLOYEE_CREATE, status=201,
+       response=CREATED)
 def employees_create(r: Req):
     c = r.ctx.services.employees.create(r.actor, r.tid, **_clean(r.body))
     if c.letter_queued:
@@ -138,14 +193,16 @@ def employees_create(r: Req):
     return {"employee": c.employee.public(), "password": c.password, "letter_queued": c.letter_queued}, 201
 
 
-@route("GET", "/employees/<id:employee_id>", summary="One employee", tag="employees", rights=ANY)
+@route("GET", "/employees/<id:employee_id>", summary="One employee", tag="employees", rights=ANY,
+       response=EMPLOYEE)
 def employees_get(r: Req, employee_id: int):
     return r.ctx.services.employees.get(r.actor, r.tid, employee_id).public()
 
 
 @route("PATCH", "/employees/<id:employee_id>", summary="Change an employee (users and limited users: own profile "
        "only, not login/extension/role)", tag="employees", rights="admin; others their own profile",
-       body=EMPLOYEE_UPDATE)
+       body=EMPLOYEE_UPDATE,
+       response=EMPLOYEE)
 def employees_update(r: Req, employee_id: int):
     return r.ctx.services.employees.update(r.actor, r.tid, employee_id, **_clean(r.body)).public()
 
@@ -158,7 +215,8 @@ def employees_delete(r: Req, employee_id: int):
 
 @route("POST", "/employees/<id:employee_id>/password", summary="Set a new password (generated unless given); "
        "returned once and sent by e-mail", tag="employees", rights="admin; others their own",
-       body=PASSWORD_RESET)
+       body=PASSWORD_RESET,
+       response=CREATED)
 def employees_password(r: Req, employee_id: int):
     b = _clean(r.body)
     c = r.ctx.services.employees.reset_password(r.actor, r.tid, employee_id, password=b.get("password"),
@@ -169,26 +227,30 @@ def employees_password(r: Req, employee_id: int):
 
 
 # -- departments ---------------------------------------------------------------------------------
-@route("GET", "/departments", summary="List departments", tag="departments", rights=ANY)
+@route("GET", "/departments", summary="List departments", tag="departments", rights=ANY,
+       response=S.list_of(DEPARTMENT))
 def departments_list(r: Req):
     return [_dep(d) for d in r.ctx.services.departments.list(r.actor, r.tid)]
 
 
 @route("POST", "/departments", summary="Create a department with its members (one atomic save)",
-       tag="departments", rights=ADMIN, body=DEPARTMENT_CREATE, status=201)
+       tag="departments", rights=ADMIN, body=DEPARTMENT_CREATE, status=201,
+       response=DEPARTMENT)
 def departments_create(r: Req):
     b = _clean(r.body)
     members = b.pop("members", [])
     return _dep(r.ctx.services.departments.create(r.actor, r.tid, members=members, **b)), 201
 
 
-@route("GET", "/departments/<id:department_id>", summary="One department", tag="departments", rights=ANY)
+@route("GET", "/departments/<id:department_id>", summary="One department", tag="departments", rights=ANY,
+       response=DEPARTMENT)
 def departments_get(r: Req, department_id: int):
     return _dep(r.ctx.services.departments.get(r.actor, r.tid, department_id))
 
 
 @route("PATCH", "/departments/<id:department_id>", summary="Change a department; `members` replaces the ordered "
-       "member list (one atomic save)", tag="departments", rights=ADMIN, body=DEPARTMENT_UPDATE)
+       "member list (one atomic save)", tag="departments", rights=ADMIN, body=DEPARTMENT_UPDATE,
+       response=DEPARTMENT)
 def departments_update(r: Req, department_id: int):
     b = _clean(r.body)
     members = b.pop("members", None)
@@ -202,24 +264,28 @@ def departments_delete(r: Req, department_id: int):
 
 
 # -- numbers -------------------------------------------------------------------------------------
-@route("GET", "/numbers", summary="The company's numbers (DIDs) and their routing", tag="numbers", rights=ANY)
+@route("GET", "/numbers", summary="The company's numbers (DIDs) and their routing", tag="numbers", rights=ANY,
+       response=S.list_of(NUMBER))
 def numbers_list(r: Req):
     return r.ctx.services.numbers.list(r.actor, r.tid)
 
 
-@route("GET", "/numbers/<id:number_id>", summary="One number", tag="numbers", rights=ANY)
+@route("GET", "/numbers/<id:number_id>", summary="One number", tag="numbers", rights=ANY,
+       response=NUMBER)
 def numbers_get(r: Req, number_id: int):
     return r.ctx.services.numbers.get(r.actor, r.tid, number_id)
 
 
 @route("PATCH", "/numbers/<id:number_id>", summary="Route a number: mode, destination, out-of-hours, greeting",
-       tag="numbers", rights=ADMIN, body=NUMBER_UPDATE)
+       tag="numbers", rights=ADMIN, body=NUMBER_UPDATE,
+       response=NUMBER)
 def numbers_update(r: Req, number_id: int):
     return r.ctx.services.numbers.update(r.actor, r.tid, number_id, **_clean(r.body))
 
 
 @route("GET", "/numbers/<id:number_id>/scheme", summary="The call-flow graph of a number (nodes and edges)",
-       tag="numbers", rights=ANY)
+       tag="numbers", rights=ANY,
+       response=GRAPH)
 def numbers_scheme(r: Req, number_id: int):
     gr = r.ctx.scheme.graph(r.actor, r.tid, number_id)
     return {"root": gr.root, "nodes": [dataclasses.asdict(n) for n in gr.nodes],
@@ -233,26 +299,30 @@ def numbers_scheme_svg(r: Req, number_id: int):
 
 
 # -- IVR -----------------------------------------------------------------------------------------
-@route("GET", "/ivr", summary="List IVR menus", tag="ivr", rights=ANY)
+@route("GET", "/ivr", summary="List IVR menus", tag="ivr", rights=ANY,
+       response=S.list_of(MENU))
 def ivr_list(r: Req):
     return r.ctx.services.ivr.list(r.actor, r.tid)
 
 
 @route("POST", "/ivr", summary="Create an IVR menu with its keys", tag="ivr", rights=ADMIN, body=IVR_CREATE,
-       status=201)
+       status=201,
+       response=MENU)
 def ivr_create(r: Req):
     b = _clean(r.body)
     items = b.pop("items", None)
     return r.ctx.services.ivr.save(r.actor, r.tid, None, items=items, **b), 201
 
 
-@route("GET", "/ivr/<id:menu_id>", summary="One IVR menu", tag="ivr", rights=ANY)
+@route("GET", "/ivr/<id:menu_id>", summary="One IVR menu", tag="ivr", rights=ANY,
+       response=MENU)
 def ivr_get(r: Req, menu_id: int):
     return r.ctx.services.ivr.get(r.actor, r.tid, menu_id)
 
 
 @route("PATCH", "/ivr/<id:menu_id>", summary="Change an IVR menu; `items` replaces its keys", tag="ivr",
-       rights=ADMIN, body=IVR_UPDATE)
+       rights=ADMIN, body=IVR_UPDATE,
+       response=MENU)
 def ivr_update(r: Req, menu_id: int):
     b = _clean(r.body)
     items = b.pop("items", None)
@@ -276,13 +346,15 @@ def _schedule(s) -> dict:
                             "note": e.note} for e in s.exceptions]}
 
 
-@route("GET", "/schedule", summary="The company's working hours and holidays", tag="schedule", rights=ANY)
+@route("GET", "/schedule", summary="The company's working hours and holidays", tag="schedule", rights=ANY,
+       response=SCHEDULE_OUT)
 def schedule_get(r: Req):
     return _schedule(r.ctx.services.tenants.schedule(r.actor, r.tid))
 
 
 @route("PUT", "/schedule", summary="Replace the working hours and holidays", tag="schedule", rights=ADMIN,
-       body=SCHEDULE)
+       body=SCHEDULE,
+       response=SCHEDULE_OUT)
 def schedule_put(r: Req):
     b = r.body
     return _schedule(r.ctx.services.tenants.set_schedule(r.actor, r.tid, intervals=b.get("intervals", []),
@@ -290,7 +362,8 @@ def schedule_put(r: Req):
 
 
 # -- prompts -------------------------------------------------------------------------------------
-@route("GET", "/prompts", summary="Standard and uploaded voice prompts", tag="prompts", rights=ANY)
+@route("GET", "/prompts", summary="Standard and uploaded voice prompts", tag="prompts", rights=ANY,
+       response=PROMPTS)
 def prompts_list(r: Req):
     t = r.ctx.services.tenants.get(r.actor, r.tid)
     return {"uploaded": [p for p in r.ctx.prompts.list(r.actor, r.tid) if p.tenant_id is not None],
@@ -298,7 +371,8 @@ def prompts_list(r: Req):
 
 
 @route("POST", "/prompts", summary="Upload a prompt (any audio sox reads; stored as 8 kHz mono WAV)",
-       tag="prompts", rights=ADMIN, body=PROMPT_UPLOAD, body_kind="multipart", status=201)
+       tag="prompts", rights=ADMIN, body=PROMPT_UPLOAD, body_kind="multipart", status=201,
+       response=PROMPT)
 def prompts_upload(r: Req):
     from flask import request
 
@@ -334,7 +408,8 @@ CALL_QUERY = {**PERIOD, "result": S.enum(RESULTS), "limit": S.integer(1, 10000),
 
 
 @route("GET", "/calls", summary="Call history with filters (admin: everybody; others: own calls)", tag="history",
-       rights="admin: all calls; user and limited: own calls", query=CALL_QUERY)
+       rights="admin: all calls; user and limited: own calls", query=CALL_QUERY,
+       response=CALLS)
 def calls_list(r: Req):
     return r.ctx.history.calls(r.actor, r.tid, **r.query)
 
@@ -349,19 +424,22 @@ def calls_csv(r: Req):
 
 
 @route("GET", "/stats", summary="Call statistics (admin and user: company; limited: own only)", tag="history",
-       rights="admin and user: company; limited: own only", query=PERIOD)
+       rights="admin and user: company; limited: own only", query=PERIOD,
+       response=STATS)
 def stats(r: Req):
     return r.ctx.history.stats(r.actor, r.tid, **r.query)
 
 
 # -- voicemail and callbacks ---------------------------------------------------------------------
 @route("GET", "/voicemails", summary="Voicemail messages (admin: all; others: own and their departments')",
-       tag="voicemail", rights=ANY)
+       tag="voicemail", rights=ANY,
+       response=ROWS)
 def voicemails_list(r: Req):
     return r.ctx.history.voicemails(r.actor, r.tid)
 
 
-@route("GET", "/voicemails/<id:voicemail_id>", summary="One voicemail message", tag="voicemail", rights=ANY)
+@route("GET", "/voicemails/<id:voicemail_id>", summary="One voicemail message", tag="voicemail", rights=ANY,
+       response={"type": "object", "required": ["id", "caller", "duration_s"]})
 def voicemails_get(r: Req, voicemail_id: int):
     return r.ctx.history.voicemail(r.actor, r.tid, voicemail_id)
 
@@ -374,7 +452,8 @@ def voicemails_audio(r: Req, voicemail_id: int):
 
 
 @route("GET", "/callbacks", summary="Callback requests with status and attempts", tag="callbacks", rights=ANY,
-       query={"status": S.enum(CALLBACK_STATUSES)})
+       query={"status": S.enum(CALLBACK_STATUSES)},
+       response=ROWS)
 def callbacks_list(r: Req):
     return r.ctx.history.callbacks(r.actor, r.tid, **r.query)
 
@@ -387,13 +466,15 @@ def callbacks_cancel(r: Req, callback_id: int):
 
 # -- audit, letters, tokens ----------------------------------------------------------------------
 @route("GET", "/audit", summary="The audit log of the company", tag="audit", rights=ADMIN,
-       query={"limit": S.integer(1, 1000)})
+       query={"limit": S.integer(1, 1000)},
+       response=ROWS)
 def audit(r: Req):
     return r.ctx.services.tenants.audit_log(r.actor, r.tid, limit=r.query.get("limit", 200))
 
 
 @route("GET", "/letters", summary="Letters sent or queued (credentials, voicemail) and their status",
-       tag="audit", rights=ADMIN)
+       tag="audit", rights=ADMIN,
+       response=ROWS)
 def letters(r: Req):
     return r.ctx.history.letters(r.actor, r.tid)
 
@@ -405,13 +486,15 @@ def letters_retry(r: Req, letter_id: int):
     r.ctx.letter_queued()
 
 
-@route("GET", "/tokens", summary="API tokens (admin: all of the company; others: own)", tag="tokens", rights=ANY)
+@route("GET", "/tokens", summary="API tokens (admin: all of the company; others: own)", tag="tokens", rights=ANY,
+       response=S.list_of(TOKEN_INFO))
 def tokens_list(r: Req):
     return r.ctx.tokens.list(r.actor, r.tid)
 
 
 @route("POST", "/tokens", summary="Create an API token acting with your rights (returned once)", tag="tokens",
-       rights=ANY, body=TOKEN_CREATE, status=201)
+       rights=ANY, body=TOKEN_CREATE, status=201,
+       response=NEW_TOKEN)
 def tokens_create(r: Req):
     t = r.ctx.tokens.create(r.actor, r.tid, name=(r.body or {}).get("name", ""))
     return {"token": t.token, **t.info}, 201
@@ -424,26 +507,30 @@ def tokens_delete(r: Req, token_id: int):
 
 
 # -- operator: tenants and their numbers ---------------------------------------------------------
-@route("GET", "/tenants", summary="All companies", tag="operator", auth="operator", rights="operator")
+@route("GET", "/tenants", summary="All companies", tag="operator", auth="operator", rights="operator",
+       response=S.list_of(TENANT))
 def tenants_list(r: Req):
     return r.ctx.services.tenants.list(r.actor)
 
 
 @route("POST", "/tenants", summary="Create a company", tag="operator", auth="operator", rights="operator",
-       body=TENANT_CREATE, status=201)
+       body=TENANT_CREATE, status=201,
+       response=TENANT)
 def tenants_create(r: Req):
     return r.ctx.services.tenants.create(r.actor, **_clean(r.body)), 201
 
 
 @route("GET", "/tenants/<id:tenant_id>", summary="One company with its usage", tag="operator", auth="operator",
-       rights="operator")
+       rights="operator",
+       response=USAGE)
 def tenants_get(r: Req, tenant_id: int):
     u = r.ctx.services.tenants.usage(r.actor, tenant_id)
     return {"tenant": u.tenant, "users": u.users, "label": u.label}
 
 
 @route("PATCH", "/tenants/<id:tenant_id>", summary="Change a company (tariff, enabled, ...)", tag="operator",
-       auth="operator", rights="operator", body=TENANT_UPDATE)
+       auth="operator", rights="operator", body=TENANT_UPDATE,
+       response=TENANT)
 def tenants_update(r: Req, tenant_id: int):
     return r.ctx.services.tenants.update(r.actor, tenant_id, **_clean(r.body))
 
@@ -455,14 +542,16 @@ def tenants_delete(r: Req, tenant_id: int):
 
 
 @route("GET", "/tenants/<id:tenant_id>/numbers", summary="A company's numbers", tag="operator", auth="operator",
-       rights="operator")
+       rights="operator",
+       response=S.list_of(NUMBER))
 def tenant_numbers_list(r: Req, tenant_id: int):
     r.ctx.services.tenants.get(r.actor, tenant_id)
     return r.ctx.services.numbers.list(r.actor, tenant_id)
 
 
 @route("POST", "/tenants/<id:tenant_id>/numbers", summary="Connect a number (DID) to a company", tag="operator",
-       auth="operator", rights="operator", body=NUMBER_CREATE, status=201)
+       auth="operator", rights="operator", body=NUMBER_CREATE, status=201,
+       response=NUMBER)
 def tenant_numbers_create(r: Req, tenant_id: int):
     r.ctx.services.tenants.get(r.actor, tenant_id)
     return r.ctx.services.numbers.create(r.actor, tenant_id, **_clean(r.body)), 201

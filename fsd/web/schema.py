@@ -101,6 +101,9 @@ def check(sch: dict, value: Any, path: str) -> None:
     elif t == "boolean":
         if not isinstance(value, bool):
             raise ValidationError(f"{name} must be true or false", field=fld)
+    elif t == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(f"{name} must be a number", field=fld)
 
 
 def coerce_query(sch: dict, raw: str, name: str) -> Any:
@@ -118,3 +121,47 @@ def coerce_query(sch: dict, raw: str, name: str) -> Any:
         return None
     check(sch, value, name)
     return value
+
+
+def _field_schema(type_text: str) -> dict:
+    t = str(type_text).replace(" ", "")
+    nullable = t.endswith("|None") or t.startswith("None|")
+    t = t.replace("|None", "").replace("None|", "")
+    if t == "int":
+        out: dict = {"type": "integer"}
+    elif t == "bool":
+        out = {"type": "boolean"}
+    elif t in ("float", "Decimal"):
+        out = {"type": "number"}
+    elif t == "datetime":
+        out = {"type": "string", "format": "date-time"}
+    elif t == "date":
+        out = {"type": "string", "format": "date"}
+    elif t.startswith("dict"):
+        out = {"type": "object"}
+    elif t.startswith("tuple") or t.startswith("list"):
+        out = {"type": "array", "items": {}}
+    else:
+        out = {"type": "string"}
+    if nullable:
+        out["nullable"] = True
+    return out
+
+
+def model(cls, *, drop=(), extra: dict | None = None, items: dict | None = None) -> dict:
+    """The response schema of a store dataclass (as the API serialises it)."""
+    import dataclasses
+
+    props = {f.name: _field_schema(f.type) for f in dataclasses.fields(cls) if f.name not in drop}
+    for name, sch in (items or {}).items():
+        props[name] = {"type": "array", "items": sch}
+    props.update(extra or {})
+    return {"type": "object", "properties": props, "required": sorted(props)}
+
+
+def list_of(sch: dict) -> dict:
+    return {"type": "array", "items": sch}
+
+
+def number(**kw) -> dict:
+    return {"type": "number", **kw}

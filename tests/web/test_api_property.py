@@ -10,6 +10,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fsd.web import schema as S
 from tests.web.conftest import OPERATOR_TOKEN, build_world, seed_objects
 
 WILD = st.recursive(
@@ -109,6 +110,10 @@ def test_no_5xx_and_only_documented_statuses(pool):
         assert str(r.status_code) in documented, (method, url, r.status_code, r.get_data(as_text=True)[:300])
         if r.status_code >= 400:
             assert set(r.get_json()["error"]) == {"message", "field"}
+        else:
+            content = op["responses"][str(r.status_code)].get("content", {})
+            if "application/json" in content:
+                S.check(content["application/json"]["schema"], r.get_json(), "")  # the answer has its documented shape
 
     run()
     assert len(seen) >= len(ops) * 0.8  # the run reached (nearly) every operation

@@ -8,7 +8,9 @@ import re
 
 import pytest
 
+from fsd.errors import ValidationError
 from fsd.web import api_routes  # noqa: F401  (fills the table)
+from fsd.web import schema as S
 from fsd.web.api import PREFIX, ROUTES
 from fsd.web.api_routes import ADMIN
 from tests.web.conftest import OPERATOR_TOKEN, build_world, seed_objects, wav_bytes
@@ -103,6 +105,11 @@ def _check_route(world, objs, client, tokens, rt) -> None:
             assert r.status_code == rt.status, (role, rt.method, path, r.status_code, r.get_data(as_text=True)[:500])
             if rt.produces == "application/json" and rt.status != 204:
                 assert r.is_json
+                assert rt.response is not None, f"{rt.handler.__name__} documents no response schema"
+                try:
+                    S.check(rt.response, r.get_json(), "")
+                except ValidationError as e:
+                    raise AssertionError(f"{role} {rt.method} {path}: response breaks its schema: {e}") from e
         else:
             assert r.status_code == want, (role, rt.method, path, r.status_code, r.get_data(as_text=True)[:500])
             assert set(r.get_json()["error"]) == {"message", "field"}
