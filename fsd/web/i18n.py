@@ -14,7 +14,7 @@ RU: dict[str, str] = {
     "Prompts": "Записи", "History": "История звонков", "Statistics": "Статистика", "Voicemail": "Голосовая почта",
     "Callbacks": "Обратные звонки", "Audit log": "Журнал изменений", "API tokens": "API-токены",
     "Letters": "Письма", "My profile": "Мой профиль", "Add employee": "Добавить сотрудника",
-    "Name": "Имя сотрудника", "Surname and first name, or first name only": "Фамилия и имя (можно только имя)",
+    "Name": "Имя сотрудника", "Title": "Название", "Surname and first name, or first name only": "Фамилия и имя (можно только имя)",
     "Create new password": "Создать новый пароль", "Position": "Должность", "Rights": "Права в системе",
     "Extension": "Внутренний номер", "E-mail": "E-mail", "Mobile phone": "Моб. телефон",
     "Forwarding": "Переадресация", "Forwarding delay, s": "Задержка переадресации, с", "off": "выключена",
