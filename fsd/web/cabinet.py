@@ -685,6 +685,16 @@ def register(app) -> None:
                 return error_page(400, "text must not contain NUL characters")
         return None
 
+    @app.errorhandler(StoreError)
+    def _store(e):
+        log.warning("web_store_error path=%s error=%s", request.path, e)
+        if request.path.startswith("/api/"):
+            from fsd.web.api import _error
+
+            return _error(503, "the database is unavailable, try again later")
+        return render_template("error.html", status=503, title=_t("Error"),
+                               message="database unavailable", me=None), 503
+
     @app.errorhandler(CSRFError)
     def _csrf(e):
         if request.path.startswith("/api/"):

@@ -14,7 +14,8 @@ RU: dict[str, str] = {
     "Prompts": "Записи", "History": "История звонков", "Statistics": "Статистика", "Voicemail": "Голосовая почта",
     "Callbacks": "Обратные звонки", "Audit log": "Журнал изменений", "API tokens": "API-токены",
     "Letters": "Письма", "My profile": "Мой профиль", "Add employee": "Добавить сотрудника",
-    "Name": "Имя сотрудника", "Title": "Название", "Surname and first name, or first name only": "Фамилия и имя (можно только имя)",
+    "Name": "Имя сотрудника", "Title": "Название",
+    "Surname and first name, or first name only": "Фамилия и имя (можно только имя)",
     "Create new password": "Создать новый пароль", "Position": "Должность", "Rights": "Права в системе",
     "Extension": "Внутренний номер", "E-mail": "E-mail", "Mobile phone": "Моб. телефон",
     "Forwarding": "Переадресация", "Forwarding delay, s": "Задержка переадресации, с", "off": "выключена",
@@ -84,7 +85,8 @@ RU: dict[str, str] = {
     "Change password": "Сменить пароль", "Leave empty to keep the current password":
         "Оставьте пустым, чтобы не менять пароль", "Unheard": "Новое", "Audio": "Запись",
     "Are you sure?": "Вы уверены?", "Employee statistics": "Статистика сотрудника",
-    "Wrong request": "Неверный запрос", "The page expired, please try again.": "Страница устарела, попробуйте ещё раз.",
+    "Wrong request": "Неверный запрос",
+    "The page expired, please try again.": "Страница устарела, попробуйте ещё раз.",
     "Answered vs missed vs abandoned": "Отвечено / пропущено / брошено", "Period": "Период",
     "Menu options": "Пункты меню", "Calls": "Звонки",
 }

@@ -334,3 +334,14 @@ def test_failed_letter_is_shown_on_the_employees_page(pool):
     text = _text(world.client("admin").get("/employees"))
     assert "Письма, которые не удалось отправить" in text and "lost@example.com" in text
     assert "lost@example.com" not in _text(world.client("user").get("/employees"))
+
+
+def test_database_down_is_503_not_a_crash(world):
+    c = world.client("admin")
+    tok = world.token("admin")
+    world.services.pool.close()
+    assert c.get("/employees").status_code == 503
+    r = world.app.test_client().get("/api/v1/employees", headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 503 and "database" in r.get_json()["error"]["message"]
+    r = _post(world.app.test_client(), "/login", {"login": "a@b.example.com", "password": "x"}, get_url="/login")
+    assert r.status_code == 503
