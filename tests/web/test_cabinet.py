@@ -345,3 +345,54 @@ def test_database_down_is_503_not_a_crash(world):
     assert r.status_code == 503 and "database" in r.get_json()["error"]["message"]
     r = _post(world.app.test_client(), "/login", {"login": "a@b.example.com", "password": "x"}, get_url="/login")
     assert r.status_code == 503
+
+
+def test_ivr_editor_saves_keys_and_fallback(world):
+    objs = seed_objects(world)
+    c = world.client("admin")
+    dep, emp = objs.ids["department"], objs.ids["employee"]
+    # digits are laid out 1..9, 0, *, # → index 0 is key 1, index 9 is key 0
+    r = _post(c, "/ivr/new", {"name": "Главное меню", "timeout_s": "6", "max_repeats": "2", "ext_digits": "3",
+                              "fallback_kind": "department", "fallback_target": f"department:{dep}",
+                              "action_0": "department", "target_0": f"department:{dep}",
+                              "action_1": "employee", "target_1": f"employee:{emp}",
+                              "action_2": "dial_extension", "action_9": "voicemail"})
+    assert r.status_code == 302, _text(r)[:2000]
+    menu = [m for m in world.services.ivr.list(Actor.system(), world.tenant.id) if m.name == "Главное меню"][0]
+    assert {(i.digit, i.action) for i in menu.items} == {("1", "department"), ("2", "employee"),
+                                                         ("3", "dial_extension"), ("0", "voicemail")}
+    assert menu.fallback_kind == "department" and menu.fallback_department_id == dep and menu.timeout_s == 6
+    r = _post(c, f"/ivr/{menu.id}", {"name": "Главное меню", "timeout_s": "6", "max_repeats": "2", "ext_digits": "3",
+                                     "fallback_kind": "voicemail", "action_0": "menu"})
+    assert r.status_code == 400 and "Клавиша 1: выберите цель" in _text(r), re.findall(r'class="err"[^<]*<', _text(r))
+    assert world.client("user").post(f"/ivr/{menu.id}/delete").status_code in (400, 403)
+
+
+def test_prompt_upload_page_and_bad_file(world):
+    c = world.client("admin")
+    page = c.get("/prompts")
+    assert "voicemail_greeting" in _text(page)  # the standard prompts are listed
+    token = csrf_from(page.get_data(as_text=True))
+    r = c.post("/prompts", data={"csrf_token": token, "name": "Приветствие", "kind": "greeting",
+                                 "file": (io.BytesIO(wav_bytes(0.4, 22050)), "hello.wav")},
+               content_type="multipart/form-data")
+    assert r.status_code == 302
+    [p] = [p for p in world.app.extensions["fsd"].prompts.list(Actor.system(), world.tenant.id) if p.tenant_id]
+    assert p.name == "Приветствие" and p.sample_rate == 8000 and 300 <= p.duration_ms <= 500
+    r = c.post("/prompts", data={"csrf_token": token, "name": "Вирус", "kind": "custom",
+                                 "file": (io.BytesIO(b"MZ\x90\x00"), "setup.exe")},
+               content_type="multipart/form-data")
+    assert r.status_code == 400 and "Неподдерживаемый тип файла" in _text(r)
+    r = world.client("user").post("/prompts", data={"csrf_token": token, "name": "x"})
+    assert r.status_code in (400, 403)  # (the user's session has its own CSRF token)
+    assert len([p for p in world.app.extensions["fsd"].prompts.list(Actor.system(), world.tenant.id)
+                if p.tenant_id]) == 1
+
+
+def test_token_page_shows_the_token_once_and_it_works(world):
+    c = world.client("limited")
+    r = _post(c, "/tokens", {"name": "мой скрипт"})
+    token = re.search(r'id="new-token">([^<]+)<', r.get_data(as_text=True)).group(1)
+    me = world.app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert me["employee"]["id"] == world.people["limited"][0].id
+    assert token not in c.get("/tokens").get_data(as_text=True)
