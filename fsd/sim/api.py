@@ -215,6 +215,19 @@ class Api:
         b.profile["Callee-ID-Number"] = b.profile["Orig-Caller-ID-Number"]
         a.new_profile("uuid_br", b.uuid)
         b.new_profile("uuid_br", a.uuid)
+        a.set_var("uuid_bridge", b.uuid)
+        for me, peer in ((a, b), (b, a)):
+            if me is a:
+                me.set_var("current_loop", None)
+                me.set_var("total_loops", None)
+            me.set_var("bridge_channel", peer.name)
+            me.set_var("bridge_uuid", peer.uuid)
+            me.set_var("signal_bond", peer.uuid)
+            me.set_var("original_destination_number", me.profile["Destination-Number"])
+            me.set_var("original_caller_id_name", me.profile["Caller-ID-Name"])
+            me.set_var("original_caller_id_number", me.profile["Caller-ID-Number"])
+            me.set_var("transfer_history", me.profile["Transfer-Source"])
+            me.set_var("transfer_source", me.profile["Transfer-Source"])
         from fsd.sim.channel import BridgeSteps
 
         steps = BridgeSteps()

@@ -25,6 +25,8 @@ def app(name):
 @app("answer")
 def _answer(ch, arg):
     ch.answer()
+    if ch.get_var("sofia_profile_name") == "internal":
+        ch.ack_received()  # phones on the LAN ACK at once (seen in the captures)
 
 
 @app("pre_answer")
@@ -156,8 +158,6 @@ def _play(ch, path: str, *, dtmf_breaks: bool = False, prompt: bool = False) -> 
     if dur is None:
         ch.set_var("current_application_response", "FILE NOT FOUND")
         return "notfound", 0.0
-    ch.set_var("current_loop", "1")
-    ch.set_var("total_loops", "1")
     ftype = [("Playback-File-Type", path.split("://", 1)[0])] if "://" in path else []
     ch.fire("PLAYBACK_START", after=ftype + [("Playback-File-Path", path)])
     if prompt and ch.script is not None:
@@ -327,7 +327,6 @@ def _bridge(ch, arg):
         if ch.get_var("continue_on_fail") in (None, "false") and ch.get_var("hangup_after_bridge") == "true":
             pass
         return None
-    ch.set_var("originate_disposition", "SUCCESS")
     if ch.answer_state != "answered":
         ch.answer()
     ch.other = leg
@@ -335,10 +334,29 @@ def _bridge(ch, arg):
     ch.other_profile = (leg.originatee_profile, dict(leg.times))
     ch.profile["Callee-ID-Name"] = "Outbound Call"
     ch.profile["Callee-ID-Number"] = leg.profile["Destination-Number"]
+    legs = getattr(leg, "all_legs", [leg])
+    ch.set_var("originated_legs", "ARRAY::" + "|:".join(
+        f"{b.uuid};Outbound Call;{b.profile['Destination-Number']}" for b in legs))
+    if leg.get_var("dialed_user"):
+        ch.set_var("dialed_user", leg.get_var("dialed_user"))
+        ch.set_var("dialed_domain", leg.get_var("dialed_domain"))
+    lost = [(b, c) for b, c in getattr(leg, "lost_legs", []) if c not in ("LOSE_RACE", None)]
+    if lost:
+        b, c = lost[-1]
+        ch.set_var("sip_hangup_phrase", "OK")
+        ch.set_var("last_bridge_hangup_cause", c)
+        ch.set_var("last_bridge_proto_specific_hangup_cause", b.get_var("proto_specific_hangup_cause") or "sip:200")
+    ch.set_var("switch_m_sdp", leg.get_var("switch_r_sdp") or "")
+    ch.set_var("originate_disposition", "SUCCESS")
+    ch.set_var("DIALSTATUS", "SUCCESS")
+    ch.set_var("originate_causes", "ARRAY::" + "|:".join(
+        f"{b.uuid};{'SUCCESS' if b is leg else (b.hangup_cause or 'NONE')}" for b in legs))
+    ch.set_var("signal_bond", leg.uuid)
     ch.mark_bridged(leg, True)
 
     def _b_leg():
         leg.mark_bridged(ch, False)
+        leg.set_var("endpoint_disposition", "ANSWER")
         leg._call_update_send(ch)
         ch._call_update_send(leg)
         leg.bridge_wait(ch, False, marked=True)

@@ -320,7 +320,12 @@ class Channel:
         self.set_var("session_id", str(switch._next_session_id()))
         for k, v in variables or []:
             self.set_var(k, v)
-        self.set_var("channel_name", name)
+        if "channel_name" not in self.variables:
+            self.set_var("channel_name", name)
+        self.media_port = 16384 + 2 * (int(self.variables["session_id"]) % 8000)
+        self.endpoint_port = 5060
+        self.last_arg = ""
+        self._bridge_master = False
         self.last_app_response = "_none_"
         self.last_app = ""
         self._private: gevent.queue.Queue = gevent.queue.Queue()
@@ -345,14 +350,11 @@ class Channel:
 
     # ------------------------------------------------------------------ variables / views
     def set_var(self, name: str, value) -> None:
-        if value is None:
-            self.variables.pop(name, None)
-            return
-        value = str(value)
-        if name in self.variables:
-            self.variables[name] = value
-        else:
-            self.variables[name] = value
+        """Set (or with None: unset) a channel variable. Like FreeSWITCH, setting an existing variable
+        moves it to the end of the list that events show."""
+        self.variables.pop(name, None)
+        if value is not None:
+            self.variables[name] = str(value)
 
     def get_var(self, name: str) -> str | None:
         return self.variables.get(name)
@@ -394,6 +396,13 @@ class Channel:
         out.append((f"{prefix}-Privacy-Hide-Number", "false"))
         return out
 
+    def ack_received(self) -> None:
+        """The caller's ACK to our 200 OK (sets the To tag and CSeq variables once)."""
+        if getattr(self, "_ack_pending", False):
+            self._ack_pending = False
+            self.set_var("sip_to_tag", self.uuid.replace("-", "")[:13])
+            self.set_var("sip_cseq", "1")
+
     def presence(self, status: str, info_state: str, where=("switch_core_state_machine.c", "check_presence", "521")):
         if not self.presence_id:
             return
@@ -419,6 +428,11 @@ class Channel:
     def flip_cid(self) -> None:
         """An answered outgoing leg shows the callee as its caller id (switch_channel_flip_cid)."""
         p = self.profile
+        self.set_var("endpoint_disposition", "ANSWER")
+        for k, v in (getattr(self.endpoint, "variables", None) or {}).items():
+            self.set_var(k, v)
+        self.set_var("pre_transfer_caller_id_number", p["Caller-ID-Number"])
+        self.set_var("channel_cid_flipped", "yes")
         p["Caller-ID-Name"], p["Callee-ID-Name"] = p["Callee-ID-Name"], p["Caller-ID-Name"]
         p["Caller-ID-Number"], p["Callee-ID-Number"] = p["Callee-ID-Number"], p["Caller-ID-Number"]
         self.fire("CALL_UPDATE", before=[("Direction", "RECV")])
@@ -497,18 +511,10 @@ class Channel:
     def _media_up(self) -> None:
         if self.has_media:
             return
+        from fsd.sim import variables
+
         self.has_media = True
-        for k, v in (
-            ("audio_media_flow", "sendrecv"),
-            ("read_codec", "PCMU"),
-            ("original_read_codec", "PCMU"),
-            ("read_rate", "8000"),
-            ("original_read_rate", "8000"),
-            ("write_codec", "PCMU"),
-            ("write_rate", "8000"),
-            ("dtmf_type", "rfc2833"),
-        ):
-            self.set_var(k, v)
+        variables.media_negotiated(self, with_remote_sdp=self.direction == "outbound")
         self.fire(
             "CODEC",
             after=[
@@ -532,11 +538,15 @@ class Channel:
             return
         self.times["Channel-Progress-Time"] = self.clock.now_us()
         self.fire("CHANNEL_PROGRESS")
+        orig = self.other if self.other_type == "originator" else None
+        if orig is not None and not orig.times["Channel-Progress-Time"]:
+            orig.times["Channel-Progress-Time"] = self.times["Channel-Progress-Time"]  # ringback to the a-leg
         if self.call_state == "DOWN":
             self.set_callstate("RINGING")
         self.ringing.set()
 
-    def pre_answer(self) -> None:
+    def pre_answer(self, *, send_sdp: bool = True) -> None:
+        """183 Session Progress with media (send_sdp=False: the silent pre-answer inside answer())."""
         if self.answer_state in ("early", "answered", "hangup"):
             return
         self._media_up()
@@ -545,20 +555,29 @@ class Channel:
         self.set_var("endpoint_disposition", "EARLY MEDIA")
         self.fire("CHANNEL_PROGRESS_MEDIA")
         self.set_callstate("EARLY")
+        if send_sdp and self.direction == "inbound":
+            from fsd.sim import variables
+
+            self.set_var("rtp_local_sdp_str", variables.local_sdp(self.media_port))
 
     def answer(self) -> None:
         if self.answer_state in ("answered", "hangup"):
             return
         if self.direction == "inbound" and self.answer_state != "early":
-            self.pre_answer()
+            self.pre_answer(send_sdp=False)
         else:
             self._media_up()
         self.times["Channel-Answered-Time"] = self.clock.now_us()
         self.answer_state = "answered"
-        self.set_var("endpoint_disposition", "ANSWER")
+        if self.direction == "inbound":
+            from fsd.sim import variables
+
+            self.set_var("rtp_local_sdp_str", variables.local_sdp(self.media_port))
+            self.set_var("endpoint_disposition", "ANSWER")
         self.fire("CHANNEL_ANSWER")
         self.presence("Answered", "confirmed", ("switch_channel.c", "switch_channel_perform_mark_answered", "3848"))
         self.set_callstate("ACTIVE")
+        self._ack_pending = self.direction == "inbound"
         self.answered.set()
         if self.originated:
             self.fire("CHANNEL_OUTGOING")
@@ -569,15 +588,20 @@ class Channel:
             self.endpoint._on_answer(self)
 
     # ------------------------------------------------------------------ hangup
-    def hangup(self, cause: str = "NORMAL_CLEARING") -> bool:
+    def hangup(self, cause: str = "NORMAL_CLEARING", *, remote: bool = False) -> bool:
         """Fire CHANNEL_HANGUP now and make the session greenlet unwind. False if already hung up."""
         if self.hungup.is_set():
             return False
         self.hangup_cause = cause or "NORMAL_CLEARING"
+        was = self.answer_state
         self.answer_state = "hangup"
         self.times["Channel-Hangup-Time"] = self.clock.now_us()
-        self.set_var("hangup_cause", self.hangup_cause)
-        self.set_var("hangup_cause_q850", str(HANGUP_CAUSES.get(self.hangup_cause, 0)))
+        if remote and was != "ringing":
+            self.set_var("sip_term_status", "200")
+            self.set_var("proto_specific_hangup_cause", "sip:200")
+            self.set_var("sip_term_cause", str(HANGUP_CAUSES.get(self.hangup_cause, 16)))
+        if self.bridged_to is not None and not self._bridge_master:
+            self.set_var("last_bridge_role", "originatee")
         self.hungup.set()
         self.fire("CHANNEL_HANGUP")
         self.switch._state_changed(self)
@@ -607,11 +631,23 @@ class Channel:
         if not self.hungup.is_set():
             self.hangup("NORMAL_CLEARING")
         now = self.clock.now_us()
+        if self.direction == "outbound" and getattr(self, "_by_originate", False) and not self.answered.is_set():
+            self.set_var("sip_hangup_disposition", "send_cancel")
+            self.set_var("sip_invite_failure_status", "487")
+            self.set_var("sip_invite_failure_phrase", "CANCEL")
         self.set_state("CS_HANGUP")
         self.set_callstate("HANGUP")
         self.presence("CS_HANGUP", "terminated")
         self.set_state("CS_REPORTING")
-        self._billing_vars(now)
+        from fsd.sim import variables
+
+        if self.direction == "outbound" and self.answered.is_set():
+            self.set_var("sip_hangup_disposition", "recv_bye" if self.get_var("sip_term_status") else "send_bye")
+        variables.billing(self, now, HANGUP_CAUSES.get(self.hangup_cause or "NORMAL_CLEARING", 0))
+        if self.direction == "inbound":
+            self.set_var("sip_hangup_disposition", "send_bye" if self.answered.is_set() else "send_refuse")
+        if self.has_media:
+            variables.rtp_stats(self)
         self.fire("CHANNEL_HANGUP_COMPLETE", before=[("Hangup-Cause", self.hangup_cause or "NORMAL_CLEARING")])
         self.switch._after_hangup_complete(self)
 
@@ -621,33 +657,6 @@ class Channel:
         self.set_state("CS_DESTROY")
         self.destroyed.set()
         self.switch._destroyed(self)
-
-    def _billing_vars(self, now_us: int) -> None:
-        created = self.times["Channel-Created-Time"]
-        answered = self.times["Channel-Answered-Time"]
-        end = self.times["Channel-Hangup-Time"] or now_us
-        self.set_var("start_epoch", created // 1_000_000)
-        self.set_var("start_uepoch", created)
-        self.set_var("answer_epoch", answered // 1_000_000)
-        self.set_var("answer_uepoch", answered)
-        self.set_var("end_epoch", end // 1_000_000)
-        self.set_var("end_uepoch", end)
-        self.set_var("last_app", self.last_app or "")
-        cid = self.profile["Caller-ID-Name"]
-        self.set_var("caller_id", f'"{cid}" <{self.profile["Caller-ID-Number"]}>')
-        dur = end - created
-        bill = (end - answered) if answered else 0
-        wait = (answered - created) if answered else 0
-        self.set_var("duration", dur // 1_000_000)
-        self.set_var("billsec", bill // 1_000_000)
-        self.set_var("answersec", wait // 1_000_000)
-        self.set_var("waitsec", wait // 1_000_000)
-        self.set_var("mduration", dur // 1000)
-        self.set_var("billmsec", bill // 1000)
-        self.set_var("answermsec", wait // 1000)
-        self.set_var("waitmsec", wait // 1000)
-        self.set_var("uduration", dur)
-        self.set_var("billusec", bill)
 
     # ------------------------------------------------------------------ DTMF
     def send_dtmf(self, digits: str, duration: int = 1280, *, via: str = "rfc2833") -> None:
@@ -720,6 +729,12 @@ class Channel:
         kind = item[0]
         if kind == "execute":
             _, app, arg, event_uuid, headers, *done = item
+            if headers is not None:  # sendmsg/broadcast execute (switch_ivr_parse_event sets loop counters)
+                loops = "1"
+                if isinstance(headers, list):
+                    loops = next((v for k, v in headers if k.lower() == "loops"), "1")
+                self.set_var("current_loop", "1")
+                self.set_var("total_loops", loops)
             try:
                 self.execute(app, arg, event_uuid=event_uuid, private=headers)
             finally:
@@ -758,6 +773,12 @@ class Channel:
         self.profile["Context"] = context
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
         self.profile["Transfer-Source"] = f"{now // 1_000_000}:{uuidlib.uuid4()}:bl_xfer:{dest}/{context}/{dialplan}"
+        self.set_var("current_loop", None)
+        self.set_var("total_loops", None)
+        history = self.get_var("transfer_history")
+        source = self.profile["Transfer-Source"]
+        self.set_var("transfer_history", f"ARRAY::{history}|:{source}" if history else source)
+        self.set_var("transfer_source", source)
 
     def _do_transfer(self, dest: str, dialplan: str = "XML", context: str = "default") -> None:
         if self.profile["Destination-Number"] != dest or not self.profile["Transfer-Source"]:
@@ -796,6 +817,7 @@ class Channel:
         else:
             after("soft")
         self.set_state("CS_SOFT_EXECUTE")
+        self.set_var("uuid_bridge", None)
         step("soft")
         if master:
             after("soft")
@@ -823,6 +845,13 @@ class Channel:
         self.bridge_wait(other, master, marked=True)
 
     def _call_update_send(self, other: Channel) -> None:
+        self.set_var("bridge_to", other.uuid)
+        self.set_var("last_bridge_to", other.uuid)
+        if self.get_var("bridge_uuid") != other.uuid:
+            self.set_var("bridge_channel", other.name)
+            self.set_var("bridge_uuid", other.uuid)
+        self.set_var("last_sent_callee_id_name", other.profile["Caller-ID-Name"])
+        self.set_var("last_sent_callee_id_number", other.profile["Caller-ID-Number"])
         self.fire(
             "CALL_UPDATE",
             before=[
@@ -839,9 +868,7 @@ class Channel:
         self.other = other
         self.other_type = "originatee" if master else "originator"
         self.times["Channel-Bridged-Time"] = self.clock.now_us()
-        self.set_var("bridge_uuid", other.uuid)
-        self.set_var("signal_bond", other.uuid)
-        self.set_var("last_bridge_to", other.uuid)
+        self._bridge_master = master
         if master:
             other.hold(("bridged", self.uuid))  # the bridge thread keeps the b-leg until it unbridged
             self.fire("CHANNEL_BRIDGE", before=[("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", other.uuid)])
@@ -867,7 +894,16 @@ class Channel:
                 self._private.queue.appendleft(item)
                 break
         self.bridged_to = None
+        if not master:
+            self.set_var("bridge_to", None)
         if master:
+            cause = other.hangup_cause or "NORMAL_CLEARING"
+            self.set_var("sip_hangup_phrase", "OK")
+            self.set_var("last_bridge_hangup_cause", cause)
+            proto = other.get_var("proto_specific_hangup_cause") or "sip:200"
+            self.set_var("last_bridge_proto_specific_hangup_cause", proto)
+            self.set_var("bridge_hangup_cause", cause)
+            self.set_var("bridge_to", None)
             self.fire(
                 "CHANNEL_UNBRIDGE", before=[("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", other.uuid)]
             )
@@ -897,15 +933,17 @@ class Channel:
             return
         if app not in NOMEDIA_APPS and self.answer_state == "ringing":
             self.pre_answer()  # media applications pre-answer before they start
-        self.set_var("current_application_data", arg if arg else None)
         self.set_var("current_application", app)
+        self.set_var("current_application_data", arg if arg else None)
         extra = [("Application", app)]
         if arg:
             extra.append(("Application-Data", arg))
         extra.append(("Application-UUID", app_uuid))
         self.last_app = app
-        self.fire("CHANNEL_EXECUTE", after=extra)
+        self.last_arg = arg
+        self.ack_received()
         self.set_var("current_application_response", None)
+        self.fire("CHANNEL_EXECUTE", after=extra)
         try:
             response = fn(self, arg)
             if response is not None:

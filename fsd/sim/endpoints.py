@@ -86,9 +86,13 @@ class Endpoint:
         self.calls.append(leg.uuid)
         if leg.hungup.wait(clock.real(0.01)):
             return
+        from fsd.sim import variables
+
         if not isinstance(b, (NoAnswer,)) or b.ring:
             leg.profile["Network-Addr"] = "127.0.0.1"
+        contact_user = getattr(self, "user", None) or getattr(self, "number", "")
         if isinstance(b, Answer):
+            variables.sip_reply(leg, contact_user=contact_user, port=leg.endpoint_port, to_tag=leg.uuid[-12:])
             if b.ring:
                 leg.ring_ready()
             if b.early_media:
@@ -99,13 +103,17 @@ class Endpoint:
         elif isinstance(b, Busy):
             if leg.hungup.wait(clock.real(b.after)):
                 return
+            variables.failed_invite(leg, "USER_BUSY", *variables.SIP_STATUS["USER_BUSY"])
             leg.hangup("USER_BUSY")
         elif isinstance(b, Reject):
             if leg.hungup.wait(clock.real(b.after)):
                 return
+            status, phrase = variables.SIP_STATUS.get(b.cause, ("603", "Decline"))
+            variables.failed_invite(leg, b.cause, status, phrase)
             leg.hangup(b.cause)
         elif isinstance(b, NoAnswer):
             if b.ring:
+                variables.sip_reply(leg, contact_user=contact_user, port=leg.endpoint_port, to_tag=leg.uuid[-12:])
                 leg.ring_ready()
         elif isinstance(b, Unregistered):
             leg.hangup("USER_NOT_REGISTERED")
@@ -116,7 +124,7 @@ class Endpoint:
 
             def _hang():
                 if not leg.hungup.wait(clock.real(self.hangup_after)):
-                    leg.hangup("NORMAL_CLEARING")
+                    leg.hangup("NORMAL_CLEARING", remote=True)
 
             gevent.spawn(_hang)
         for at, digits in self.dtmf:
@@ -237,7 +245,7 @@ class CallerScript:
 
             def _hang():
                 if not channel.hungup.wait(clock.real(self.hangup_after)):
-                    channel.hangup("NORMAL_CLEARING")
+                    channel.hangup("NORMAL_CLEARING", remote=True)
 
             gevent.spawn(_hang)
 

@@ -505,6 +505,8 @@ class EslConnection:
                     pass
         elif command == "hangup":
             self._reply("+OK")
+            ch.set_var("current_loop", None)
+            ch.set_var("total_loops", None)
             if ch.hangup(hd.get("hangup-cause", "NORMAL_CLEARING") or "NORMAL_CLEARING"):
                 ch._private_command_event(list(headers))
             return

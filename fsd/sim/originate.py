@@ -209,6 +209,8 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
             leg._finish_report()  # the far end failed it: its thread had finished meanwhile
             gevent.spawn(leg._finish_destroy)
     if winner is not None:
+        winner.lost_legs = [(leg, leg.hangup_cause) for leg, _ in legs if leg is not winner]
+        winner.all_legs = [leg for leg, _ in legs]
         return winner
     if cause is None:
         causes = [leg.hangup_cause for leg, _ in legs if leg.hangup_cause] + failures
@@ -235,6 +237,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         if not phone.registered:
             raise OriginateError("USER_NOT_REGISTERED")
         endpoint = phone
+        phone_vars = dict(phone.variables)
         port = phone.port or 5060
         name = f"sofia/internal/{user}@{domain}:{port}"
         dest = user
@@ -251,7 +254,10 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
             ("dialed_domain", domain),
             ("sip_invite_domain", domain),
             ("presence_id", presence),
+            ("originate_early_media", "false"),
+            ("originate_endpoint", "user"),
         ]
+        contact = f"{user}@127.0.0.1:{port}"
     elif ep_str.startswith("sofia/gateway/"):
         rest = ep_str[len("sofia/gateway/") :]
         gw_name, _, number = rest.partition("/")
@@ -263,13 +269,16 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         dest = number
         profile_ctx = "default"
         chan_vars = [
+            ("sip_gateway_name", gw_name),
+            ("sip_invite_domain", gw.proxy.split(":")[0]),
             ("sip_local_network_addr", switch.esl_host),
             ("sip_profile_name", "external"),
             ("video_media_flow", "disabled"),
             ("text_media_flow", "disabled"),
-            ("sip_gateway_name", gw_name),
         ]
-        trailing = []
+        trailing = [("originate_early_media", "false"), ("originate_endpoint", "sofia")]
+        port = 5090
+        contact = f"{number}@{gw.proxy}"
         if not gw.reachable:
             endpoint = None
             chan_vars.append(("__fail", "NORMAL_TEMPORARY_FAILURE"))
@@ -290,12 +299,28 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     fail = None
     variables = [(k, v) for k, v in chan_vars if k != "__fail"]
     fail = dict(chan_vars).get("__fail")
-    variables += [("channel_name", name)]
-    for k, v in vars_all:
-        if k in ("leg_delay_start",):
-            pass
-        variables.append((k, v))
-    variables += trailing
+    if originator is not None and ep_str.startswith("user/"):
+        # a b-leg of the bridge application: mod_dptools' user/ endpoint and the originator add theirs
+        variables = [(k, v) for k, v in variables if k != "video_media_flow"]
+        variables += [("channel_name", name), ("sip_destination_url", f"sip:{contact}"),
+                      ("switch_m_sdp", originator.get_var("switch_r_sdp") or "")]
+        variables += [kv for kv in trailing if kv[0] in ("dialed_user", "dialed_domain", "sip_invite_domain",
+                                                          "presence_id")]
+        variables += [(k, str(v)) for k, v in phone_vars.items()]
+        variables += [
+            ("max_forwards", "69"),
+            ("originator_codec", "PCMU@8000h@20i@64000b"),
+            ("originator", originator.uuid),
+            ("signal_bond", originator.uuid),
+            ("call_uuid", originator.uuid),
+        ]
+        variables += list(vars_all)
+        variables += [("originate_early_media", "false"), ("originating_leg_uuid", originator.uuid),
+                      ("originate_endpoint", "user")]
+    else:
+        variables += [("channel_name", name), ("sip_destination_url", f"sip:{contact}")]
+        variables += list(vars_all)
+        variables += trailing
     leg = Channel(
         switch=switch,
         direction="outbound",
@@ -310,6 +335,25 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         source="src/switch_ivr_originate.c",
         endpoint=endpoint,
     )
+    leg.endpoint_port = port
+    from fsd.sim import variables as varsets
+
+    varsets.outbound_leg_media(leg)
+    if originator is not None and ep_str.startswith("user/"):
+        leg.set_var("video_media_flow", "disabled")
+        leg.set_var("rtp_local_sdp_str", leg.variables.pop("rtp_local_sdp_str"))
+    profile_name = "internal" if ep_str.startswith("user/") else "external"
+    sip_port = 5060 if profile_name == "internal" else 5080
+    for k, v in (
+        ("sip_outgoing_contact_uri", f"<sip:mod_sofia@{switch.esl_host}:{sip_port}>"),
+        ("sip_req_uri", contact),
+        ("sip_to_host", contact.split("@", 1)[1]),
+        ("sip_from_host", switch.esl_host),
+        ("sofia_profile_name", profile_name),
+        ("recovery_profile_name", profile_name),
+        ("sofia_profile_url", f"sip:mod_sofia@{switch.esl_host}:{sip_port}"),
+    ):
+        leg.set_var(k, v)
     leg.profile["Callee-ID-Name"] = "Outbound Call"
     leg.profile["Callee-ID-Number"] = dest
     leg.profile["ANI"] = cid_num
@@ -317,7 +361,6 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         leg.other = originator
         leg.other_type = "originator"
         leg.other_profile = originator.snapshot_profile()
-        leg.set_var("originator", originator.uuid)
         # the originator shows this leg as an "originatee" clone of its own profile
         clone = OrderedDict(originator.profile)
         clone.update({"Direction": "outbound", "Callee-ID-Name": "Outbound Call", "Callee-ID-Number": dest,
@@ -351,6 +394,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     leg.presence("CS_ROUTING", "progressing")
     leg.set_state("CS_CONSUME_MEDIA")
     if fail:
+        varsets.failed_invite(leg, fail, "503", "Service Unavailable", unreachable=True)
         leg.hangup(fail)
     elif endpoint is not None:
         gevent.spawn(endpoint._drive, leg, switch.clock)

@@ -23,6 +23,7 @@ from fsd.sim.apps import split_app_spec
 from fsd.sim.channel import Channel
 from fsd.sim.clock import Clock
 from fsd.sim.endpoints import CallerScript, Gateway, Phone
+from fsd.sim.variables import remote_sdp
 
 log = logging.getLogger(__name__)
 
@@ -569,6 +570,8 @@ class Switch:
             ("sip_received_ip", "127.0.0.1"),
             ("sip_received_port", str(port)),
             ("sip_via_protocol", "udp"),
+            ("sip_authorized", "true" if profile == "internal" else ""),
+            ("sip_acl_authed_by", "domains" if profile == "internal" else ""),
             ("sip_from_user_stripped", caller),
             ("sip_from_tag", uuidlib.uuid4().hex[:12]),
             ("sofia_profile_name", profile),
@@ -595,6 +598,8 @@ class Switch:
             ("sip_via_host", "127.0.0.1"),
             ("sip_via_port", str(port)),
             ("max_forwards", "70"),
+            ("presence_id", f"{caller}@{self.domain}" if profile == "internal" else ""),
+            ("switch_r_sdp", remote_sdp("caller", 6300)),
             ("ep_codec_string",
              "CORE_PCM_MODULE.PCMU@8000h@20i@64000b,CORE_PCM_MODULE.PCMA@8000h@20i@64000b"),
             ("endpoint_disposition", "DELAYED NEGOTIATION"),
@@ -617,6 +622,7 @@ class Switch:
         )
         self._register_channel(ch)
         presence = f"{caller}@{self.domain}" if profile == "internal" else ""
+        explicit_apps = apps is not None
         if apps is None:
             fb = [split_app_spec(a) for a in fallback] if fallback is not None else list(self.fallback)
             if self.outbound_target:
@@ -636,9 +642,11 @@ class Switch:
             ch.set_callstate("RINGING")
             ch.fire("CHANNEL_STATE")
             ch.presence("CS_ROUTING", "progressing")
-            ch.set_var("DP_MATCH", f"ARRAY::{did}|:{did}")
+            if dp_match:  # the dialplan extension matched with a capture group
+                ch.set_var("DP_MATCH", f"ARRAY::{did}|:{did}")
             ch.set_state("CS_EXECUTE")
 
+        dp_match = not explicit_apps
         ch.state = "CS_NEW"
         ch._apps = []
         script._on_start(ch)
