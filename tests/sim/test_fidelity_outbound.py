@@ -37,6 +37,18 @@ def _structure(frames):
     return [fidelity.normalise(f, structure=True) for f in frames]
 
 
+def _variable_names(frame):
+    if (frame.content_type or "").startswith("text/event"):
+        return sorted(k for k in frame.event() if k.startswith("variable_"))
+    return sorted(k for k, _ in frame.headers if k.startswith("variable_"))
+
+
+def assert_same_variable_names(got, want):
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        gv, wv = set(_variable_names(g)), set(_variable_names(w))
+        assert gv == wv, f"frame {i}: {gv ^ wv}"
+
+
 def _replay_outbound(name, srv, *, timeout=10.0):
     holder = {}
 
@@ -70,6 +82,7 @@ def test_outbound_call_matches_capture():
         want = fidelity.expected_frames("call-outbound.outbound")
         g_s, w_s = _structure(got), _structure(want)
         assert g_s == w_s, fidelity.first_difference(g_s, w_s)
+        assert_same_variable_names(got, want)
         ch.destroyed.wait(5)
         assert ch.destroyed.is_set()
     finally:
@@ -87,6 +100,7 @@ def test_outbound_bridge_app_call_matches_capture():
         want = fidelity.expected_frames("call-outbound-bridge.outbound")
         g_s, w_s = _structure(got), _structure(want)
         assert g_s == w_s, fidelity.first_difference(g_s, w_s)
+        assert_same_variable_names(got, want)
         ch.destroyed.wait(5)
     finally:
         sw.stop()
@@ -102,6 +116,7 @@ def test_socket_close_matches_capture():
         want = fidelity.expected_frames("call-socket-close.outbound")
         g_s, w_s = _structure(got), _structure(want)
         assert g_s == w_s, fidelity.first_difference(g_s, w_s)
+        assert_same_variable_names(got, want)
         ch.destroyed.wait(5)
         assert ch.hangup_cause == "NORMAL_CLEARING"
         names = [e.get("Application") for e in sw.events if e.name == "CHANNEL_EXECUTE" and e.uuid == ch.uuid]
