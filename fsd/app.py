@@ -1,6 +1,9 @@
 """The composition root: builds every part of fsd from the Config, starts and stops them in order.
 
-Nothing opens a connection at import time; `App.start()` does, `App.stop()` undoes it.
+Nothing opens a connection at import time; `App.start()` does, `App.stop()` undoes it. Start order:
+database listener → switches (ESL inbound) → call driver → outbound socket → mail → HTTP. Stop is
+the reverse, after a drain: the outbound socket stops accepting (new calls take the dialplan
+fallback), running calls may finish until the deadline, then everything closes.
 """
 
 from __future__ import annotations
@@ -12,19 +15,27 @@ import time
 import gevent
 import gevent.event
 
+from fsd.calls.driver import CallDriver
 from fsd.config import Config
+from fsd.directory import Directory
+from fsd.esl.inbound import InboundClient
+from fsd.esl.outbound import OutboundServer
+from fsd.mailer import Mailer
 from fsd.metrics import Metrics
+from fsd.metrics.gauges import init_department, init_fixed_labels, init_switch, install_scrape_gauges
 from fsd.services import MailSettings, Services
 from fsd.store.listen import ConfigListener
 from fsd.store.pool import Pool
+from fsd.web.app import create_app
 from fsd.web.ops import healthz_app, make_metrics_app, make_readyz_app
 from fsd.web.server import Dispatcher, HttpServer
+from fsd.web.xmlcurl import make_xmlcurl_app
 
 log = logging.getLogger(__name__)
 
 
 class App:
-    def __init__(self, *, config: Config, metrics: Metrics | None = None):
+    def __init__(self, *, config: Config, metrics: Metrics | None = None, clock=None):
         self.config = config
         self.metrics = metrics or Metrics()
         db = config.database
@@ -36,16 +47,123 @@ class App:
         self._change_handlers: list = []
         self._reconnect_handlers: list = []
         self.listener = ConfigListener(dsn=db.dsn, on_change=self._on_change, on_reconnect=self._on_reconnect)
-        self.dispatcher = Dispatcher()
+
+        # switches: one inbound Event Socket client each
+        self.switches: dict[str, InboundClient] = {}
+        for sw in config.switch_list():
+            init_switch(self.metrics, sw.name)
+            self.switches[sw.name] = InboundClient(
+                host=sw.host, port=sw.port, password=sw.password, name=sw.name,
+                command_timeout=config.esl.command_timeout_s, connect_timeout=config.esl.connect_timeout_s,
+                reconnect_backoff=(0.1, config.esl.reconnect_max_s),
+                on_connect=self._switch_up, on_disconnect=self._switch_down)
+            self.switches[sw.name].stats.latency_observers.append(
+                lambda word, secs: self.metrics.esl_command_seconds.labels(word).observe(secs))
+        self._esl_seen: dict[tuple[str, str], int] = {}
+        init_fixed_labels(self.metrics)
+
+        # calls
+        self.calls = CallDriver(pool=self.pool, switches=self.switches, config=config, metrics=self.metrics,
+                                clock=clock, node=config.node.name)
+        self.outbound = OutboundServer(host=config.outbound.host, port=config.outbound.port,
+                                       handler=self.calls.handle, command_timeout=config.esl.command_timeout_s)
+        self.on_change(self.calls.on_change)
+        self.on_listener_reconnect(self.calls.invalidate)
+
+        # directory
+        self.directory = Directory(pool=self.pool, metrics=self.metrics, flush=self._flush_directory)
+        self.xmlcurl = make_xmlcurl_app(directory=self.directory, config=config.xmlcurl, metrics=self.metrics)
+        self.on_change(self.directory.on_change)
+        self.on_listener_reconnect(self.directory.on_reconnect)
+        self.on_change(self._department_labels)
+
+        # mail, web
+        self.mailer = Mailer(pool=self.pool, smtp=config.smtp, metrics=self.metrics)
+        self.web = create_app(services=self.services, config=config, metrics=self.metrics, mailer=self.mailer)
+        self.dispatcher = Dispatcher(default=self.web.wsgi_app)
         self.dispatcher.mount("/healthz", healthz_app)
         self.dispatcher.mount("/readyz", make_readyz_app(self.readiness))
-        self.dispatcher.mount("/metrics", make_metrics_app(self.metrics.registry))
+        self.dispatcher.mount("/metrics", make_metrics_app(self.metrics.registry, before=self._sync_esl_stats))
+        self.dispatcher.mount("/freeswitch/directory", self.xmlcurl)
         self.http = HttpServer(host=config.http.host, port=config.http.port, app=self.dispatcher,
-                               max_body_bytes=config.http.max_body_bytes)
-        self.metrics.add_collector("fsd_db_pool_connections", "Database pool connections by state", ["state"],
-                                   lambda: [(("in_use",), self.pool.in_use), (("waiting",), self.pool.waiting)])
+                               max_body_bytes=config.http.max_body_bytes, xmlcurl=self.xmlcurl)
+
+        install_scrape_gauges(
+            self.metrics,
+            queues=self._queue_stats,
+            members=self._member_counts,
+            esl_queues=lambda: {name: c.queue_depth() for name, c in self.switches.items()},
+            spool_depth=self.calls.history.pending,
+            pool=lambda: {"in_use": self.pool.in_use, "idle": len(self.pool._idle), "waiting": self.pool.waiting},
+            ready=lambda: self.readiness()[0],
+        )
         self.started = gevent.event.Event()
         self.stopped = gevent.event.Event()
+
+    # -- switches ----------------------------------------------------------------------------
+    def _switch_up(self, client: InboundClient) -> None:
+        self.metrics.esl_up.labels(client.name).set(1)
+        log.info("switch_up switch=%s", client.name)
+
+    def _switch_down(self, client: InboundClient, error) -> None:
+        self.metrics.esl_up.labels(client.name).set(0)
+        self.metrics.esl_reconnects.labels(client.name).inc()
+        log.warning("switch_down switch=%s error=%s", client.name, type(error).__name__ if error else "closed")
+
+    def _flush_directory(self, user: str, domain: str) -> None:
+        """FreeSWITCH keeps its own user cache (`cacheable`): flush the entry on every switch."""
+        failed = None
+        for client in self.switches.values():
+            if client.connected:
+                try:
+                    client.bgapi(f"xml_flush_cache id {user} {domain}")
+                except Exception as e:  # noqa: BLE001 - counted by the directory, the others still flushed
+                    failed = e
+        if failed is not None:
+            raise failed
+
+    def _sync_esl_stats(self) -> None:
+        """At scrape time: copy the ESL clients' plain counters into the Prometheus counters."""
+        for name, c in self.switches.items():
+            st = c.stats
+            for ev, n in list(st.events_received.items()):
+                key = (name, ev)
+                delta = n - self._esl_seen.get(key, 0)
+                if delta > 0:
+                    self.metrics.esl_events.labels(name, ev).inc(delta)
+                    self._esl_seen[key] = n
+            for reason, n in (("error", st.command_errors), ("timeout", st.command_timeouts)):
+                key = (name, "cmd:" + reason)
+                delta = n - self._esl_seen.get(key, 0)
+                if delta > 0:
+                    self.metrics.esl_command_errors.labels("any", reason).inc(delta)
+                    self._esl_seen[key] = n
+
+    def _queue_stats(self):
+        """(tenant, department, callers waiting, longest wait s) for every department queue."""
+        now = self.calls.clock.monotonic()
+        tenant_of = {}
+        for snap in self.calls.cache.snapshots():
+            for dept_id in snap.departments:
+                tenant_of[dept_id] = snap.tenant_id
+        for dept_id, q in list(self.calls.queues.items()):
+            yield str(tenant_of.get(dept_id, "")), str(dept_id), len(q), float(q.longest_wait(now))
+
+    def _member_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("free", "ringing", "busy", "unregistered"), 0)
+        seen: set[int] = set()
+        for snap in self.calls.cache.snapshots():
+            for d in snap.departments.values():
+                for e in d.member_ids:
+                    if e not in seen:
+                        seen.add(e)
+                        state = self.calls.board.state(e)
+                        counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def _department_labels(self, payload: dict) -> None:
+        if payload.get("entity") == "department" and payload.get("op") == "create":
+            init_department(self.metrics, str(payload.get("tenant_id")), str(payload.get("id")))
 
     # -- change fan-out (LISTEN/NOTIFY) ---------------------------------------------------------
     def on_change(self, handler) -> None:
@@ -63,37 +181,92 @@ class App:
 
     def _on_reconnect(self) -> None:
         for h in self._reconnect_handlers:
-            h()
+            try:
+                h()
+            except Exception:
+                log.exception("reconnect_handler_failed")
 
     # -- health ------------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
+        """Ready: at least one switch connected, and the database reachable or the directory warm."""
+        up = [n for n, c in self.switches.items() if c.connected]
         db_ok = self.pool.ping()
-        return (db_ok, "database reachable" if db_ok else "database unreachable")
+        warm = len(self.directory) > 0
+        reasons = [f"switches up: {', '.join(up) if up else 'none'} of {len(self.switches)}",
+                   "database reachable" if db_ok else "database unreachable"]
+        if not db_ok:
+            reasons.append("directory cache warm" if warm else "directory cache cold")
+        return bool(up) and (db_ok or warm), "; ".join(reasons)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self.listener.start()
+        for c in self.switches.values():
+            c.start()
+        self.calls.start()
+        self.outbound.start()
+        self.mailer.start()
         self.http.start()
+        gevent.spawn(self._warm_directory)
         self.started.set()
-        log.info("fsd_started node=%s http_port=%s", self.config.node.name, self.http.port)
+        log.info("fsd_started node=%s http_port=%s outbound_port=%s switches=%s", self.config.node.name,
+                 self.http.port, self.outbound.port, ",".join(self.switches))
+
+    def _warm_directory(self) -> None:
+        try:
+            n = self.directory.warm()
+            log.info("directory_warm entries=%s", n)
+        except Exception as e:  # noqa: BLE001 - a cold cache still answers from the database
+            log.warning("directory_warm_failed error=%s", type(e).__name__)
+
+    def drain(self, timeout: float) -> bool:
+        """Stop taking new calls; let running call flows finish up to `timeout` seconds."""
+        t0 = time.monotonic()
+        ok_out = self.outbound.drain(timeout=timeout)
+        ok_calls = self.calls.drain(timeout=max(0.0, timeout - (time.monotonic() - t0)))
+        return bool(ok_out and ok_calls)
 
     def stop(self, timeout: float = 10.0) -> None:
-        t0 = time.monotonic()
-        self.http.stop(timeout=max(0.1, timeout - (time.monotonic() - t0)))
+        self.http.stop(timeout=min(timeout, 5.0))
+        self.outbound.stop(timeout=min(timeout, 5.0))
+        self.calls.stop()
+        self.mailer.stop()
+        for c in self.switches.values():
+            c.stop()
         self.listener.stop()
+        self.directory.close()
         self.pool.close()
         self.stopped.set()
         log.info("fsd_stopped")
 
 
-def run(config: Config) -> int:
-    """`fsd serve`: run until SIGTERM/SIGINT (drain, then exit 0)."""
+def run(config: Config, *, config_loader=None) -> int:
+    """`fsd serve`: run until SIGTERM/SIGINT (drain, then exit 0). SIGHUP re-reads the config file:
+    the log level is applied at once; other changed settings are reported and need a restart."""
     app = App(config=config)
     app.start()
     done = gevent.event.Event()
+
+    def reload():
+        if config_loader is None:
+            return
+        try:
+            new = config_loader()
+        except Exception as e:  # noqa: BLE001 - a bad file keeps the running config
+            log.error("config_reload_failed error=%s", e)
+            return
+        logging.getLogger().setLevel(new.log.level.upper())
+        changed = [f"{s}.{k}" for s, vals in new.masked().items() for k, v in vals.items()
+                   if config.masked()[s][k] != v]
+        log.info("config_reloaded changed=%s", ",".join(changed) or "none")
+
     gevent.signal_handler(signal.SIGTERM, done.set)
     gevent.signal_handler(signal.SIGINT, done.set)
+    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
     done.wait()
-    log.info("fsd_draining deadline_s=%s", config.outbound.drain_timeout_s)
-    app.stop(timeout=config.outbound.drain_timeout_s)
+    deadline = config.outbound.drain_timeout_s
+    log.info("fsd_draining deadline_s=%s calls=%s", deadline, len(app.calls.active))
+    drained = app.drain(deadline)
+    log.info("fsd_drained complete=%s", drained)
+    app.stop()
     return 0

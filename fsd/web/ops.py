@@ -29,8 +29,12 @@ def make_readyz_app(check: Callable[[], tuple[bool, str]]):
     return readyz_app
 
 
-def make_metrics_app(registry):
+def make_metrics_app(registry, *, before: Callable[[], None] | None = None):
+    """`before()` runs at every scrape (to copy counters kept elsewhere into the registry)."""
+
     def metrics_app(environ, start_response):
+        if before is not None:
+            before()
         return _plain(start_response, "200 OK", generate_latest(registry).decode(), CONTENT_TYPE_LATEST)
 
     return metrics_app

@@ -49,7 +49,10 @@ class _QuietHandler(WSGIHandler):
 
 
 class HttpServer:
-    def __init__(self, *, host: str, port: int, app: WSGIApp, max_body_bytes: int = 10 * 1024 * 1024):
+    def __init__(self, *, host: str, port: int, app: WSGIApp, max_body_bytes: int = 10 * 1024 * 1024,
+                 xmlcurl=None):
+        """`xmlcurl`: the XmlCurlApp to answer on the fast lane (see fsd.web.xmlcurl.XmlCurlFrontServer)."""
+        self.xmlcurl = xmlcurl
         self.host = host
         self.requested_port = port
         self.app = app
@@ -61,8 +64,14 @@ class HttpServer:
         return self._server.server_port if self._server else self.requested_port
 
     def start(self) -> None:
-        self._server = WSGIServer((self.host, self.requested_port), self.app, handler_class=_QuietHandler,
-                                  log=None, error_log=logging.getLogger("fsd.web.wsgi"))
+        kwargs = dict(handler_class=_QuietHandler, log=None, error_log=logging.getLogger("fsd.web.wsgi"))
+        if self.xmlcurl is not None:
+            from fsd.web.xmlcurl import XmlCurlFrontServer
+
+            self._server = XmlCurlFrontServer((self.host, self.requested_port), self.app, xmlcurl=self.xmlcurl,
+                                              **kwargs)
+        else:
+            self._server = WSGIServer((self.host, self.requested_port), self.app, **kwargs)
         self._server.start()
         log.info("http_listening host=%s port=%s", self.host, self.port)
 

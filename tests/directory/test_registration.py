@@ -34,7 +34,10 @@ def test_right_password_registers_wrong_is_rejected(world):
     user = captures.xml(body).find(".//user")
     assert user.get("id") == "ivan" and user.get("number-alias") == "201"
     params = {p.get("name"): p.get("value") for p in user.iter("param")}
-    assert params == {"a1-hash": rules.sip_a1_hash("ivan", DOMAIN, PW1)}
+    assert params["a1-hash"] == rules.sip_a1_hash("ivan", DOMAIN, PW1)
+    # user/201@domain reaches the phone registered as "ivan": the user's dial-string names the login
+    assert "sofia_contact(*/ivan@${dialed_domain})" in params["dial-string"]
+    assert set(params) == {"a1-hash", "dial-string"}
     variables = {v.get("name"): v.get("value") for v in user.iter("variable")}
     assert variables["fsd_employee_id"] == str(emp.id) and variables["fsd_tenant_id"] == str(world.tenant.id)
     assert variables["user_context"] == "fsd-internal" and variables["accountcode"] == str(world.tenant.id)

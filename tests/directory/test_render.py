@@ -44,7 +44,12 @@ def test_user_document():
     assert len(users) == 1
     u = users[0]
     assert (u.get("id"), u.get("number-alias"), u.get("cacheable")) == ("ivan.petrov", "201", "60000")
-    assert {p.get("name"): p.get("value") for p in u.iter("param")} == {"a1-hash": "dfed158e63dda0dbaf2261776c349151"}
+    assert {p.get("name"): p.get("value") for p in u.iter("param")} == {
+        "a1-hash": "dfed158e63dda0dbaf2261776c349151",
+        # dialling user/201@domain must reach the contact registered by the login
+        "dial-string": "{^^:sip_invite_domain=${dialed_domain}:presence_id=ivan.petrov@${dialed_domain}}"
+                       "${sofia_contact(*/ivan.petrov@${dialed_domain})}",
+    }
     assert _vars(u) == {
         "user_context": "fsd-internal", "effective_caller_id_name": "Ivan Petrov",
         "effective_caller_id_number": "201", "outbound_caller_id_name": "Acme",
