@@ -421,8 +421,12 @@ class Switch:
         """A local Phone, or (with xml_curl) the directory's answer; `action` as FreeSWITCH sends it
         (None: a lookup without action, e.g. user_exists); query=False never asks the directory."""
         phone = self.phones.get(f"{user}@{domain}")
-        if phone is None and self.xmlcurl is not None and query:
-            phone = self.xmlcurl.lookup_user(user, domain, action=action)
+        if self.xmlcurl is not None and query and (phone is None or action == "user_call"):
+            # with mod_xml_curl the directory is authoritative: every user/ dial asks it (unless cached)
+            found = self.xmlcurl.lookup_user(user, domain, action=action)
+            if found is None:
+                return None
+            phone = self.phones.get(f"{user}@{domain}", found)
         return phone
 
     def flush_directory_cache(self, arg: str) -> int:

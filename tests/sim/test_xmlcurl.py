@@ -31,9 +31,15 @@ def _user_doc(user, password, cacheable=None):
 
 
 @pytest.fixture
-def directory():
+def directory_server():
+    return {}
+
+
+@pytest.fixture
+def directory(directory_server):
     requests = []
-    users = {"2001": ("secret2001", None), "2002": ("pw", "60000")}
+    users = directory_server
+    users.update({"2001": ("secret2001", None), "2002": ("pw", "60000")})
 
     def app(environ, start_response):
         body = environ["wsgi.input"].read().decode()
@@ -107,6 +113,24 @@ def test_user_call_lookup_and_cache(directory):
         sw.phones.clear()
         assert c.api("user_exists id 2002 127.0.0.1") == "true"
         assert len(requests) == n + 1
+        c.close()
+    finally:
+        sw.stop()
+
+
+def test_user_dial_asks_the_directory_even_for_registered_phones(directory, directory_server):
+    url, requests = directory
+    sw = Switch(heartbeat_interval=0, time_scale=0.01, xml_curl_url=url).start()
+    try:
+        from fsd.sim import Answer
+
+        sw.add_phone(Phone("2001", password="secret2001", behaviour=Answer(after=0.1)))
+        c = login("127.0.0.1", sw.esl_port)
+        assert c.api("originate user/2001@127.0.0.1 &park()").startswith("+OK ")
+        assert dict(requests[-1])["action"] == "user_call"
+        # removed from the directory (not cacheable): the dial fails although the phone is registered
+        del directory_server["2001"]
+        assert c.api("originate user/2001@127.0.0.1 &park()") == "-ERR SUBSCRIBER_ABSENT\n"
         c.close()
     finally:
         sw.stop()
