@@ -15,6 +15,7 @@ import time
 import gevent
 import gevent.event
 
+from fsd.calls.clock import ScaledClock
 from fsd.calls.driver import CallDriver
 from fsd.config import Config
 from fsd.directory import Directory
@@ -63,6 +64,8 @@ class App:
         init_fixed_labels(self.metrics)
 
         # calls
+        if clock is None and config.calls.time_scale != 1.0:
+            clock = ScaledClock(time_scale=config.calls.time_scale)
         self.calls = CallDriver(pool=self.pool, switches=self.switches, config=config, metrics=self.metrics,
                                 clock=clock, node=config.node.name)
         self.outbound = OutboundServer(host=config.outbound.host, port=config.outbound.port,

@@ -98,6 +98,9 @@ class CallsConfig:
     language: str = "ru"
     softphone_url: str = "https://www.microsip.org/downloads"
     sip_server: str = ""
+    # demos and tests only: run call timers on simulated time (0.1 = ten times faster), matching an
+    # emulated switch started with the same time scale
+    time_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("calls.callback_attempts must be between 1 and 20")
     if not 10 <= cfg.calls.callback_interval_s <= 86400:
         raise ConfigError("calls.callback_interval_s must be between 10 and 86400")
+    if not 0.001 <= cfg.calls.time_scale <= 1.0:
+        raise ConfigError("calls.time_scale must be between 0.001 and 1")
     if cfg.calls.language not in ("ru", "en"):
         raise ConfigError("calls.language must be ru or en")
     if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import urllib.request
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
@@ -33,6 +34,9 @@ CALLING = {
     "user_call": ("mod_dptools.c", "user_outgoing_channel", "4366"),
     None: ("switch_xml.c", "switch_xml_locate_user", "2220"),
 }
+
+
+_CONTACT_RE = re.compile(r"sofia_contact\((?:[^/)]*/)?([^@)]+)@")
 
 
 class DirectoryUser:
@@ -188,6 +192,15 @@ class XmlCurlDirectory:
         entry = self.fetch_user(user, domain, action)
         if entry is None:
             return None
+        # FreeSWITCH dials the user's (or domain's) dial-string with dialed_user = the name dialled; a
+        # dial-string naming the contact explicitly (user/EXT reaching the phone registered as LOGIN)
+        # is followed to that registration, as sofia_contact() would
+        m = _CONTACT_RE.search(entry.params.get("dial-string", ""))
+        if m:
+            contact = m.group(1).replace("${dialed_user}", user)
+            registered = self.switch.phones.get(f"{contact}@{domain}")
+            if contact != user and registered is not None:
+                return registered
         phone = Phone(user, domain, entry.password or "", register=False, variables=entry.variables)
         self.switch.phones.setdefault(phone.key, phone)
         return self.switch.phones[phone.key]
