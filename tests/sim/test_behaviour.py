@@ -616,3 +616,15 @@ def test_static_socket_replies_after_execution(outbound):
         ch.destroyed.wait(5)
     finally:
         sw.stop()
+
+
+def test_originate_with_bridge_target(sw, esl):
+    sw.add_phone(Phone("1001", behaviour=Answer(after=0.5), hangup_after=3.0))
+    sw.add_phone(Phone("1002", behaviour=Answer(after=0.5)))
+    a = esl.api("originate user/1001@127.0.0.1 &bridge(user/1002@127.0.0.1)").split()[1]
+    ev = sw.wait_for_event("CHANNEL_BRIDGE", Unique_ID=a)
+    b = sw.channel(ev.get("Bridge-B-Unique-ID"))
+    assert b.profile["Destination-Number"] == "1002"
+    # 1001 hangs up after 3 s: the bridged 1002 leg is hung up too
+    b.destroyed.wait(5)
+    assert b.hangup_cause == "NORMAL_CLEARING" and sw.channel(a).hungup.is_set()
