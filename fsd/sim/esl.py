@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import socket
 import uuid as uuidlib
 
@@ -203,8 +204,6 @@ class EslConnection:
                 if hv is None:
                     continue
                 if v.startswith("/") and v.endswith("/") and len(v) > 1:
-                    import re
-
                     if re.search(v[1:-1], hv):
                         ok = True
                         break
