@@ -660,13 +660,23 @@ class Switch:
     def call_from_phone(self, phone: Phone | str, dest: str, *, script: CallerScript | None = None,
                         context: str = "default", apps=None, uuid: str | None = None) -> Channel:
         """A registered phone dials `dest` (an extension, a department or an external number): an
-        inbound call on the internal profile, handed to the dialplan like incoming_call()."""
+        inbound call on the internal profile, digest-authenticated like FreeSWITCH does for phones
+        (user_name, domain_name, sip_auth_* and the user's directory variables are set)."""
         if isinstance(phone, str):
             phone = self.phones[phone if "@" in phone else f"{phone}@{self.domain}"]
-        name = phone.variables.get("effective_caller_id_name", "")
-        number = phone.variables.get("effective_caller_id_number", phone.user)
-        return self.incoming_call(did=dest, caller=number or phone.user, caller_name=name, script=script,
-                                  context=context, apps=apps, uuid=uuid, profile="internal")
+        variables = {
+            "sip_auth_username": phone.user,
+            "sip_auth_realm": phone.domain,
+            "number_alias": phone.user,
+            "requested_user_name": phone.user,
+            "requested_domain_name": phone.domain,
+            "user_name": phone.user,
+            "domain_name": phone.domain,
+        }
+        variables.update({k: str(v) for k, v in phone.variables.items()})
+        return self.incoming_call(did=dest, caller=phone.user,
+                                  caller_name=phone.variables.get("effective_caller_id_name", ""), script=script,
+                                  context=context, apps=apps, uuid=uuid, profile="internal", variables=variables)
 
     def _outbound_connect(self, ch: Channel, host: str, port: int, *, async_mode: bool, full: bool):
         from fsd.sim.esl import EslConnection

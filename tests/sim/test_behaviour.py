@@ -596,8 +596,10 @@ def test_call_from_a_phone(sw):
     sw.add_phone(Phone("1001", variables={"effective_caller_id_name": "Ivan", "effective_caller_id_number": "201"}))
     ch = sw.call_from_phone("1001", "79001234567", apps=["answer", "hangup"])
     ch.destroyed.wait(5)
-    assert ch.name.startswith("sofia/internal/201@")
+    assert ch.name.startswith("sofia/internal/1001@")
     assert ch.profile["Caller-ID-Name"] == "Ivan" and ch.profile["Destination-Number"] == "79001234567"
+    assert ch.get_var("user_name") == "1001" and ch.get_var("domain_name") == "127.0.0.1"
+    assert ch.get_var("effective_caller_id_number") == "201"
 
 
 def test_static_socket_replies_after_execution(outbound):
