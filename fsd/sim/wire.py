@@ -6,6 +6,7 @@ Only formatting lives here: URL-encoding of header values, the three event seria
 
 from __future__ import annotations
 
+import functools
 import json
 
 GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
@@ -14,17 +15,18 @@ GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\
 _UNSAFE = set('\r\n "#%&+:;<=>?@[\\]^`{|}')
 
 
+_TABLE = {ord(c): f"%{ord(c):02X}" for c in _UNSAFE}
+_TABLE.update({i: f"%{i:02X}" for i in range(32)})
+_TABLE[127] = "%7F"
+
+
+@functools.lru_cache(maxsize=65536)
 def url_encode(value: str) -> str:
-    out = []
-    for ch in value:
-        o = ord(ch)
-        if ch in _UNSAFE or o < 32 or o == 127:
-            out.append(f"%{o:02X}")
-        elif o > 127:
-            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
-        else:
-            out.append(ch)
-    return "".join(out)
+    if value.isascii():
+        return value.translate(_TABLE)
+    return "".join(
+        ch.translate(_TABLE) if ord(ch) < 128 else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in value
+    )
 
 
 def url_decode(value: str) -> str:
