@@ -134,3 +134,27 @@ def test_user_dial_asks_the_directory_even_for_registered_phones(directory, dire
         c.close()
     finally:
         sw.stop()
+
+
+@pytest.mark.skipif(not fidelity.available(), reason="FreeSWITCH traces not present")
+@pytest.mark.parametrize(("capture", "command"), [
+    ("xmlcurl-08-directory-user_call", "originate user/2001@127.0.0.1 &park()"),
+    ("xmlcurl-09-directory-noaction-user-2001", "user_exists id 2001 127.0.0.1"),
+])
+def test_lookup_request_fields_in_freeswitch_order(directory, capture, command):
+    url, requests = directory
+    sw = Switch(heartbeat_interval=0, xml_curl_url=url).start()
+    try:
+        c = login("127.0.0.1", sw.esl_port)
+        c.api(command)
+        with open(os.path.join(fidelity.TRACES, "xmlcurl", f"{capture}.request.http"), "rb") as f:
+            body = f.read().decode().split("\r\n\r\n", 1)[1]
+        want = urllib.parse.parse_qsl(body, keep_blank_values=True)
+        got = requests[0]
+        assert [k for k, _ in got] == [k for k, _ in want]
+        volatile = {"hostname", "Core-UUID", "FreeSWITCH-Hostname", "FreeSWITCH-Switchname", "FreeSWITCH-IPv4",
+                    "FreeSWITCH-IPv6", "Event-Date-Local", "Event-Date-GMT", "Event-Date-Timestamp", "Event-Sequence"}
+        assert [kv for kv in got if kv[0] not in volatile] == [kv for kv in want if kv[0] not in volatile]
+        c.close()
+    finally:
+        sw.stop()
