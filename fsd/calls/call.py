@@ -323,14 +323,19 @@ class Call:
     def _member(self, emp_id):
         e = self.snap.employees.get(emp_id)
         board = self.d.board
-        return adapters.member(e, registered=board.is_registered(emp_id), busy=board.busy(emp_id, self.uuid),
-                               last_call_ended_at=board.last_call.get(emp_id, _ts(e.last_call_ended_at)))
+        key = (emp_id, board.is_registered(emp_id), board.busy(emp_id, self.uuid),
+               board.last_call.get(emp_id, _ts(e.last_call_ended_at)))
+        cache = self.snap.member_cache
+        m = cache.get(key)
+        if m is None:
+            if len(cache) > 50_000:
+                cache.clear()
+            m = cache[key] = adapters.member(e, registered=key[1], busy=key[2], last_call_ended_at=key[3])
+        return m
 
     def ring(self, *, member_ids, policy, dept_id, impatient) -> str:
         """Ring members until one answers (bridged; returns when the conversation ends).
         Returns answered | no_answer | abandoned | callback | voicemail."""
-        self.ensure_answered()
-        self.start_ringback()
         ids = [e for e in member_ids if e in self.snap.employees and e not in self.exclude]
         board = self.d.board
         waitq = self.d.waiting_queue(dept_id, impatient) if dept_id is not None else None
@@ -338,14 +343,24 @@ class Call:
         self._wait_started = t0
         if waitq is not None:
             waitq.enter(self.uuid, t0)
-        offer_at = t0 + impatient.threshold_s if impatient is not None and impatient.enabled else None
         offer_res = None
+        offer_at = None
         watcher = lambda emp: self.q.put(("member", emp))  # noqa: E731
         board.watch(ids, watcher)
         try:
             st, actions = start_ring([self._member(e) for e in ids], policy, t0)
+            # Members are rung first (the caller's answer and ring-back follow at once): the time to
+            # the first originate is what a caller waits for.
+            pending = self._apply(actions)
+            self.ensure_answered()
+            self.start_ringback()
+            if impatient is not None and impatient.enabled:
+                offer_at = self.now() + impatient.threshold_s
             while True:
-                events = self._apply(actions)
+                if pending is not None:
+                    events, pending = pending, None
+                else:
+                    events = self._apply(actions)
                 if events == "no_answer":
                     return "no_answer"
                 if events:

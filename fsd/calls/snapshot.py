@@ -37,6 +37,7 @@ class TenantSnapshot:
     by_extension: dict[str, int] = field(default_factory=dict)
     by_login: dict[str, int] = field(default_factory=dict)
     dept_by_extension: dict[str, int] = field(default_factory=dict)
+    member_cache: dict = field(default_factory=dict)  # (id, registered, busy, last call) -> strategy Member
 
     def __post_init__(self):
         for e in self.employees.values():
