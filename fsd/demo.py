@@ -132,21 +132,24 @@ class Demo:
                            "behaviour": behaviour, "hangup_after": round(rnd.uniform(20, 90))})
         main, sales = company["dids"][0].lstrip("+"), company["dids"][1].lstrip("+")
         traffic = [
-            # the main number (IVR): 1 sales, 2 support, 3 accounting
-            {"did": main, "calls_per_second": 1 / 9, "caller": "7916{seq:07d}", "caller_name": "Клиент",
-             "script": {"hangup_after": 150, "prompt_digits": ["1"]}},
-            {"did": main, "calls_per_second": 1 / 17, "caller": "7925{seq:07d}", "start_after": 4,
+            # the main number (IVR: 1 sales, 2 support, 3 accounting); in sales, after 20 s of waiting the
+            # caller hears the offer: 1 callback, 2 stay, 3 voicemail
+            {"did": main, "calls_per_second": 1 / 16, "caller": "7916{seq:07d}", "caller_name": "Клиент",
+             "script": {"hangup_after": 150, "prompt_digits": ["1", "2"]}},
+            {"did": main, "calls_per_second": 1 / 30, "caller": "7999{seq:07d}", "start_after": 2,
+             "script": {"hangup_after": 150, "prompt_digits": ["1", "1"]}},
+            {"did": main, "calls_per_second": 1 / 50, "caller": "7977{seq:07d}", "start_after": 5,
+             "script": {"hangup_after": 150, "prompt_digits": ["1", "3"], "record_seconds": 5}},
+            {"did": main, "calls_per_second": 1 / 34, "caller": "7925{seq:07d}", "start_after": 4,
              "script": {"hangup_after": 150, "prompt_digits": ["2"]}},
-            {"did": main, "calls_per_second": 1 / 29, "caller": "7903{seq:07d}", "start_after": 9,
+            {"did": main, "calls_per_second": 1 / 58, "caller": "7903{seq:07d}", "start_after": 9,
              "script": {"hangup_after": 150, "prompt_digits": ["3"]}},
-            # impatient callers on the sales number: some order a callback, some leave voicemail
-            {"did": sales, "calls_per_second": 1 / 13, "caller": "7999{seq:07d}", "start_after": 2,
-             "script": {"hangup_after": 120, "prompt_digits": ["1"], "record_seconds": 4}},
-            {"did": sales, "calls_per_second": 1 / 23, "caller": "7977{seq:07d}", "start_after": 6,
-             "script": {"hangup_after": 120, "prompt_digits": ["3"], "record_seconds": 5}},
+            # the sales number, on the company schedule
+            {"did": sales, "calls_per_second": 1 / 22, "caller": "7985{seq:07d}", "start_after": 1,
+             "script": {"hangup_after": 100, "prompt_digits": ["1"], "record_seconds": 4}},
             # callers who give up early
-            {"did": main, "calls_per_second": 1 / 19, "caller": "7911{seq:07d}", "start_after": 3,
-             "script": {"hangup_after": 8, "prompt_digits": ["1"]}},
+            {"did": sales, "calls_per_second": 1 / 38, "caller": "7911{seq:07d}", "start_after": 3,
+             "script": {"hangup_after": 8}},
         ]
         for gen in traffic:
             gen["context"] = "fsd-public"  # as freeswitch-conf/dialplan/fsd.xml hands DID calls to fsd

@@ -63,7 +63,8 @@ def load(services: Services) -> DemoCompany | None:
         logins.append(c.employee.login)
         if role == "admin" and not demo.admin_login:
             demo.admin_login = c.employee.login
-    services.tenants.set_schedule(sys_, t.id, intervals=[(d, "09:00", "18:00") for d in range(5)],
+    # open every day 07:00-23:00 (so the demo lives on any day), closed on 1 January
+    services.tenants.set_schedule(sys_, t.id, intervals=[(d, "07:00", "23:00") for d in range(7)],
                                   exceptions=[{"day": "2027-01-01", "closed": True, "note": "Новый год"}])
     sales = services.departments.create(sys_, t.id, name="Отдел продаж", extension="300", strategy="simultaneous",
                                         members=[logins[1], logins[2], logins[3], logins[10]], ring_timeout=40,

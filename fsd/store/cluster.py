@@ -89,14 +89,7 @@ class PgCluster:
         os.makedirs(self.sockdir, exist_ok=True)
         self._chown(self.datadir)
         self._chown(self.sockdir)
-        if self._run_as:
-            # the server user must be able to reach the directory
-            p = self.datadir
-            while p not in ("/", ""):
-                st = os.stat(p)
-                if not st.st_mode & 0o001:
-                    os.chmod(p, st.st_mode | 0o001)
-                p = os.path.dirname(p)
+        self._ensure_traversable()
         self._run(
             [self._bin("initdb"), "-D", self.pgdata, "-A", "trust", "-E", "UTF8",
              "--locale=C.UTF-8", "-U", self.user, "--no-sync"],
@@ -110,7 +103,19 @@ class PgCluster:
                 f"port = {self.port}\n"
             )
 
+    def _ensure_traversable(self) -> None:
+        """The server user must be able to reach the data directory through every parent."""
+        if not self._run_as:
+            return
+        p = os.path.dirname(self.datadir)
+        while p not in ("/", ""):
+            st = os.stat(p)
+            if not st.st_mode & 0o001:
+                os.chmod(p, st.st_mode | 0o001)
+            p = os.path.dirname(p)
+
     def running(self) -> bool:
+        self._ensure_traversable()
         r = self._run([self._bin("pg_ctl"), "-D", self.pgdata, "status"], check=False)
         return r.returncode == 0
 
