@@ -604,6 +604,7 @@ class Call:
         self.d.board.talk(self.uuid, emp)
         if dept_id is not None:
             self.metrics.queue_wait.labels(*self._labels(dept_id)).observe(self.rec.wait_s)
+            self._cancel_callbacks(dept_id)
         deadline = self.now() + MAX_TALK_S
         leg_gone = False
         while not self.caller_gone:
@@ -658,6 +659,11 @@ class Call:
             digits = ev.get("variable_fsd_offer_digit") if ev is not None else None
         except Exception:  # noqa: BLE001 - hangup/timeout: treated as no input
             digits = None
+        dept = self.snap.departments.get(dept_id)
+        choice, _inv = wq.offer_choice(digits)
+        if dept is not None and ((choice == wq.CALLBACK and not dept.impatient_offer_callback)
+                                 or (choice == wq.VOICEMAIL and not dept.impatient_offer_voicemail)):
+            digits = "2"  # a choice the department does not offer: stay on the line
         if waitq is not None and self.uuid in waitq:
             outcome = waitq.offer_result(self.uuid, digits, now)
             choice, position = outcome.choice, outcome.position
@@ -667,6 +673,21 @@ class Call:
         self.route(f"offer:{choice}")
         self._cb_position = position or 0
         return choice
+
+    def _cancel_callbacks(self, dept_id) -> None:
+        """The customer got through: their pending callback requests to this department are moot."""
+        if not self.caller_number:
+            return
+        try:
+            with self.d.pool.transaction() as cur:
+                n = calls_repo.callbacks_cancel_for(cur, tenant_id=self.snap.tenant_id, department_id=dept_id,
+                                                    caller=self.caller_number, now=self.clock.utcnow())
+        except (StoreError, FsdError) as e:
+            log.info("calls_callback_cancel_failed call=%s error=%s", self.uuid, e)
+            return
+        if n:
+            self.metrics.callbacks.labels("cancelled").inc(n)
+            log.info("calls_callbacks_cancelled call=%s department=%s count=%d", self.uuid, dept_id, n)
 
     def _request_callback(self, dept_id, position: int) -> None:
         now_dt = self.clock.utcnow()

@@ -204,6 +204,14 @@ def callback_get(cur, callback_id: int) -> dict | None:
     return cur.fetchone()
 
 
+def callbacks_cancel_for(cur, *, tenant_id: int, department_id: int, caller: str, now: datetime) -> int:
+    """The customer reached the department by calling again: cancel their pending requests."""
+    cur.execute("UPDATE callbacks SET status = 'cancelled', last_error = 'caller got through', updated_at = %s, "
+                "finished_at = %s WHERE tenant_id = %s AND department_id = %s AND caller = %s AND status = 'pending'",
+                (now, now, tenant_id, department_id, caller))
+    return cur.rowcount
+
+
 def callbacks_reset_node(cur, node: str, now: datetime) -> int:
     """Requests a crashed node left in progress go back to pending."""
     cur.execute("UPDATE callbacks SET status = 'pending', claimed_by = NULL, updated_at = %s "

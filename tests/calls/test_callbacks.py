@@ -92,3 +92,22 @@ def test_offer_callback_end_to_end(pool, node):
     pa.behaviour = Answer(after=2)
     wait_for(lambda: _cb(w, cbs[0]["id"])["status"] == "completed", timeout=20, message="callback completed")
     assert w.history(ch.uuid)["result"] == "callback_requested"
+
+
+def test_pending_callback_cancelled_when_the_customer_gets_through(pool, node):
+    from datetime import timedelta
+
+    w = World(pool)
+    a = w.employee("Anna Ivanova", "201")
+    dept = w.department("Sales", [a])
+    num = w.number(dest_kind="department", dest_department_id=dept.id)
+    phone(node, w, a, Answer(after=2))
+    with w.pool.transaction() as cur:
+        cid = calls_repo.callback_insert(cur, tenant_id=w.tid, department_id=dept.id, number_id=None,
+                                         caller="79161230009", position=1, origin_call_uuid="o", max_attempts=3,
+                                         interval_s=10, next_attempt_at=_now(w) + timedelta(days=1))
+    ch = call(node, num.did, caller="79161230009", hangup_after=10)
+    wait_for(lambda: w.history(ch.uuid), message="history row")
+    cb = _cb(w, cid)
+    assert cb["status"] == "cancelled" and cb["finished_at"] is not None
+    assert node.metrics.callbacks.labels("cancelled")._value.get() == 1
