@@ -19,8 +19,7 @@ log = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
 
-LOG_LEVELS = {"console": 0, "alert": 1, "crit": 2, "err": 3, "error": 3, "warning": 4, "notice": 5, "info": 6,
-              "debug": 7}
+LOG_LEVELS = {"console": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 
 MYEVENTS = {
     "CHANNEL_ANSWER", "CHANNEL_APPLICATION", "CHANNEL_BRIDGE", "CHANNEL_CREATE", "CHANNEL_DATA",
@@ -284,16 +283,18 @@ class EslConnection:
             self._bgapi(cmd[6:], headers)
             return
         if low.startswith("log"):
-            if low.startswith("log "):
-                level = cmd[4:].strip().split(" ")[0]
-                if level.lower() in LOG_LEVELS:
-                    self.logging = True
-                    self._reply(f"+OK log level {level} [{LOG_LEVELS[level.lower()]}]")
-                else:
-                    self._reply("-ERR invalid log level")
+            level = cmd[3:].strip().split(" ")[0]
+            if not level:
+                num = 7  # no level: debug, and FreeSWITCH prints the empty argument
+            elif level.isdigit():
+                num = int(level) if int(level) <= 7 else None
+            else:
+                num = LOG_LEVELS.get(level.lower())
+            if num is None:
+                self._reply("-ERR invalid log level")
             else:
                 self.logging = True
-                self._reply("+OK log level debug [7]")
+                self._reply(f"+OK log level {level} [{num}]")
             return
         if low.startswith("linger"):
             if self.channel is None:
@@ -327,7 +328,9 @@ class EslConnection:
             return
         if low.startswith("divert_events"):
             on = cmd[13:].strip().lower()
-            if not on:
+            if self.channel is None:
+                self._reply("-ERR not controlling a session.")
+            elif not on:
                 self._reply("-ERR missing value.")
             else:
                 self._reply("+OK events diverted" if on == "on" else "+OK events not diverted")

@@ -136,3 +136,14 @@ def test_client_close_without_exit(target):
     c2 = _login(target)
     assert c2.api(f"uuid_exists {ZERO}") == "false"
     c2.cmd("exit")
+
+
+def test_log_and_nolog(target):
+    c = _login(target)
+    assert c.cmd("nolog").reply == "-ERR not loging"
+    assert c.cmd("log info").reply == "+OK log level info [6]"
+    assert c.cmd("log").reply == "+OK log level  [7]"
+    assert c.cmd("log nonsense").reply == "-ERR invalid log level"
+    assert c.cmd("nolog").reply == "+OK no longer logging"
+    assert c.cmd("divert_events on").reply == "-ERR not controlling a session."
+    c.cmd("exit")

@@ -119,7 +119,9 @@ class RawEsl:
             if f is None:
                 self.frames.put(None)
                 return None
-            if skip_events and f.content_type and f.content_type.startswith("text/event"):
+            if skip_events and f.content_type and (
+                f.content_type.startswith("text/event") or f.content_type == "log/data"
+            ):
                 continue
             return f
 
