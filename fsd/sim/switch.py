@@ -396,6 +396,11 @@ class Switch:
 
     def _destroyed(self, ch: Channel) -> None:
         self.channels_by_uuid.pop(ch.uuid, None)
+        keep = self.keep_events
+        if keep and len(self.all_channels) > keep:  # long runs keep only recent finished channels
+            self.all_channels = [c for c in self.all_channels[-keep:]] + [
+                c for c in self.all_channels[:-keep] if not c.destroyed.is_set()
+            ]
         self._state_cond.set()
 
     def lookup_dialplan(self, ch: Channel, dest: str, context: str) -> list[tuple[str, str]]:
