@@ -20,8 +20,16 @@ ORIGINATE_USAGE = (
     "[<cid_num>] [<timeout_sec>]\n"
 )
 SHOW_USAGE = "-USAGE: channels|calls|registrations [as json|xml]\n"
-MODULES = {"mod_sofia", "mod_event_socket", "mod_commands", "mod_dptools", "mod_xml_curl", "mod_sndfile",
-           "mod_tone_stream", "mod_loopback"}
+MODULES = {
+    "mod_sofia",
+    "mod_event_socket",
+    "mod_commands",
+    "mod_dptools",
+    "mod_xml_curl",
+    "mod_sndfile",
+    "mod_tone_stream",
+    "mod_loopback",
+}
 VERSION_LINE = f"FreeSWITCH Version {VERSION} (git a88d069 2024-08-02 21:02:27Z 64bit)\n"
 
 SHOW_CHANNEL_COLUMNS = (
@@ -459,11 +467,16 @@ class Api:
             if what == "registrations":
                 rows = [
                     {
-                        "reg_user": p.user, "realm": p.domain, "token": p.call_id or "",
+                        "reg_user": p.user,
+                        "realm": p.domain,
+                        "token": p.call_id or "",
                         "url": f"sofia/internal/sip:{p.user}@127.0.0.1:{p.port or 5060}",
                         "expires": str(int(p.registered_at + 3600)),
-                        "network_ip": "127.0.0.1", "network_port": str(p.port or 5060), "network_proto": "udp",
-                        "hostname": self.switch.hostname, "metadata": "",
+                        "network_ip": "127.0.0.1",
+                        "network_port": str(p.port or 5060),
+                        "network_proto": "udp",
+                        "hostname": self.switch.hostname,
+                        "metadata": "",
                     }
                     for p in self.switch.phones.values()
                     if p.registered

@@ -234,7 +234,10 @@ def _pagd(ch, arg):
         if status == "hangup":
             raise Hangup()
         digits, _term = _collect(
-            ch, max_digits=max_d, first_timeout=timeout / 1000.0, digit_timeout=digit_timeout / 1000.0,
+            ch,
+            max_digits=max_d,
+            first_timeout=timeout / 1000.0,
+            digit_timeout=digit_timeout / 1000.0,
             terminators=terminators,
         )
         if len(digits) >= min_d and re.fullmatch(regex, digits or ""):
@@ -261,8 +264,9 @@ def _read(ch, arg):
     terminators = parts[5] if len(parts) > 5 else "#"
     ch._dtmf_buffer = ""
     _play(ch, prompt, dtmf_breaks=True, prompt=True)
-    digits, _ = _collect(ch, max_digits=max_d, first_timeout=timeout / 1000.0, digit_timeout=timeout / 1000.0,
-                         terminators=terminators)
+    digits, _ = _collect(
+        ch, max_digits=max_d, first_timeout=timeout / 1000.0, digit_timeout=timeout / 1000.0, terminators=terminators
+    )
     ok = len(digits) >= min_d
     ch.set_var("read_result", "success" if ok else "timeout")
     ch.set_var(var, digits if ok else None)
@@ -296,8 +300,10 @@ def _record(ch, arg):
     ch.set_var("record_ms", int(seconds * 1000))
     ch.set_var("record_samples", int(seconds * 8000))
     ch.set_var("record_completion_cause", "success-maxtime" if status == "done" else "success-silence")
-    ch.fire("RECORD_STOP", after=[("Record-File-Path", path), ("Record-Completion-Cause",
-                                                                  ch.get_var("record_completion_cause"))])
+    ch.fire(
+        "RECORD_STOP",
+        after=[("Record-File-Path", path), ("Record-Completion-Cause", ch.get_var("record_completion_cause"))],
+    )
     return None
 
 
@@ -335,8 +341,10 @@ def _bridge(ch, arg):
     ch.profile["Callee-ID-Name"] = "Outbound Call"
     ch.profile["Callee-ID-Number"] = leg.profile["Destination-Number"]
     legs = getattr(leg, "all_legs", [leg])
-    ch.set_var("originated_legs", "ARRAY::" + "|:".join(
-        f"{b.uuid};Outbound Call;{b.profile['Destination-Number']}" for b in legs))
+    ch.set_var(
+        "originated_legs",
+        "ARRAY::" + "|:".join(f"{b.uuid};Outbound Call;{b.profile['Destination-Number']}" for b in legs),
+    )
     if leg.get_var("dialed_user"):
         ch.set_var("dialed_user", leg.get_var("dialed_user"))
         ch.set_var("dialed_domain", leg.get_var("dialed_domain"))
@@ -349,8 +357,10 @@ def _bridge(ch, arg):
     ch.set_var("switch_m_sdp", leg.get_var("switch_r_sdp") or "")
     ch.set_var("originate_disposition", "SUCCESS")
     ch.set_var("DIALSTATUS", "SUCCESS")
-    ch.set_var("originate_causes", "ARRAY::" + "|:".join(
-        f"{b.uuid};{'SUCCESS' if b is leg else (b.hangup_cause or 'NONE')}" for b in legs))
+    ch.set_var(
+        "originate_causes",
+        "ARRAY::" + "|:".join(f"{b.uuid};{'SUCCESS' if b is leg else (b.hangup_cause or 'NONE')}" for b in legs),
+    )
     ch.set_var("signal_bond", leg.uuid)
     ch.mark_bridged(leg, True)
 
@@ -375,7 +385,7 @@ def _bridge(ch, arg):
 
 
 def split_app_spec(spec) -> tuple[str, str]:
-    """"playback:/x.wav" or "playback /x.wav" or ("playback", "/x.wav") -> (app, arg)."""
+    """ "playback:/x.wav" or "playback /x.wav" or ("playback", "/x.wav") -> (app, arg)."""
     if isinstance(spec, (list, tuple)):
         return spec[0], spec[1] if len(spec) > 1 else ""
     spec = str(spec)
@@ -386,7 +396,7 @@ def split_app_spec(spec) -> tuple[str, str]:
 
 
 def parse_app_target(target: str) -> list[tuple[str, str]]:
-    """"&park()" / "&bridge(user/1001)" -> [(app, arg)]."""
+    """ "&park()" / "&bridge(user/1001)" -> [(app, arg)]."""
     t = target.strip()
     if t.startswith("'") and t.endswith("'"):
         t = t[1:-1]
@@ -404,5 +414,3 @@ def shell_split(text: str) -> list[str]:
         return shlex.split(text)
     except ValueError:
         return text.split()
-
-

@@ -164,8 +164,23 @@ HANGUP_CAUSES = {
 
 # Applications that run without media (SAF_SUPPORT_NOMEDIA); all others pre-answer the channel first.
 NOMEDIA_APPS = {
-    "answer", "pre_answer", "ring_ready", "hangup", "set", "export", "unset", "multiset", "log", "info",
-    "park", "bridge", "transfer", "socket", "respond", "sleep", "break",
+    "answer",
+    "pre_answer",
+    "ring_ready",
+    "hangup",
+    "set",
+    "export",
+    "unset",
+    "multiset",
+    "log",
+    "info",
+    "park",
+    "bridge",
+    "transfer",
+    "socket",
+    "respond",
+    "sleep",
+    "break",
 }
 
 _TONE_RE = re.compile(r"%\(([\d.]+),([\d.]+)")

@@ -61,13 +61,11 @@ def behaviour_from_spec(spec) -> Behaviour:
         return Answer()
     if isinstance(spec, str):
         spec = {spec: {}}
-    (kind, args), = spec.items()
+    ((kind, args),) = spec.items()
     kind = kind.lower().replace("_", "")
     if not isinstance(args, dict):
         args = {"after": float(args)} if kind in ("answer", "busy", "reject") else {}
-    cls = {"answer": Answer, "busy": Busy, "reject": Reject, "noanswer": NoAnswer, "unregistered": Unregistered}[
-        kind
-    ]
+    cls = {"answer": Answer, "busy": Busy, "reject": Reject, "noanswer": NoAnswer, "unregistered": Unregistered}[kind]
     return cls(**args)
 
 

@@ -302,10 +302,14 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     if originator is not None and ep_str.startswith("user/"):
         # a b-leg of the bridge application: mod_dptools' user/ endpoint and the originator add theirs
         variables = [(k, v) for k, v in variables if k != "video_media_flow"]
-        variables += [("channel_name", name), ("sip_destination_url", f"sip:{contact}"),
-                      ("switch_m_sdp", originator.get_var("switch_r_sdp") or "")]
-        variables += [kv for kv in trailing if kv[0] in ("dialed_user", "dialed_domain", "sip_invite_domain",
-                                                          "presence_id")]
+        variables += [
+            ("channel_name", name),
+            ("sip_destination_url", f"sip:{contact}"),
+            ("switch_m_sdp", originator.get_var("switch_r_sdp") or ""),
+        ]
+        variables += [
+            kv for kv in trailing if kv[0] in ("dialed_user", "dialed_domain", "sip_invite_domain", "presence_id")
+        ]
         variables += [(k, str(v)) for k, v in phone_vars.items()]
         variables += [
             ("max_forwards", "69"),
@@ -315,8 +319,11 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
             ("call_uuid", originator.uuid),
         ]
         variables += list(vars_all)
-        variables += [("originate_early_media", "false"), ("originating_leg_uuid", originator.uuid),
-                      ("originate_endpoint", "user")]
+        variables += [
+            ("originate_early_media", "false"),
+            ("originating_leg_uuid", originator.uuid),
+            ("originate_endpoint", "user"),
+        ]
     else:
         variables += [("channel_name", name), ("sip_destination_url", f"sip:{contact}")]
         variables += list(vars_all)
@@ -363,9 +370,17 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         leg.other_profile = originator.snapshot_profile()
         # the originator shows this leg as an "originatee" clone of its own profile
         clone = OrderedDict(originator.profile)
-        clone.update({"Direction": "outbound", "Callee-ID-Name": "Outbound Call", "Callee-ID-Number": dest,
-                      "Destination-Number": dest, "Unique-ID": leg.uuid, "Channel-Name": name,
-                      "Network-Addr": "127.0.0.1"})
+        clone.update(
+            {
+                "Direction": "outbound",
+                "Callee-ID-Name": "Outbound Call",
+                "Callee-ID-Number": dest,
+                "Destination-Number": dest,
+                "Unique-ID": leg.uuid,
+                "Channel-Name": name,
+                "Network-Addr": "127.0.0.1",
+            }
+        )
         leg.originatee_profile = clone
         own = OrderedDict(clone)
         own["Logical-Direction"] = "outbound"

@@ -43,9 +43,24 @@ from fsd.sim.switch import Switch
 log = logging.getLogger(__name__)
 
 SWITCH_KEYS = {
-    "hostname", "esl_host", "esl_port", "password", "outbound_target", "xml_curl_url", "xml_curl_credentials",
-    "core_uuid", "time_scale", "ipv4", "ipv6", "domain", "heartbeat_interval", "fallback",
-    "missing_file_duration", "dialplan", "global_vars", "keep_events",
+    "hostname",
+    "esl_host",
+    "esl_port",
+    "password",
+    "outbound_target",
+    "xml_curl_url",
+    "xml_curl_credentials",
+    "core_uuid",
+    "time_scale",
+    "ipv4",
+    "ipv6",
+    "domain",
+    "heartbeat_interval",
+    "fallback",
+    "missing_file_duration",
+    "dialplan",
+    "global_vars",
+    "keep_events",
 }
 
 
@@ -91,8 +106,13 @@ def build_switch(scenario: dict, **overrides) -> Switch:
         behaviour = behaviour_from_spec(p.pop("behaviour", None))
         dtmf = [tuple(x) for x in p.pop("dtmf", [])]
         phone = Phone(
-            str(p.pop("user")), str(p.pop("domain", sw.domain)), str(p.pop("password", "1234")),
-            behaviour, p.pop("hangup_after", None), dtmf, **p,
+            str(p.pop("user")),
+            str(p.pop("domain", sw.domain)),
+            str(p.pop("password", "1234")),
+            behaviour,
+            p.pop("hangup_after", None),
+            dtmf,
+            **p,
         )
         sw.add_phone(phone)
     for g in scenario.get("gateways") or []:

@@ -28,22 +28,99 @@ from fsd.sim.variables import remote_sdp
 log = logging.getLogger(__name__)
 
 EVENT_NAMES = {
-    "CUSTOM", "CLONE", "CHANNEL_CREATE", "CHANNEL_DESTROY", "CHANNEL_STATE", "CHANNEL_CALLSTATE",
-    "CHANNEL_ANSWER", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_EXECUTE",
-    "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE",
-    "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_OUTGOING", "CHANNEL_PARK", "CHANNEL_UNPARK",
-    "CHANNEL_APPLICATION", "CHANNEL_ORIGINATE", "CHANNEL_UUID", "API", "LOG", "INBOUND_CHAN",
-    "OUTBOUND_CHAN", "STARTUP", "SHUTDOWN", "PUBLISH", "UNPUBLISH", "TALK", "NOTALK", "SESSION_CRASH",
-    "MODULE_LOAD", "MODULE_UNLOAD", "DTMF", "MESSAGE", "PRESENCE_IN", "NOTIFY_IN", "PRESENCE_OUT",
-    "PRESENCE_PROBE", "MESSAGE_WAITING", "MESSAGE_QUERY", "ROSTER", "CODEC", "BACKGROUND_JOB",
-    "DETECTED_SPEECH", "DETECTED_TONE", "PRIVATE_COMMAND", "HEARTBEAT", "TRAP", "ADD_SCHEDULE",
-    "DEL_SCHEDULE", "EXE_SCHEDULE", "RE_SCHEDULE", "RELOADXML", "NOTIFY", "PHONE_FEATURE",
-    "PHONE_FEATURE_SUBSCRIBE", "SEND_MESSAGE", "RECV_MESSAGE", "REQUEST_PARAMS", "CHANNEL_DATA",
-    "GENERAL", "COMMAND", "SESSION_HEARTBEAT", "CLIENT_DISCONNECTED", "SERVER_DISCONNECTED", "SEND_INFO",
-    "RECV_INFO", "RECV_RTCP_MESSAGE", "SEND_RTCP_MESSAGE", "CALL_SECURE", "NAT", "RECORD_START",
-    "RECORD_STOP", "PLAYBACK_START", "PLAYBACK_STOP", "CALL_UPDATE", "FAILURE", "SOCKET_DATA",
-    "MEDIA_BUG_START", "MEDIA_BUG_STOP", "CONFERENCE_DATA_QUERY", "CONFERENCE_DATA", "CALL_SETUP_REQ",
-    "CALL_SETUP_RESULT", "CALL_DETAIL", "DEVICE_STATE", "TEXT", "SHUTDOWN_REQUESTED", "ALL",
+    "CUSTOM",
+    "CLONE",
+    "CHANNEL_CREATE",
+    "CHANNEL_DESTROY",
+    "CHANNEL_STATE",
+    "CHANNEL_CALLSTATE",
+    "CHANNEL_ANSWER",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "CHANNEL_EXECUTE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HOLD",
+    "CHANNEL_UNHOLD",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_OUTGOING",
+    "CHANNEL_PARK",
+    "CHANNEL_UNPARK",
+    "CHANNEL_APPLICATION",
+    "CHANNEL_ORIGINATE",
+    "CHANNEL_UUID",
+    "API",
+    "LOG",
+    "INBOUND_CHAN",
+    "OUTBOUND_CHAN",
+    "STARTUP",
+    "SHUTDOWN",
+    "PUBLISH",
+    "UNPUBLISH",
+    "TALK",
+    "NOTALK",
+    "SESSION_CRASH",
+    "MODULE_LOAD",
+    "MODULE_UNLOAD",
+    "DTMF",
+    "MESSAGE",
+    "PRESENCE_IN",
+    "NOTIFY_IN",
+    "PRESENCE_OUT",
+    "PRESENCE_PROBE",
+    "MESSAGE_WAITING",
+    "MESSAGE_QUERY",
+    "ROSTER",
+    "CODEC",
+    "BACKGROUND_JOB",
+    "DETECTED_SPEECH",
+    "DETECTED_TONE",
+    "PRIVATE_COMMAND",
+    "HEARTBEAT",
+    "TRAP",
+    "ADD_SCHEDULE",
+    "DEL_SCHEDULE",
+    "EXE_SCHEDULE",
+    "RE_SCHEDULE",
+    "RELOADXML",
+    "NOTIFY",
+    "PHONE_FEATURE",
+    "PHONE_FEATURE_SUBSCRIBE",
+    "SEND_MESSAGE",
+    "RECV_MESSAGE",
+    "REQUEST_PARAMS",
+    "CHANNEL_DATA",
+    "GENERAL",
+    "COMMAND",
+    "SESSION_HEARTBEAT",
+    "CLIENT_DISCONNECTED",
+    "SERVER_DISCONNECTED",
+    "SEND_INFO",
+    "RECV_INFO",
+    "RECV_RTCP_MESSAGE",
+    "SEND_RTCP_MESSAGE",
+    "CALL_SECURE",
+    "NAT",
+    "RECORD_START",
+    "RECORD_STOP",
+    "PLAYBACK_START",
+    "PLAYBACK_STOP",
+    "CALL_UPDATE",
+    "FAILURE",
+    "SOCKET_DATA",
+    "MEDIA_BUG_START",
+    "MEDIA_BUG_STOP",
+    "CONFERENCE_DATA_QUERY",
+    "CONFERENCE_DATA",
+    "CALL_SETUP_REQ",
+    "CALL_SETUP_RESULT",
+    "CALL_DETAIL",
+    "DEVICE_STATE",
+    "TEXT",
+    "SHUTDOWN_REQUESTED",
+    "ALL",
 }
 
 
@@ -89,7 +166,14 @@ class LogEntry:
 
     def __init__(self, t, real, kind, conn, text, event=None, headers=None):
         self.t, self.real, self.kind, self.conn, self.text, self.event, self.headers = (
-            t, real, kind, conn, text, event, headers)
+            t,
+            real,
+            kind,
+            conn,
+            text,
+            event,
+            headers,
+        )
 
     def __repr__(self):
         return f"<{self.kind} conn={self.conn} {self.text!r}>"
@@ -141,8 +225,13 @@ class Switch:
         self.fallback = [split_app_spec(a) for a in (fallback if fallback is not None else ["hangup:NORMAL_CLEARING"])]
         self.missing_file_duration = missing_file_duration
         self.dialplan = dialplan or {}
-        self.global_vars = {"hostname": hostname, "domain": domain, "domain_name": domain,
-                            "local_ip_v4": ipv4, "switch_serial": "sim"}
+        self.global_vars = {
+            "hostname": hostname,
+            "domain": domain,
+            "domain_name": domain,
+            "local_ip_v4": ipv4,
+            "switch_serial": "sim",
+        }
         self.global_vars.update(global_vars or {})
         self.keep_events = keep_events
         self.api = Api(switch=self)
@@ -371,8 +460,12 @@ class Switch:
             ]
             self.fire(ev)
             rs = self.new_event("RE_SCHEDULE", calling=("switch_scheduler.c", "switch_scheduler_execute", "73"))
-            rs.headers += [("Task-ID", "1"), ("Task-Desc", "heartbeat"), ("Task-Group", "core"),
-                           ("Task-Runtime", str(int(self.clock.now() + self.heartbeat_interval)))]
+            rs.headers += [
+                ("Task-ID", "1"),
+                ("Task-Desc", "heartbeat"),
+                ("Task-Group", "core"),
+                ("Task-Runtime", str(int(self.clock.now() + self.heartbeat_interval))),
+            ]
             self.fire(rs)
 
     # ------------------------------------------------------------------ channel bookkeeping
@@ -464,8 +557,11 @@ class Switch:
             ("network-ip", "127.0.0.1"),
             ("network-port", str(phone.port)),
         ]
-        self._custom("sofia::pre_register", ("sofia_reg.c", "sofia_reg_handle_register_token", "1810"),
-                     base + tail + [("user-agent", phone.user_agent)])
+        self._custom(
+            "sofia::pre_register",
+            ("sofia_reg.c", "sofia_reg_handle_register_token", "1810"),
+            base + tail + [("user-agent", phone.user_agent)],
+        )
         pw = phone.password if password is None else password
         ok = True
         if self.xmlcurl is not None:
@@ -473,16 +569,29 @@ class Switch:
         self._custom(
             "sofia::register_attempt",
             ("sofia_reg.c", "sofia_reg_handle_register_token", "1606"),
-            base + tail + [("username", phone.user), ("realm", phone.domain), ("user-agent", phone.user_agent),
-                           ("auth-result", "SUCCESS" if ok else "FORBIDDEN")],
+            base
+            + tail
+            + [
+                ("username", phone.user),
+                ("realm", phone.domain),
+                ("user-agent", phone.user_agent),
+                ("auth-result", "SUCCESS" if ok else "FORBIDDEN"),
+            ],
         )
         if not ok:
             self._custom(
                 "sofia::register_failure",
                 ("sofia_reg.c", "sofia_reg_handle_register_token", "1792"),
-                [("profile-name", "internal"), ("to-user", phone.user), ("to-host", phone.domain),
-                 ("network-ip", "127.0.0.1"), ("user-agent", phone.user_agent), ("profile-name", "internal"),
-                 ("network-port", str(phone.port)), ("registration-type", "REGISTER")],
+                [
+                    ("profile-name", "internal"),
+                    ("to-user", phone.user),
+                    ("to-host", phone.domain),
+                    ("network-ip", "127.0.0.1"),
+                    ("user-agent", phone.user_agent),
+                    ("profile-name", "internal"),
+                    ("network-port", str(phone.port)),
+                    ("registration-type", "REGISTER"),
+                ],
             )
             return False
         phone.registered = True
@@ -504,12 +613,19 @@ class Switch:
         )
         phone.registered_at = self.clock.now()
         mq = self.new_event("MESSAGE_QUERY", calling=("sofia_reg.c", "sofia_reg_handle_register_token", "2168"))
-        mq.headers += [("Message-Account", f"sip:{phone.user}@{phone.domain}"), ("VM-Sofia-Profile", "internal"),
-                       ("VM-Call-ID", phone.call_id)]
+        mq.headers += [
+            ("Message-Account", f"sip:{phone.user}@{phone.domain}"),
+            ("VM-Sofia-Profile", "internal"),
+            ("VM-Call-ID", phone.call_id),
+        ]
         self.fire(mq)
         mw = self.new_event("MESSAGE_WAITING", calling=("mod_voicemail.c", "actual_message_query_handler", "4026"))
-        mw.headers += [("MWI-Messages-Waiting", "no"), ("MWI-Message-Account", f"sip:{phone.user}@{phone.domain}"),
-                       ("Sofia-Profile", "internal"), ("Call-ID", phone.call_id)]
+        mw.headers += [
+            ("MWI-Messages-Waiting", "no"),
+            ("MWI-Message-Account", f"sip:{phone.user}@{phone.domain}"),
+            ("Sofia-Profile", "internal"),
+            ("Call-ID", phone.call_id),
+        ]
         self.fire(mw)
         return True
 
@@ -522,11 +638,23 @@ class Switch:
         self._custom(
             "sofia::unregister",
             ("sofia_reg.c", "sofia_reg_handle_register_token", "1376"),
-            [("profile-name", "internal"), ("from-user", phone.user), ("from-host", phone.domain),
-             ("contact", f'"" <sip:{phone.user}@127.0.0.1:{phone.port}>'), ("call-id", phone.call_id or ""),
-             ("rpid", "unknown"), ("status", "Unregistered(UDP)"), ("expires", "0"), ("to-user", phone.user),
-             ("to-host", phone.domain), ("network-ip", "127.0.0.1"), ("network-port", str(phone.port)),
-             ("username", phone.user), ("realm", phone.domain), ("user-agent", phone.user_agent)],
+            [
+                ("profile-name", "internal"),
+                ("from-user", phone.user),
+                ("from-host", phone.domain),
+                ("contact", f'"" <sip:{phone.user}@127.0.0.1:{phone.port}>'),
+                ("call-id", phone.call_id or ""),
+                ("rpid", "unknown"),
+                ("status", "Unregistered(UDP)"),
+                ("expires", "0"),
+                ("to-user", phone.user),
+                ("to-host", phone.domain),
+                ("network-ip", "127.0.0.1"),
+                ("network-port", str(phone.port)),
+                ("username", phone.user),
+                ("realm", phone.domain),
+                ("user-agent", phone.user_agent),
+            ],
         )
 
     def _custom(self, subclass: str, calling, headers) -> Event:
@@ -609,8 +737,7 @@ class Switch:
             ("max_forwards", "70"),
             ("presence_id", f"{caller}@{self.domain}" if profile == "internal" else ""),
             ("switch_r_sdp", remote_sdp("caller", 6300)),
-            ("ep_codec_string",
-             "CORE_PCM_MODULE.PCMU@8000h@20i@64000b,CORE_PCM_MODULE.PCMA@8000h@20i@64000b"),
+            ("ep_codec_string", "CORE_PCM_MODULE.PCMU@8000h@20i@64000b,CORE_PCM_MODULE.PCMA@8000h@20i@64000b"),
             ("endpoint_disposition", "DELAYED NEGOTIATION"),
         ]
         sip_vars = [(k, v) for k, v in sip_vars if v != ""]
@@ -662,8 +789,16 @@ class Switch:
         ch.start([(_boot, ())] + list(apps))
         return ch
 
-    def call_from_phone(self, phone: Phone | str, dest: str, *, script: CallerScript | None = None,
-                        context: str = "default", apps=None, uuid: str | None = None) -> Channel:
+    def call_from_phone(
+        self,
+        phone: Phone | str,
+        dest: str,
+        *,
+        script: CallerScript | None = None,
+        context: str = "default",
+        apps=None,
+        uuid: str | None = None,
+    ) -> Channel:
         """A registered phone dials `dest` (an extension, a department or an external number): an
         inbound call on the internal profile, digest-authenticated like FreeSWITCH does for phones
         (user_name, domain_name, sip_auth_* and the user's directory variables are set)."""
@@ -679,9 +814,17 @@ class Switch:
             "domain_name": phone.domain,
         }
         variables.update({k: str(v) for k, v in phone.variables.items()})
-        return self.incoming_call(did=dest, caller=phone.user,
-                                  caller_name=phone.variables.get("effective_caller_id_name", ""), script=script,
-                                  context=context, apps=apps, uuid=uuid, profile="internal", variables=variables)
+        return self.incoming_call(
+            did=dest,
+            caller=phone.user,
+            caller_name=phone.variables.get("effective_caller_id_name", ""),
+            script=script,
+            context=context,
+            apps=apps,
+            uuid=uuid,
+            profile="internal",
+            variables=variables,
+        )
 
     def _outbound_connect(self, ch: Channel, host: str, port: int, *, async_mode: bool, full: bool):
         from fsd.sim.esl import EslConnection

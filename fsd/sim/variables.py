@@ -213,18 +213,41 @@ def billing(ch, now_us: int, q850: int) -> None:
 
 
 RTP_STATS = [
-    "rtp_audio_in_raw_bytes", "rtp_audio_in_media_bytes", "rtp_audio_in_packet_count",
-    "rtp_audio_in_media_packet_count", "rtp_audio_in_skip_packet_count", "rtp_audio_in_jitter_packet_count",
-    "rtp_audio_in_dtmf_packet_count", "rtp_audio_in_cng_packet_count", "rtp_audio_in_flush_packet_count",
-    "rtp_audio_in_largest_jb_size", "rtp_audio_in_jitter_min_variance", "rtp_audio_in_jitter_max_variance",
-    "rtp_audio_in_jitter_loss_rate", "rtp_audio_in_jitter_burst_rate", "rtp_audio_in_mean_interval",
-    "rtp_audio_in_flaw_total", "rtp_audio_in_quality_percentage", "rtp_audio_in_mos",
-    "rtp_audio_out_raw_bytes", "rtp_audio_out_media_bytes", "rtp_audio_out_packet_count",
-    "rtp_audio_out_media_packet_count", "rtp_audio_out_skip_packet_count", "rtp_audio_out_dtmf_packet_count",
-    "rtp_audio_out_cng_packet_count", "rtp_audio_rtcp_packet_count", "rtp_audio_rtcp_octet_count",
+    "rtp_audio_in_raw_bytes",
+    "rtp_audio_in_media_bytes",
+    "rtp_audio_in_packet_count",
+    "rtp_audio_in_media_packet_count",
+    "rtp_audio_in_skip_packet_count",
+    "rtp_audio_in_jitter_packet_count",
+    "rtp_audio_in_dtmf_packet_count",
+    "rtp_audio_in_cng_packet_count",
+    "rtp_audio_in_flush_packet_count",
+    "rtp_audio_in_largest_jb_size",
+    "rtp_audio_in_jitter_min_variance",
+    "rtp_audio_in_jitter_max_variance",
+    "rtp_audio_in_jitter_loss_rate",
+    "rtp_audio_in_jitter_burst_rate",
+    "rtp_audio_in_mean_interval",
+    "rtp_audio_in_flaw_total",
+    "rtp_audio_in_quality_percentage",
+    "rtp_audio_in_mos",
+    "rtp_audio_out_raw_bytes",
+    "rtp_audio_out_media_bytes",
+    "rtp_audio_out_packet_count",
+    "rtp_audio_out_media_packet_count",
+    "rtp_audio_out_skip_packet_count",
+    "rtp_audio_out_dtmf_packet_count",
+    "rtp_audio_out_cng_packet_count",
+    "rtp_audio_rtcp_packet_count",
+    "rtp_audio_rtcp_octet_count",
 ]
-_RTP_FLOAT = {"rtp_audio_in_jitter_min_variance", "rtp_audio_in_jitter_max_variance", "rtp_audio_in_jitter_loss_rate",
-              "rtp_audio_in_jitter_burst_rate", "rtp_audio_in_mean_interval"}
+_RTP_FLOAT = {
+    "rtp_audio_in_jitter_min_variance",
+    "rtp_audio_in_jitter_max_variance",
+    "rtp_audio_in_jitter_loss_rate",
+    "rtp_audio_in_jitter_burst_rate",
+    "rtp_audio_in_mean_interval",
+}
 
 
 def rtp_stats(ch) -> None:

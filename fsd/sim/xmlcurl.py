@@ -75,8 +75,13 @@ def parse_directory(xml_text: str, user: str, domain: str) -> DirectoryUser | No
             except ValueError:
                 cache_ms = 0
             return DirectoryUser(
-                user=u.get("id"), domain=dname, a1_hash=params.get("a1-hash"), password=params.get("password"),
-                params=params, variables=variables, cacheable=cache_ms,
+                user=u.get("id"),
+                domain=dname,
+                a1_hash=params.get("a1-hash"),
+                password=params.get("password"),
+                params=params,
+                variables=variables,
+                cacheable=cache_ms,
             )
     return None
 
@@ -93,14 +98,25 @@ class XmlCurlDirectory:
     # ------------------------------------------------------------------ HTTP
     def _body(self, *, section, tag_name, key_name, key_value, calling, params) -> str:
         ev = self.switch.new_event("REQUEST_PARAMS", calling=calling)
-        fields = [("hostname", self.switch.hostname), ("section", section), ("tag_name", tag_name),
-                  ("key_name", key_name), ("key_value", key_value)]
+        fields = [
+            ("hostname", self.switch.hostname),
+            ("section", section),
+            ("tag_name", tag_name),
+            ("key_name", key_name),
+            ("key_value", key_value),
+        ]
         fields += ev.headers + list(params)
         return "&".join(f"{k}={url_encode(v)}" for k, v in fields)
 
     def request(self, *, section="directory", tag_name="", key_name="", key_value="", calling=None, params=()):
-        body = self._body(section=section, tag_name=tag_name, key_name=key_name, key_value=key_value,
-                          calling=calling or ("sofia_reg.c", "sofia_reg_parse_auth", "3124"), params=params)
+        body = self._body(
+            section=section,
+            tag_name=tag_name,
+            key_name=key_name,
+            key_value=key_value,
+            calling=calling or ("sofia_reg.c", "sofia_reg_parse_auth", "3124"),
+            params=params,
+        )
         self.requests.append({"section": section, "params": dict(params), "body": body})
         req = urllib.request.Request(self.url, data=body.encode("utf-8"), method="POST")  # noqa: S310
         req.add_header("User-Agent", "freeswitch-xml/1.0")
@@ -163,13 +179,26 @@ class XmlCurlDirectory:
         ha2 = _md5(f"REGISTER:{uri}")
         response = _md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
         extra = [
-            ("sip_profile", "internal"), ("sip_user_agent", phone.user_agent), ("sip_auth_username", phone.user),
-            ("sip_auth_realm", phone.domain), ("sip_auth_nonce", nonce), ("sip_auth_uri", uri),
-            ("sip_contact_user", phone.user), ("sip_contact_host", "127.0.0.1"), ("sip_to_user", phone.user),
-            ("sip_to_host", phone.domain), ("sip_via_protocol", "udp"), ("sip_from_user", phone.user),
-            ("sip_from_host", phone.domain), ("sip_call_id", phone.call_id or ""),
-            ("sip_request_host", phone.domain), ("sip_auth_qop", "auth"), ("sip_auth_cnonce", cnonce),
-            ("sip_auth_nc", "00000001"), ("sip_auth_response", response), ("sip_auth_method", "REGISTER"),
+            ("sip_profile", "internal"),
+            ("sip_user_agent", phone.user_agent),
+            ("sip_auth_username", phone.user),
+            ("sip_auth_realm", phone.domain),
+            ("sip_auth_nonce", nonce),
+            ("sip_auth_uri", uri),
+            ("sip_contact_user", phone.user),
+            ("sip_contact_host", "127.0.0.1"),
+            ("sip_to_user", phone.user),
+            ("sip_to_host", phone.domain),
+            ("sip_via_protocol", "udp"),
+            ("sip_from_user", phone.user),
+            ("sip_from_host", phone.domain),
+            ("sip_call_id", phone.call_id or ""),
+            ("sip_request_host", phone.domain),
+            ("sip_auth_qop", "auth"),
+            ("sip_auth_cnonce", cnonce),
+            ("sip_auth_nc", "00000001"),
+            ("sip_auth_response", response),
+            ("sip_auth_method", "REGISTER"),
             ("client_port", str(phone.port or 5060)),
         ]
         entry = self.fetch_user(phone.user, phone.domain, "sip_auth", extra=extra[:])

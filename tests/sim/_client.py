@@ -119,8 +119,10 @@ class RawEsl:
             if f is None:
                 self.frames.put(None)
                 return None
-            if skip_events and f.content_type and (
-                f.content_type.startswith("text/event") or f.content_type == "log/data"
+            if (
+                skip_events
+                and f.content_type
+                and (f.content_type.startswith("text/event") or f.content_type == "log/data")
             ):
                 continue
             return f

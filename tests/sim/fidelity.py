@@ -114,9 +114,24 @@ def _norm_plain_body(body: str, *, structure: bool) -> str:
 
 
 KEEP_IN_STRUCTURE = {
-    "Event-Name", "Event-Subclass", "Channel-State", "Channel-Call-State", "Answer-State", "Call-Direction",
-    "Application", "Application-Response", "Hangup-Cause", "DTMF-Digit", "Playback-Status", "Other-Type",
-    "Content-Type", "Reply-Text", "Socket-Mode", "Control", "Content-Disposition", "Linger-Time",
+    "Event-Name",
+    "Event-Subclass",
+    "Channel-State",
+    "Channel-Call-State",
+    "Answer-State",
+    "Call-Direction",
+    "Application",
+    "Application-Response",
+    "Hangup-Cause",
+    "DTMF-Digit",
+    "Playback-Status",
+    "Other-Type",
+    "Content-Type",
+    "Reply-Text",
+    "Socket-Mode",
+    "Control",
+    "Content-Disposition",
+    "Linger-Time",
 }
 
 

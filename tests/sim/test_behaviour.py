@@ -149,8 +149,11 @@ def test_bgapi_honours_job_uuid_and_reports_result(sw, esl):
 
 
 def test_originate_to_extension_runs_dialplan():
-    sw = Switch(time_scale=FAST, heartbeat_interval=0,
-                dialplan={"default": {"5000": ["answer", "playback:silence_stream://1000", "hangup"]}}).start()
+    sw = Switch(
+        time_scale=FAST,
+        heartbeat_interval=0,
+        dialplan={"default": {"5000": ["answer", "playback:silence_stream://1000", "hangup"]}},
+    ).start()
     try:
         sw.add_phone(Phone("1001", behaviour=Answer(after=0.1)))
         c = login("127.0.0.1", sw.esl_port)
@@ -314,8 +317,10 @@ def test_linger_keeps_session_until_the_app_closes(outbound):
         conn.cmd("myevents")
         assert conn.cmd("linger").reply == "+OK will linger"
         conn.cmd("sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING")
-        notice = wait_for(lambda: next((f for f in list(conn.frames.queue) if f and
-                                        f.get("Content-Disposition") == "linger"), None), 5)
+        notice = wait_for(
+            lambda: next((f for f in list(conn.frames.queue) if f and f.get("Content-Disposition") == "linger"), None),
+            5,
+        )
         assert notice.get("Controlled-Session-UUID") == ch.uuid and notice.get("Linger-Time") == "-1"
         assert not ch.destroyed.wait(0.1)  # held while the app lingers
         conn.close()
@@ -344,7 +349,9 @@ def test_linger_with_timeout_closes_by_itself(outbound):
 
 def test_fallback_runs_after_socket_close(outbound):
     sw = Switch(
-        time_scale=FAST, heartbeat_interval=0, outbound_target=("127.0.0.1", outbound.port),
+        time_scale=FAST,
+        heartbeat_interval=0,
+        outbound_target=("127.0.0.1", outbound.port),
         fallback=["playback:silence_stream://500", "hangup:USER_BUSY"],
     ).start()
     try:
@@ -382,8 +389,10 @@ def test_bridge_app_over_the_socket(outbound):
         _connect(conn)
         conn.cmd("myevents")
         conn.cmd("sendmsg\ncall-command: execute\nexecute-app-name: answer")
-        conn.cmd("sendmsg\ncall-command: execute\nexecute-app-name: bridge\n"
-                 "execute-app-arg: {leg_timeout=10}user/1002@127.0.0.1,user/1001@127.0.0.1")
+        conn.cmd(
+            "sendmsg\ncall-command: execute\nexecute-app-name: bridge\n"
+            "execute-app-arg: {leg_timeout=10}user/1002@127.0.0.1,user/1001@127.0.0.1"
+        )
         conn.wait_event("CHANNEL_BRIDGE")
         conn.wait_event("CHANNEL_UNBRIDGE")
         done = conn.wait_event("CHANNEL_EXECUTE_COMPLETE", Application="bridge")
@@ -502,8 +511,9 @@ def test_random_chunking_keeps_the_stream_intact():
 
 
 def test_crash_drops_connections_and_keeps_channels(outbound):
-    sw = Switch(time_scale=FAST, heartbeat_interval=0, outbound_target=("127.0.0.1", outbound.port),
-                fallback=["park"]).start()
+    sw = Switch(
+        time_scale=FAST, heartbeat_interval=0, outbound_target=("127.0.0.1", outbound.port), fallback=["park"]
+    ).start()
     try:
         c = login("127.0.0.1", sw.esl_port)
         ch = sw.incoming_call(did="100", caller="200")
@@ -577,8 +587,6 @@ def test_wrong_password_and_before_auth():
         sw.stop()
 
 
-
-
 def test_park_after_bridge_parks_the_caller_when_the_agent_hangs_up(sw, esl):
     sw.add_phone(Phone("1001", behaviour=Answer(after=0.1), hangup_after=2.0))
     ch = sw.incoming_call(did="100", caller="200", apps=["answer", "park", "hangup"])
@@ -610,8 +618,12 @@ def test_static_socket_replies_after_execution(outbound):
         r = conn.cmd("connect")
         assert r.get("Socket-Mode") == "static" and r.get("Control") == "full"
         conn.cmd("myevents")
-        assert conn.cmd("sendmsg\ncall-command: execute\nexecute-app-name: playback\n"
-                        "execute-app-arg: silence_stream://2000").reply == "+OK"
+        assert (
+            conn.cmd(
+                "sendmsg\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: silence_stream://2000"
+            ).reply
+            == "+OK"
+        )
         # the reply came only after the playback completed
         assert any(f.event().get("Event-Name") == "CHANNEL_EXECUTE_COMPLETE" for f in conn.events)
         conn.close()

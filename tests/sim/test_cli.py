@@ -14,12 +14,23 @@ def test_scenario_runs_traffic_to_the_outbound_target(tmp_path):
     srv = OutboundServer()
     try:
         scenario = {
-            "switch": {"hostname": "cli", "time_scale": 0.01, "heartbeat_interval": 0,
-                       "outbound_target": f"127.0.0.1:{srv.port}"},
+            "switch": {
+                "hostname": "cli",
+                "time_scale": 0.01,
+                "heartbeat_interval": 0,
+                "outbound_target": f"127.0.0.1:{srv.port}",
+            },
             "phones": [{"user": "1001", "behaviour": {"answer": {"after": 1}}}, {"user": "1002", "behaviour": "busy"}],
             "gateways": [{"name": "pstn", "numbers": {"200": "busy"}}],
-            "traffic": [{"did": "74950000001", "calls_per_second": 5, "count": 2, "caller": "7916{seq:07d}",
-                         "script": {"hangup_after": 100}}],
+            "traffic": [
+                {
+                    "did": "74950000001",
+                    "calls_per_second": 5,
+                    "count": 2,
+                    "caller": "7916{seq:07d}",
+                    "script": {"hangup_after": 100},
+                }
+            ],
             "run_for": 50,
         }
         path = tmp_path / "s.json"

@@ -64,7 +64,10 @@ CALLS = {
 def test_uuid_commands_match_capture():
     dialplan = {"default": {"9999": ["answer", "playback:tone_stream://%(1000,0,440)", "hangup:NORMAL_CLEARING"]}}
     sw = Switch(
-        time_scale=0.3, heartbeat_interval=0, dialplan=dialplan, missing_file_duration=1.0,
+        time_scale=0.3,
+        heartbeat_interval=0,
+        dialplan=dialplan,
+        missing_file_duration=1.0,
         **fidelity.CAPTURE_IDENTITY,
     )
     sw.start()
@@ -73,8 +76,13 @@ def test_uuid_commands_match_capture():
         def before(i, cmd):
             for uuid in CALLS.get(i, []):
                 ch = sw.incoming_call(
-                    did="5900", caller="79161234567", caller_name="PSTN Caller", context="default",
-                    apps=["answer", "park"], uuid=uuid, profile="internal",
+                    did="5900",
+                    caller="79161234567",
+                    caller_name="PSTN Caller",
+                    context="default",
+                    apps=["answer", "park"],
+                    uuid=uuid,
+                    profile="internal",
                 )
                 sw.wait_for_event("CHANNEL_PARK", Unique_ID=ch.uuid, timeout=5)
             if cmd.startswith(b"api uuid_break"):
@@ -200,8 +208,9 @@ def test_socket_close_inbound_stream_matches_capture():
             conn.cmd("connect")
             conn.close()
 
-        st = _inbound_call_capture("call-socket-close.inbound", sw, uuid="95e03d4e-0000-4000-8000-000000000002",
-                                   outbound=outbound)
+        st = _inbound_call_capture(
+            "call-socket-close.inbound", sw, uuid="95e03d4e-0000-4000-8000-000000000002", outbound=outbound
+        )
         assert_same_variable_names(st["got"], st["want"])
     finally:
         sw.stop()
@@ -236,7 +245,12 @@ def test_outbound_call_inbound_stream_matches_capture(name):
         # The JSON run also shows a different (racy) interleaving of the two legs around the agent's
         # hangup, so it is compared per channel; the plain run is compared in global order.
         st = _inbound_call_capture(
-            f"{name}.inbound", sw, uuid=caller_uuid, outbound=outbound, script=script, keep=keep,
+            f"{name}.inbound",
+            sw,
+            uuid=caller_uuid,
+            outbound=outbound,
+            script=script,
+            keep=keep,
             per_channel=name.endswith("json"),
         )
         st["out"].get(timeout=10)
@@ -262,10 +276,18 @@ def _uuid_in(name):
 
 
 REG_VARS = {
-    "record_stereo": "true", "default_gateway": "pstn_trunk", "default_areacode": "918",
-    "transfer_fallback_extension": "operator", "toll_allow": "domestic,international,local", "accountcode": "1001",
-    "user_context": "default", "effective_caller_id_name": "Extension 1001", "effective_caller_id_number": "1001",
-    "outbound_caller_id_name": "FreeSWITCH", "outbound_caller_id_number": "0000000000", "callgroup": "techsupport",
+    "record_stereo": "true",
+    "default_gateway": "pstn_trunk",
+    "default_areacode": "918",
+    "transfer_fallback_extension": "operator",
+    "toll_allow": "domestic,international,local",
+    "accountcode": "1001",
+    "user_context": "default",
+    "effective_caller_id_name": "Extension 1001",
+    "effective_caller_id_number": "1001",
+    "outbound_caller_id_name": "FreeSWITCH",
+    "outbound_caller_id_number": "0000000000",
+    "callgroup": "techsupport",
 }
 
 
@@ -289,14 +311,20 @@ def test_registration_events_match_capture():
         def before(i, cmd):
             if i == 2:
                 for user, port, pw in (("1001", 5101, "1234"), ("1002", 5102, "1234"), ("1003", 5103, "bad")):
-                    phone = Phone(user, port=port, register=False, user_agent="sipp-trace-agent",
-                                  variables=dict(REG_VARS, accountcode=user))
+                    phone = Phone(
+                        user,
+                        port=port,
+                        register=False,
+                        user_agent="sipp-trace-agent",
+                        variables=dict(REG_VARS, accountcode=user),
+                    )
                     phone.call_id = f"1-{user}@127.0.0.1"
                     sw.add_phone(phone)
                     sw.register(phone, password=pw)
 
         got, _ = fidelity.replay("registration-events.inbound", sw.esl_port, before_command=before, keep=_keep)
         want = fidelity.expected_frames("registration-events.inbound")
+
         # api bodies: digits (ports, call ids, expiry times) are normalised, the layout is compared
         def norm(f):
             text = fidelity.normalise(f, structure=True)
@@ -329,8 +357,9 @@ def test_bridge_app_call_inbound_stream_matches_capture():
         def outbound():
             return fidelity.replay(f"{name}.outbound", 0, sock_factory=lambda: srv.accept(timeout=10))
 
-        st = _inbound_call_capture(f"{name}.inbound", sw, uuid="af7bf4e5-0000-4000-8000-000000000003",
-                                   outbound=outbound, per_channel=True)
+        st = _inbound_call_capture(
+            f"{name}.inbound", sw, uuid="af7bf4e5-0000-4000-8000-000000000003", outbound=outbound, per_channel=True
+        )
         st["out"].get(timeout=10)
         assert_same_variable_names(st["got"], st["want"])
     finally:

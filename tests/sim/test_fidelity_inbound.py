@@ -49,8 +49,13 @@ def test_inbound_extra_commands_match_capture(switch):
     # Frames for modules the emulator does not implement (callcenter, fifo, the registration table,
     # gateway details, expand) are skipped; everything else must match.
     cmds = [c for c, _ in fidelity.client_commands("esl-inbound-extra")]
-    skip_cmds = (b"api sofia status profile", b"api sofia status gateway", b"api callcenter_config",
-                 b"api fifo list", b"api expand")
+    skip_cmds = (
+        b"api sofia status profile",
+        b"api sofia status gateway",
+        b"api callcenter_config",
+        b"api fifo list",
+        b"api expand",
+    )
     skip = {i + 1 for i, c in enumerate(cmds) if c.startswith(skip_cmds)}  # frame 0 is auth/request
     got, _ = fidelity.replay("esl-inbound-extra", switch.esl_port)
     _compare("esl-inbound-extra", got, skip=skip)

@@ -124,5 +124,3 @@ def test_socket_close_matches_capture():
     finally:
         sw.stop()
         srv.stop()
-
-

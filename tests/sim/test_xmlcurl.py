@@ -13,9 +13,7 @@ from fsd.sim import Phone, Switch
 from tests.sim import fidelity
 from tests.sim._client import login
 
-NOT_FOUND = (
-    '<document type="freeswitch/xml"><section name="result"><result status="not found" /></section></document>'
-)
+NOT_FOUND = '<document type="freeswitch/xml"><section name="result"><result status="not found" /></section></document>'
 
 
 def _user_doc(user, password, cacheable=None):
@@ -137,10 +135,13 @@ def test_user_dial_asks_the_directory_even_for_registered_phones(directory, dire
 
 
 @pytest.mark.skipif(not fidelity.available(), reason="FreeSWITCH traces not present")
-@pytest.mark.parametrize(("capture", "command"), [
-    ("xmlcurl-08-directory-user_call", "originate user/2001@127.0.0.1 &park()"),
-    ("xmlcurl-09-directory-noaction-user-2001", "user_exists id 2001 127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("capture", "command"),
+    [
+        ("xmlcurl-08-directory-user_call", "originate user/2001@127.0.0.1 &park()"),
+        ("xmlcurl-09-directory-noaction-user-2001", "user_exists id 2001 127.0.0.1"),
+    ],
+)
 def test_lookup_request_fields_in_freeswitch_order(directory, capture, command):
     url, requests = directory
     sw = Switch(heartbeat_interval=0, xml_curl_url=url).start()
@@ -152,8 +153,18 @@ def test_lookup_request_fields_in_freeswitch_order(directory, capture, command):
         want = urllib.parse.parse_qsl(body, keep_blank_values=True)
         got = requests[0]
         assert [k for k, _ in got] == [k for k, _ in want]
-        volatile = {"hostname", "Core-UUID", "FreeSWITCH-Hostname", "FreeSWITCH-Switchname", "FreeSWITCH-IPv4",
-                    "FreeSWITCH-IPv6", "Event-Date-Local", "Event-Date-GMT", "Event-Date-Timestamp", "Event-Sequence"}
+        volatile = {
+            "hostname",
+            "Core-UUID",
+            "FreeSWITCH-Hostname",
+            "FreeSWITCH-Switchname",
+            "FreeSWITCH-IPv4",
+            "FreeSWITCH-IPv6",
+            "Event-Date-Local",
+            "Event-Date-GMT",
+            "Event-Date-Timestamp",
+            "Event-Sequence",
+        }
         assert [kv for kv in got if kv[0] not in volatile] == [kv for kv in want if kv[0] not in volatile]
         c.close()
     finally:
