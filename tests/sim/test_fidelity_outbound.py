@@ -107,13 +107,14 @@ def test_outbound_bridge_app_call_matches_capture():
         srv.stop()
 
 
-def test_socket_close_matches_capture():
+@pytest.mark.parametrize("name", ["call-socket-close", "call-socket-close-resume"])
+def test_socket_close_matches_capture(name):
     srv = OutboundServer()
     sw = _switch(srv.port)
     try:
         ch = sw.incoming_call(did="74950000001", caller="79161234567", caller_name="PSTN Caller")
-        got, _ = _replay_outbound("call-socket-close.outbound", srv)
-        want = fidelity.expected_frames("call-socket-close.outbound")
+        got, _ = _replay_outbound(f"{name}.outbound", srv)
+        want = fidelity.expected_frames(f"{name}.outbound")
         g_s, w_s = _structure(got), _structure(want)
         assert g_s == w_s, fidelity.first_difference(g_s, w_s)
         assert_same_variable_names(got, want)
