@@ -32,6 +32,7 @@ LIGHT_CALLS = 300
 LIGHT_RATE = 20
 OFFER_CALLERS = 500
 OFFER_THRESHOLD_S = 20.0
+OFFER_RATE = 50  # callers arrive over 10 s, so all 500 wait at once when the first offers start
 
 
 def _percentile(values, q):
@@ -268,7 +269,7 @@ def _bench_offer(dsn: str, storage: str) -> list[dict]:
         t, emps, num = _seed(env.pool, members=0, strategy="simultaneous", impatient=True, ring_timeout=120)
         did = num.did.lstrip("+")
         mark = env.ask(("mark", None))[1]
-        env.ask(("place", {"did": did, "n": OFFER_CALLERS, "rate": 0, "hangup_after": OFFER_THRESHOLD_S + 4,
+        env.ask(("place", {"did": did, "n": OFFER_CALLERS, "rate": OFFER_RATE, "hangup_after": OFFER_THRESHOLD_S + 8,
                            "prompt_digits": ["2"], "prefix": "7920"}), timeout=120)
         _wait_idle(env, time.monotonic() + OFFER_THRESHOLD_S + 60)
         data = env.collect(mark)
