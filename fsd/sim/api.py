@@ -89,6 +89,9 @@ class Api:
             "user_exists": self.user_exists,
             "module_exists": self.module_exists,
             "eval": self.eval,
+            "reloadacl": lambda arg: "+OK acl reloaded\n",
+            "user_data": self.user_data,
+            "vm_boxcount": lambda arg: "0",
             "echo": self.echo,
         }
 
@@ -157,6 +160,23 @@ class Api:
         if len(parts) < 3:
             return "false"
         return "true" if self.switch.lookup_user(parts[1], parts[2], action=None) is not None else "false"
+
+    def user_data(self, arg):
+        """user_data USER@DOMAIN var|param|attr NAME."""
+        parts = arg.split()
+        if len(parts) < 3:
+            return ""
+        user, _, domain = parts[0].partition("@")
+        phone = self.switch.lookup_user(user, domain or self.switch.domain, action=None)
+        if phone is None:
+            return ""
+        if parts[1] == "var":
+            return str(phone.variables.get(parts[2], ""))
+        if parts[1] == "attr" and parts[2] == "number-alias":
+            return phone.number_alias or ""
+        if parts[1] == "param" and parts[2] == "password":
+            return phone.password
+        return ""
 
     def sofia_contact(self, arg):
         target = arg.split("/")[-1]
@@ -547,5 +567,5 @@ class Api:
             out.append("=" * 97)
             return "\n".join(out) + "\n"
         if len(parts) >= 3 and parts[0] == "profile" and parts[2] in ("rescan", "restart", "start"):
-            return "+OK scan complete\n" if parts[2] == "rescan" else "+OK\n"
+            return "Reload XML [Success]\n+OK scan complete\n" if parts[2] == "rescan" else "+OK\n"
         return "-ERR Usage: sofia status\n"

@@ -162,6 +162,7 @@ class Phone(Endpoint):
         self.variables = dict(variables or {})
         self.call_id = None
         self.registered_at = 0.0
+        self.number_alias: str | None = None
 
     @property
     def key(self) -> str:

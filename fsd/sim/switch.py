@@ -599,10 +599,10 @@ class Switch:
             ("username", phone.user),
             ("realm", phone.domain),
             ("user-agent", phone.user_agent),
-            ("sip_number_alias", phone.user),
+            ("sip_number_alias", phone.number_alias or phone.user),
             ("sip_auth_username", phone.user),
             ("sip_auth_realm", phone.domain),
-            ("number_alias", phone.user),
+            ("number_alias", phone.number_alias or phone.user),
             ("user_name", phone.user),
             ("domain_name", phone.domain),
         ] + [(k, str(v)) for k, v in phone.variables.items()]

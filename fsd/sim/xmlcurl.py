@@ -40,7 +40,19 @@ _CONTACT_RE = re.compile(r"sofia_contact\((?:[^/)]*/)?([^@)]+)@")
 
 
 class DirectoryUser:
-    def __init__(self, *, user, domain, a1_hash=None, password=None, params=None, variables=None, cacheable=0):
+    def __init__(
+        self,
+        *,
+        user,
+        domain,
+        a1_hash=None,
+        password=None,
+        params=None,
+        variables=None,
+        cacheable=0,
+        number_alias=None,
+        domain_variables=None,
+    ):
         self.user = user
         self.domain = domain
         self.a1_hash = a1_hash
@@ -48,6 +60,8 @@ class DirectoryUser:
         self.params = params or {}
         self.variables = variables or {}
         self.cacheable = cacheable
+        self.number_alias = number_alias
+        self.domain_variables = domain_variables or {}
 
 
 def parse_directory(xml_text: str, user: str, domain: str) -> DirectoryUser | None:
@@ -65,6 +79,11 @@ def parse_directory(xml_text: str, user: str, domain: str) -> DirectoryUser | No
                 continue
             params = {}
             variables = {}
+            domain_vars = {}
+            dvars = dom.find("variables")
+            if dvars is not None:
+                for v in dvars.iter("variable"):
+                    domain_vars[v.get("name")] = v.get("value", "")
             for p in u.iter("param"):
                 params[p.get("name")] = p.get("value", "")
             for v in u.iter("variable"):
@@ -82,6 +101,8 @@ def parse_directory(xml_text: str, user: str, domain: str) -> DirectoryUser | No
                 params=params,
                 variables=variables,
                 cacheable=cache_ms,
+                number_alias=u.get("number-alias"),
+                domain_variables=domain_vars,
             )
     return None
 
@@ -209,7 +230,10 @@ class XmlCurlDirectory:
             return False
         expected = _md5(f"{a1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
         if expected == response:
+            phone.variables.update(entry.domain_variables)
             phone.variables.update(entry.variables)
+            if entry.number_alias:
+                phone.number_alias = entry.number_alias
             return True
         return False
 
@@ -230,7 +254,10 @@ class XmlCurlDirectory:
             registered = self.switch.phones.get(f"{contact}@{domain}")
             if contact != user and registered is not None:
                 return registered
-        phone = Phone(user, domain, entry.password or "", register=False, variables=entry.variables)
+        phone = Phone(
+            user, domain, entry.password or "", register=False, variables={**entry.domain_variables, **entry.variables}
+        )
+        phone.number_alias = entry.number_alias
         self.switch.phones.setdefault(phone.key, phone)
         return self.switch.phones[phone.key]
 

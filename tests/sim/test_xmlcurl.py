@@ -169,3 +169,69 @@ def test_lookup_request_fields_in_freeswitch_order(directory, capture, command):
         c.close()
     finally:
         sw.stop()
+
+
+@pytest.mark.skipif(not fidelity.available(), reason="FreeSWITCH traces not present")
+def test_directory_run_matches_capture():
+    """The xmlcurl capture's ESL side: REGISTERs of 2001 (right and wrong password) and unknown 2999 through
+    the directory (served with the captured answers), then the directory api commands."""
+    from fsd.sim import Answer
+    from tests.sim.test_fidelity_events import _keep
+
+    def captured(n):
+        path = [f for f in os.listdir(os.path.join(fidelity.TRACES, "xmlcurl")) if f.startswith(f"xmlcurl-{n:02d}-")]
+        with open(
+            os.path.join(fidelity.TRACES, "xmlcurl", next(p for p in path if p.endswith("response.http"))), "rb"
+        ) as f:
+            return f.read().decode().split("\r\n\r\n", 1)[1]
+
+    user_doc, not_found = captured(4), captured(7)
+
+    def app(environ, start_response):
+        form = dict(urllib.parse.parse_qsl(environ["wsgi.input"].read().decode(), keep_blank_values=True))
+        start_response("200 OK", [("Content-Type", "text/xml")])
+        return [(user_doc if form.get("user") == "2001" else not_found).encode()]
+
+    server = WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    sw = Switch(
+        time_scale=0.05,
+        heartbeat_interval=0,
+        xml_curl_url=f"http://127.0.0.1:{server.server_port}/fsxml",
+        **fidelity.CAPTURE_IDENTITY,
+    ).start()
+    try:
+
+        def before(i, cmd):
+            if i == 2:
+                ok = Phone(
+                    "2001",
+                    password="secret2001",
+                    register=False,
+                    port=5111,
+                    behaviour=Answer(after=2.0),
+                    user_agent="sipp-trace-agent",
+                )
+                sw.add_phone(ok)
+                assert sw.register(ok)
+                assert not sw.register(Phone("2001", register=False, user_agent="sipp-trace-agent"), password="bad")
+                assert not sw.register(Phone("2999", password="x", register=False, user_agent="sipp-trace-agent"))
+
+        got, _ = fidelity.replay("xmlcurl-directory.esl", sw.esl_port, before_command=before, keep=_keep)
+        want = fidelity.expected_frames("xmlcurl-directory.esl")
+        cmds = [c for c, _ in fidelity.client_commands("xmlcurl-directory.esl")]
+        # not emulated: mod_voicemail's loopback call, and the registration table's SIP-level values
+        skip = {b"api sofia status profile internal reg", b"api originate loopback/"}
+        for g, w in zip(got, want, strict=True):
+            gs, ws = fidelity.normalise(g, structure=True), fidelity.normalise(w, structure=True)
+            if w.content_type == "api/response":
+                idx = [f for f in want if f.content_type in ("api/response",)].index(w)
+                api_cmds = [c for c in cmds if c.startswith(b"api ")]
+                if api_cmds[idx].startswith(tuple(skip)):
+                    continue
+            assert gs == ws, fidelity.first_difference([gs], [ws])
+        reg = next(f for f in got if b"sofia%3A%3Aregister\n" in f.body).event()
+        assert reg["number_alias"] == "201" and reg["effective_caller_id_name"] == "Ivan Petrov"
+    finally:
+        sw.stop()
+        server.stop()
