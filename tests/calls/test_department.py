@@ -57,3 +57,24 @@ def test_busy_member_is_skipped(pool, node):
     ch = call(node, num.did, hangup_after=20)
     row = _row(w, ch.uuid)
     assert row["answered_by"] == b.id and len(pb.calls) == 1
+
+
+def test_metrics_and_queue_gauges(pool, node):
+    from prometheus_client import generate_latest
+
+    w = World(pool)
+    a = w.employee("Anna Ivanova", "201")
+    dept = w.department("Sales", [a], ring_timeout=300)
+    num = w.number(dest_kind="department", dest_department_id=dept.id)
+    p = phone(node, w, a, NoAnswer())
+    ch = call(node, num.did, hangup_after=60)
+    wait_for(lambda: p.calls, message="member rung")
+    text = generate_latest(node.metrics.registry).decode()
+    assert f'fsd_callers_waiting{{department="{dept.id}"}} 1.0' in text
+    assert 'fsd_members{state="ringing"} 1.0' in text
+    row = _row(w, ch.uuid)
+    assert row["result"] == "abandoned"
+    text = generate_latest(node.metrics.registry).decode()
+    assert f'fsd_calls_abandoned_total{{department="{dept.id}",tenant="{w.tid}"}} 1.0' in text
+    assert 'fsd_calls_total{direction="inbound",result="abandoned"} 1.0' in text
+    assert f'fsd_callers_waiting{{department="{dept.id}"}} 0.0' in text

@@ -92,9 +92,11 @@ def test_db_down_calls_route_on_last_config_and_history_is_spooled(pool, db_dsn)
         wait_for(lambda: w.history(first.uuid), message="first row")
 
         proxy.cut()
-        calls = [call(node, num.did, caller=f"7916000000{i}", hangup_after=10) for i in range(3)]
+        calls = []
+        for i in range(3):  # one after another: the one member answers each
+            calls.append(call(node, num.did, caller=f"7916000000{i}", hangup_after=10))
+            wait_for(lambda: calls[-1].hungup.is_set(), timeout=15, message="call done")
         # answered on the last good configuration while the database is unreachable
-        wait_for(lambda: all(c.hungup.is_set() for c in calls), timeout=15, message="calls done")
         wait_for(lambda: node.driver.history.pending() == 3, timeout=15, message="spooled")
         assert node.metrics.history_spooled._value.get() == 3
         assert all(w.history(c.uuid) is None for c in calls)
