@@ -353,9 +353,10 @@ class Call:
             # the first originate is what a caller waits for.
             pending = self._apply(actions)
             self.ensure_answered()
+            waiting_from = self.now()  # the caller hears the ring-back from here
             self.start_ringback()
             if impatient is not None and impatient.enabled:
-                offer_at = self.now() + impatient.threshold_s
+                offer_at = waiting_from + impatient.threshold_s
             while True:
                 if pending is not None:
                     events, pending = pending, None
