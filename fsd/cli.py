@@ -305,6 +305,26 @@ def cmd_sim(args, cfg) -> int:
     return sim_main(args.sim_args)
 
 
+def _tenant_crud(sub, name: str, help_: str, ref_help: str, fields, func, extra_update=None):
+    """create/list/show/update/delete sub-commands of a per-company resource, all with --tenant;
+    returns the resource's sub-command group so more actions can be added."""
+    parser = sub.add_parser(name, help=help_)
+    actions = parser.add_subparsers(dest="action", required=True)
+    out = {a: actions.add_parser(a) for a in ("create", "list", "show", "update", "delete")}
+    for action, sp in out.items():
+        sp.add_argument("--tenant", required=True, help="company SIP domain")
+        if action in ("show", "update", "delete"):
+            sp.add_argument("ref", help=ref_help)
+        if action in ("list", "show"):
+            sp.add_argument("--json", action="store_true")
+        sp.set_defaults(func=func)
+    fields(out["create"], True)
+    fields(out["update"], False)
+    if extra_update:
+        extra_update(out["update"])
+    return actions
+
+
 # -- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fsd", description="Call-distribution daemon for a hosted virtual PBX.")
@@ -360,9 +380,6 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=cmd_tenant)
 
     # employees
-    e = sub.add_parser("employee", help="employees (extensions)")
-    es = e.add_subparsers(dest="action", required=True)
-
     def emp_fields(sp, create: bool):
         sp.add_argument("--name", required=create)
         sp.add_argument("--login")
@@ -375,37 +392,20 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--forward", dest="forward_mode", choices=["off", "instant", "delayed"])
         sp.add_argument("--forward-delay", dest="forward_delay")
 
-    ec = es.add_parser("create")
-    ec.add_argument("--tenant", required=True, help="company SIP domain")
-    emp_fields(ec, True)
-    el = es.add_parser("list")
-    el.add_argument("--tenant", required=True)
-    el.add_argument("--json", action="store_true")
-    esh = es.add_parser("show")
-    esh.add_argument("--tenant", required=True)
-    esh.add_argument("ref", help="id, login or extension")
-    esh.add_argument("--json", action="store_true")
-    eu = es.add_parser("update")
-    eu.add_argument("--tenant", required=True)
-    eu.add_argument("ref")
-    emp_fields(eu, False)
-    eu.add_argument("--disable", action="store_true")
-    eu.add_argument("--enable", action="store_true")
-    ed = es.add_parser("delete")
-    ed.add_argument("--tenant", required=True)
-    ed.add_argument("ref")
-    er = es.add_parser("reset-password")
+    def emp_update(sp):
+        sp.add_argument("--disable", action="store_true")
+        sp.add_argument("--enable", action="store_true")
+
+    employee_actions = _tenant_crud(sub, "employee", "employees (extensions)", "id, login or extension", emp_fields,
+                                    cmd_employee, emp_update)
+    er = employee_actions.add_parser("reset-password")
     er.add_argument("--tenant", required=True)
     er.add_argument("ref")
     er.add_argument("--password")
     er.add_argument("--new-login")
-    for sp in (ec, el, esh, eu, ed, er):
-        sp.set_defaults(func=cmd_employee)
+    er.set_defaults(func=cmd_employee)
 
     # departments
-    d = sub.add_parser("department", help="departments (group call pickup)")
-    ds = d.add_subparsers(dest="action", required=True)
-
     def dep_fields(sp, create: bool):
         sp.add_argument("--name", required=create)
         sp.add_argument("--extension")
@@ -421,30 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--impatient", choices=["on", "off"])
         sp.add_argument("--impatient-threshold", dest="impatient_threshold")
 
-    dc = ds.add_parser("create")
-    dc.add_argument("--tenant", required=True)
-    dep_fields(dc, True)
-    dl = ds.add_parser("list")
-    dl.add_argument("--tenant", required=True)
-    dl.add_argument("--json", action="store_true")
-    dsh = ds.add_parser("show")
-    dsh.add_argument("--tenant", required=True)
-    dsh.add_argument("ref", help="id, name or extension")
-    dsh.add_argument("--json", action="store_true")
-    du = ds.add_parser("update")
-    du.add_argument("--tenant", required=True)
-    du.add_argument("ref")
-    dep_fields(du, False)
-    dd = ds.add_parser("delete")
-    dd.add_argument("--tenant", required=True)
-    dd.add_argument("ref")
-    for sp in (dc, dl, dsh, du, dd):
-        sp.set_defaults(func=cmd_department)
+    _tenant_crud(sub, "department", "departments (group call pickup)", "id, name or extension", dep_fields,
+                 cmd_department)
 
     # numbers
-    n = sub.add_parser("number", help="company numbers (DIDs) and their routing")
-    ns = n.add_subparsers(dest="action", required=True)
-
     def num_fields(sp, create: bool):
         sp.add_argument("--did", required=create, help="the number, any format (normalised to E.164)")
         sp.add_argument("--name")
@@ -463,25 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--offhours-employee")
         sp.add_argument("--offhours-ivr")
 
-    nc = ns.add_parser("create")
-    nc.add_argument("--tenant", required=True)
-    num_fields(nc, True)
-    nl = ns.add_parser("list")
-    nl.add_argument("--tenant", required=True)
-    nl.add_argument("--json", action="store_true")
-    nsh = ns.add_parser("show")
-    nsh.add_argument("--tenant", required=True)
-    nsh.add_argument("ref", help="id or number")
-    nsh.add_argument("--json", action="store_true")
-    nu = ns.add_parser("update")
-    nu.add_argument("--tenant", required=True)
-    nu.add_argument("ref")
-    num_fields(nu, False)
-    nd = ns.add_parser("delete")
-    nd.add_argument("--tenant", required=True)
-    nd.add_argument("ref")
-    for sp in (nc, nl, nsh, nu, nd):
-        sp.set_defaults(func=cmd_number)
+    _tenant_crud(sub, "number", "company numbers (DIDs) and their routing", "id or number", num_fields, cmd_number)
     return p
 
 
