@@ -453,7 +453,13 @@ def setup_logging(cfg: config_mod.Config | None, level: str | None = None) -> No
     except ImportError:  # pragma: no cover
         logging.basicConfig(level=logging.INFO)
         return
-    setup(level=level or (cfg.log.level if cfg else "INFO"), fmt=cfg.log.format if cfg else "kv")
+    trace = bool(cfg and cfg.log.trace_esl)
+    setup(level=level or (cfg.log.level if cfg else "INFO"), fmt=cfg.log.format if cfg else "kv", trace_esl=trace)
+    if trace:
+        from fsd.esl.connection import set_wire_trace
+        from fsd.logs import esl_wire_logger
+
+        set_wire_trace(lambda conn, direction, data: esl_wire_logger(direction, data, conn=conn))
 
 
 def main(argv: list[str] | None = None) -> int:

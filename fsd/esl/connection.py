@@ -297,6 +297,16 @@ class _Waiter:
         self.sent_at = time.monotonic()
 
 
+_wire_trace: Callable[[str, str, bytes], None] | None = None
+
+
+def set_wire_trace(fn: Callable[[str, str, bytes], None] | None) -> None:
+    """Log the wire (`--trace-esl`): fn(connection name, "in"|"out", bytes) sees every chunk read and
+    every frame written, on every connection. None turns tracing off (the default, and free)."""
+    global _wire_trace
+    _wire_trace = fn
+
+
 class Connection:
     """One ESL socket (either direction). Callbacks run in the reader greenlet and must not block:
 
@@ -387,6 +397,8 @@ class Connection:
                 if not data:
                     reason = ESLDisconnected(f"{self.name}: connection closed by peer")
                     break
+                if _wire_trace is not None:
+                    _wire_trace(self.name, "in", data)
                 for frame in feed(data):
                     handle(frame)
                 # let handler greenlets drain their queues before the next read
@@ -453,6 +465,8 @@ class Connection:
             with self._write_lock:
                 if self.closed.is_set():
                     raise self._closed_error()
+                if _wire_trace is not None:
+                    _wire_trace(self.name, "out", data)
                 self.sock.sendall(data)
         except gevent.Timeout as t:
             if t is not timer:
@@ -485,6 +499,8 @@ class Connection:
                     raise self._closed_error()
                 self._waiters.append(w)
                 w.sent_at = time.monotonic()
+                if _wire_trace is not None:
+                    _wire_trace(self.name, "out", data)
                 self.sock.sendall(data)
         except gevent.Timeout as t:
             if t is not timer:
