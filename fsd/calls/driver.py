@@ -27,6 +27,7 @@ import gevent.event
 from fsd.calls.call import Call, CallerGone, _safe
 from fsd.calls.callbacks import CallbackWorker
 from fsd.calls.clock import as_clock
+from fsd.calls.dbgate import DbGate
 from fsd.calls.history import HistoryWriter
 from fsd.calls.links import SwitchLink
 from fsd.calls.members import MemberBoard
@@ -45,7 +46,8 @@ INTERNAL_CONTEXT_MARK = "internal"
 class CallDriver:
     def __init__(self, *, pool, switches: dict, config, metrics: Metrics | None = None, clock=None,
                  node: str | None = None, storage_dir: str | None = None, prompts_dir: str | None = None,
-                 callbacks: bool = True, callback_poll_s: float = 1.0, history_flush_s: float = 2.0):
+                 callbacks: bool = True, callback_poll_s: float = 1.0, history_flush_s: float = 2.0,
+                 db_hold_s: float = 2.0):
         calls_cfg = config.calls if hasattr(config, "calls") else config
         if not isinstance(calls_cfg, CallsConfig):
             calls_cfg = CallsConfig()
@@ -58,11 +60,13 @@ class CallDriver:
         self.prompts_dir = prompts_dir or calls_cfg.prompts_dir or None
         self.links = {name: SwitchLink(name=name, client=c, on_registration=self._on_registration)
                       for name, c in switches.items()}
-        self.cache = SnapshotCache(pool=pool, storage_dir=self.storage_dir, prompts_dir=self.prompts_dir)
+        self.gate = DbGate(hold_s=db_hold_s)
+        self.cache = SnapshotCache(pool=pool, storage_dir=self.storage_dir, prompts_dir=self.prompts_dir,
+                                   gate=self.gate)
         self.board = MemberBoard(pool=pool, node=self.node, clock=self.clock,
-                                 poll_interval_s=min(0.5, max(0.02, self.clock.real(2.0))))
+                                 poll_interval_s=min(0.5, max(0.02, self.clock.real(2.0))), gate=self.gate)
         self.history = HistoryWriter(pool=pool, storage_dir=self.storage_dir, metrics=self.metrics,
-                                     flush_interval_s=history_flush_s)
+                                     flush_interval_s=history_flush_s, gate=self.gate)
         self.callbacks = CallbackWorker(driver=self, poll_s=callback_poll_s) if callbacks else None
         self.active: dict[str, Call] = {}
         self.queues: dict = {}

@@ -29,8 +29,11 @@ def _enc(v):
 
 
 class HistoryWriter:
-    def __init__(self, *, pool, storage_dir: str, metrics=None, flush_interval_s: float = 2.0):
+    def __init__(self, *, pool, storage_dir: str, metrics=None, flush_interval_s: float = 2.0, gate=None):
+        from fsd.calls.dbgate import DbGate
+
         self.pool = pool
+        self.gate = gate or DbGate()
         self.metrics = metrics
         self.flush_interval_s = flush_interval_s
         self.spool_dir = os.path.join(storage_dir, "spool")
@@ -54,11 +57,15 @@ class HistoryWriter:
             log.exception("calls_history_final_flush_failed")
 
     def write(self, row: dict) -> None:
+        if not self.gate.ok():
+            self._spool(row, "database marked down")
+            return
         try:
             with self.pool.transaction() as cur:
                 calls_repo.history_insert(cur, row)
             self.written += 1
         except StoreError as e:
+            self.gate.failed(e)
             self._spool(row, str(e))
 
     def _spool(self, row: dict, reason: str) -> None:
@@ -104,8 +111,11 @@ class HistoryWriter:
                         calls_repo.history_insert(cur, row)
                         done += 1
             except (StoreError, FsdError) as e:
+                if isinstance(e, StoreError):
+                    self.gate.failed(e)
                 log.info("calls_history_flush_deferred pending=%d error=%s", len(lines), e)
                 return 0
+            self.gate.succeeded()
             os.unlink(self.spool_path)
             self.written += done
             log.info("calls_history_flushed rows=%d", done)

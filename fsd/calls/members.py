@@ -24,8 +24,11 @@ TALK_TTL_S = 12 * 3600.0
 
 
 class MemberBoard:
-    def __init__(self, *, pool, node: str, clock, poll_interval_s: float = 0.5):
+    def __init__(self, *, pool, node: str, clock, poll_interval_s: float = 0.5, gate=None):
+        from fsd.calls.dbgate import DbGate
+
         self.pool = pool
+        self.gate = gate or DbGate()
         self.node = node
         self.clock = clock
         self.poll_interval_s = poll_interval_s
@@ -35,8 +38,12 @@ class MemberBoard:
         self.ringing: set[int] = set()
         self.talking: set[int] = set()
         self.last_call: dict[int, float] = {}
-        self._watchers: dict[int, set[Callable[[int], None]]] = {}
+        # employee_id -> {watcher: None}, in the order the calls started waiting: a freed member is
+        # offered to the waiting calls first come, first served.
+        self._watchers: dict[int, dict[Callable[[int], None], None]] = {}
         self._pending_release: list[tuple[int, str]] = []
+        self._seq = 0  # bumped on every local reservation change (a poll must not undo newer changes)
+        self._changed: dict[int, int] = {}
         self._poller: gevent.Greenlet | None = None
         self.db_errors = 0
 
@@ -84,13 +91,13 @@ class MemberBoard:
     # -- watchers ----------------------------------------------------------------------------------
     def watch(self, employee_ids, fn: Callable[[int], None]) -> None:
         for e in employee_ids:
-            self._watchers.setdefault(e, set()).add(fn)
+            self._watchers.setdefault(e, {})[fn] = None
 
     def unwatch(self, employee_ids, fn) -> None:
         for e in employee_ids:
             s = self._watchers.get(e)
             if s is not None:
-                s.discard(fn)
+                s.pop(fn, None)
                 if not s:
                     del self._watchers[e]
 
@@ -109,15 +116,21 @@ class MemberBoard:
         want = [e for e in employee_ids if self.reserved.get(e) in (None, call_uuid)]
         if not want:
             return set()
-        try:
-            with self.pool.transaction() as cur:
-                got = calls_repo.reserve(cur, want, call_uuid=call_uuid, node=self.node, ttl_s=RING_TTL_S)
-        except StoreError as e:
-            # Database down: reserve in this process only (calls still route on the last good config).
-            self.db_errors += 1
-            log.warning("calls_reserve_failed call=%s error=%s fallback=local", call_uuid, e)
-            got = set(want)
+        if not self.gate.ok():
+            got = set(want)  # database down: reserve in this process only
+        else:
+            try:
+                with self.pool.transaction() as cur:
+                    got = calls_repo.reserve(cur, want, call_uuid=call_uuid, node=self.node, ttl_s=RING_TTL_S)
+            except StoreError as e:
+                # Database down: reserve in this process only (calls still route on the last good config).
+                self.db_errors += 1
+                self.gate.failed(e)
+                log.warning("calls_reserve_failed call=%s error=%s fallback=local", call_uuid, e)
+                got = set(want)
+        self._seq += 1
         for e in want:
+            self._changed[e] = self._seq
             if e in got:
                 self.reserved[e] = call_uuid
                 self.local[e] = call_uuid
@@ -129,17 +142,22 @@ class MemberBoard:
         mine = [e for e in employee_ids if self.local.get(e) == call_uuid]
         if not mine:
             return
+        self._seq += 1
         for e in mine:
+            self._changed[e] = self._seq
             self.local.pop(e, None)
             if self.reserved.get(e) == call_uuid:
                 del self.reserved[e]
             self.ringing.discard(e)
             self.talking.discard(e)
         try:
+            if not self.gate.ok():
+                raise StoreError("database marked down")
             with self.pool.transaction() as cur:
                 calls_repo.release(cur, mine, call_uuid=call_uuid)
         except StoreError as e:
             self.db_errors += 1
+            self.gate.failed(e)
             log.warning("calls_release_failed call=%s error=%s retry=later", call_uuid, e)
             self._pending_release += [(m, call_uuid) for m in mine]
         self._notify(mine)
@@ -148,23 +166,30 @@ class MemberBoard:
         """The member answered: keep the reservation for the whole conversation."""
         self.ringing.discard(employee_id)
         self.talking.add(employee_id)
+        if not self.gate.ok():
+            return
         try:
             with self.pool.transaction() as cur:
                 calls_repo.extend_reservation(cur, employee_id, call_uuid=call_uuid, ttl_s=TALK_TTL_S)
         except StoreError as e:
+            self.gate.failed(e)
             log.warning("calls_extend_reservation_failed call=%s error=%s", call_uuid, e)
 
     def call_ended(self, employee_id: int) -> None:
         now = self.clock.now()
         self.last_call[employee_id] = now
+        if not self.gate.ok():
+            return
         try:
             with self.pool.transaction() as cur:
                 calls_repo.employee_call_ended(cur, employee_id, self.clock.utcnow())
         except StoreError as e:
+            self.gate.failed(e)
             log.warning("calls_last_call_update_failed employee=%s error=%s", employee_id, e)
 
     # -- polling other processes' reservations ----------------------------------------------------------
     def poll_once(self) -> None:
+        started = self._seq
         with self.pool.transaction() as cur:
             db = calls_repo.reserved_members(cur)
             if self._pending_release:
@@ -177,6 +202,8 @@ class MemberBoard:
                 del self.reserved[emp]
                 changed.append(emp)
         for emp in db:
+            if self._changed.get(emp, -1) > started:
+                continue  # reserved or released here while the query ran: the database view is older
             if emp not in self.reserved and self.local.get(emp) is None:
                 self.reserved[emp] = OTHER
                 changed.append(emp)
@@ -191,8 +218,10 @@ class MemberBoard:
                 continue
             try:
                 self.poll_once()
+                self.gate.succeeded()
             except StoreError as e:
                 self.db_errors += 1
+                self.gate.failed(e)
                 log.debug("calls_reservation_poll_failed error=%s", e)
             except Exception:
                 log.exception("calls_reservation_poll_crashed")

@@ -84,8 +84,11 @@ class TenantSnapshot:
 
 
 class SnapshotCache:
-    def __init__(self, *, pool, storage_dir: str, prompts_dir: str | None = None):
+    def __init__(self, *, pool, storage_dir: str, prompts_dir: str | None = None, gate=None):
+        from fsd.calls.dbgate import DbGate
+
         self.pool = pool
+        self.gate = gate or DbGate()
         self.storage_dir = storage_dir
         self.prompts_dir = prompts_dir or str(fprompts.DEFAULT_PROMPTS_DIR)
         self._snaps: dict[int, TenantSnapshot] = {}
@@ -116,12 +119,16 @@ class SnapshotCache:
         tid = next((self._did[c] for c in cands if c in self._did), None)
         found = None
         if tid is None:
-            try:
-                with self.pool.transaction() as cur:
-                    found = calls_repo.tenant_id_by_did(cur, cands)
-            except StoreError as e:
-                log.warning("calls_did_lookup_failed did=%s error=%s", dialled, e)
+            if not self.gate.ok():
                 found = self._did_from_snapshots(cands)
+            else:
+                try:
+                    with self.pool.transaction() as cur:
+                        found = calls_repo.tenant_id_by_did(cur, cands)
+                except StoreError as e:
+                    self.gate.failed(e)
+                    log.warning("calls_did_lookup_failed did=%s error=%s", dialled, e)
+                    found = self._did_from_snapshots(cands)
             if found is None:
                 return None
             tid = found[0]
@@ -129,7 +136,7 @@ class SnapshotCache:
         for c in cands:
             if c in snap.numbers:
                 return snap, snap.numbers[c]
-        if found is not None:
+        if found is not None and self.gate.ok():
             # The database knows the number but our snapshot does not (a missed notification).
             self._stale.add(tid)
             snap = self.get(tid)
@@ -149,10 +156,13 @@ class SnapshotCache:
         domain = (domain or "").strip().lower()
         tid = self._domain.get(domain)
         if tid is None:
+            if not self.gate.ok():
+                return None
             try:
                 with self.pool.transaction() as cur:
                     tid = calls_repo.tenant_id_by_domain(cur, domain)
             except StoreError as e:
+                self.gate.failed(e)
                 log.warning("calls_domain_lookup_failed domain=%s error=%s", domain, e)
                 return None
             if tid is None:
@@ -168,11 +178,16 @@ class SnapshotCache:
             snap = self._snaps.get(tenant_id)
             if snap is not None and not self._all_stale and tenant_id not in self._stale:
                 return snap
+            if snap is not None and not self.gate.ok():
+                return snap  # the database is known to be down: the last good snapshot serves
             self._stale.discard(tenant_id)
             try:
                 fresh = self._load(tenant_id)
+                self.gate.succeeded()
             except (StoreError, FsdError) as e:
                 self.reload_errors += 1
+                if isinstance(e, StoreError):
+                    self.gate.failed(e)
                 if snap is None:
                     raise
                 self._stale.add(tenant_id)
