@@ -221,15 +221,6 @@ def test_markdown_reference_lists_every_family():
 
 
 # -- the real composition root ------------------------------------------------------------------------
-# Names the dashboard and alerts use that fsd.app.App does not export yet: the lead wires them with
-# fsd.metrics.gauges.install_scrape_gauges (see ops/README.md). Remove from this set once wired.
-PENDING_LEAD_WIRING = {
-    "fsd_queue_callers_waiting", "fsd_queue_longest_wait_seconds", "fsd_members", "fsd_esl_event_queue_depth",
-    "fsd_history_spool_depth", "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
-    "process_max_fds", "process_start_time_seconds", "fsd_ready",
-}
-
-
 def test_app_registry_exports_what_dashboard_and_alerts_use():
     import json
 
@@ -252,6 +243,4 @@ def test_app_registry_exports_what_dashboard_and_alerts_use():
             for rule in g["rules"]:
                 used |= usage(rule["expr"]).metrics
     missing = used - have.keys() - {"up"}
-    assert missing <= PENDING_LEAD_WIRING, f"used but not exported by App: {sorted(missing - PENDING_LEAD_WIRING)}"
-    if missing:
-        pytest.xfail(f"PENDING lead wiring in fsd/app.py: {sorted(missing)}")
+    assert not missing, f"used by the dashboard or alerts but not exported by App: {sorted(missing)}"
