@@ -105,6 +105,7 @@ def test_postgres_down_for_a_minute_under_traffic(own_pg):
         for c in during:
             bridged = [leg_owner.get(ch.uuid) for ch in switch.all_channels if ch.get_var("last_bridge_to") == c.uuid]
             assert any(bridged), f"call {c.uuid} was not bridged to a member"
+        wait_for(lambda: not app.calls.active, timeout=10, message="handlers done")
         assert app.calls.history.pending() == len(during)  # spooled, not lost
         assert app.metrics.esl_up.labels("sim1")._value.get() == 1
 
