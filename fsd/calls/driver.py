@@ -190,7 +190,8 @@ class CallDriver:
             self.calls_fallback += 1
             return
         link = self.link_for(data)
-        if link is None:
+        if link is None or not link.client.connected:
+            # Without the node's inbound connection fsd can neither ring members nor see them answer.
             log.warning("calls_no_switch call=%s host=%s action=fallback", uuid, data.get("FreeSWITCH-Hostname"))
             self.calls_fallback += 1
             return

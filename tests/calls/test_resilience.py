@@ -179,3 +179,23 @@ def test_two_fsd_processes_never_offer_a_member_two_calls(pool, db_dsn):
         n1.stop()
         n2.stop()
         pool2.close()
+
+
+def test_draining_or_without_inbound_connection_calls_take_the_fallback(pool):
+    node = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1", callbacks=False)
+    try:
+        w = World(pool)
+        a = w.employee("Anna Ivanova", "201")
+        dept = w.department("Sales", [a])
+        num = w.number(dest_kind="department", dest_department_id=dept.id)
+        p = phone(node, w, a, Answer(after=1))
+        node.client.stop()  # the inbound socket to this switch is down
+        ch = call(node, num.did)
+        wait_for(lambda: ch.hungup.is_set(), message="fallback ran")
+        assert not ch.times["Channel-Answered-Time"] and not p.calls
+        assert node.driver.drain(1)  # nothing in flight
+        ch2 = call(node, num.did)
+        wait_for(lambda: ch2.hungup.is_set(), message="fallback ran")
+        assert node.driver.calls_fallback == 2 and w.history(ch.uuid) is None
+    finally:
+        node.stop()
