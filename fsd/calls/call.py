@@ -380,6 +380,7 @@ class Call:
                 now = self.now()
                 if item is None:
                     if offer_at is not None and offer_res is None and now >= offer_at:
+                        self.d.note_offer(now - offer_at)
                         offer_res = self._start_offer(dept_id, impatient)
                     st, actions = next_actions(st, now)
                     continue

@@ -73,7 +73,8 @@ class CallDriver:
         self._idle = gevent.event.Event()
         self._idle.set()
         self._accepting = True
-        self.first_originate_latency: list[float] = []  # seconds from socket connect to first originate
+        self.first_originate_latency: list[float] = []
+        self.offer_lateness: list[float] = []  # seconds from socket connect to first originate
         self._connect_t: dict[str, float] = {}
         self.calls_handled = 0
         self.calls_fallback = 0
@@ -153,6 +154,11 @@ class CallDriver:
         elif impatient is not None:
             q.impatient = impatient
         return q
+
+    def note_offer(self, late_s: float) -> None:
+        """How late (this clock's seconds) an impatient offer's timer fired; kept for the bench."""
+        if len(self.offer_lateness) < 100_000:
+            self.offer_lateness.append(late_s)
 
     def note_originate(self, call: Call) -> None:
         t0 = self._connect_t.pop(call.uuid, None)
