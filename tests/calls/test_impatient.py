@@ -39,7 +39,16 @@ def _choices(node, choice):
     return node.metrics.impatient_choices.labels(choice)._value.get()
 
 
-def test_offer_starts_at_threshold_and_stay_keeps_ringing(pool, node):
+@pytest.fixture
+def slow_node(pool):
+    # the timing assertion is in simulated seconds: a slower scale keeps it meaningful on a busy machine
+    n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1", callbacks=False, scale=0.04)
+    yield n
+    n.stop()
+
+
+def test_offer_starts_at_threshold_and_stay_keeps_ringing(pool, slow_node):
+    node = slow_node
     w, a, dept, num, p = _setup(pool, node, NoAnswer(), ring_timeout=60)
     ch = call(node, num.did, prompt_digits=["2"], record_seconds=1.0)
     row = _row(w, ch.uuid)
@@ -47,7 +56,7 @@ def test_offer_starts_at_threshold_and_stay_keeps_ringing(pool, node):
     offer = _executes(node, ch.uuid, "play_and_get_digits")
     assert len(offer) == 1  # offered once
     waited = (int(offer[0].get("Event-Date-Timestamp")) - int(ringback[0].get("Event-Date-Timestamp"))) / 1e6
-    assert waited == pytest.approx(20.0, abs=1.0)
+    assert 19.8 <= waited <= 20.8  # never early; late by no more than scheduling noise
     assert offer[0].get("Application-Data").split()[5].endswith("impatient_offer.wav")
     # "stay": the ring-back resumed, and the member kept ringing until the 60 s timeout
     assert len(ringback) >= 2
