@@ -17,10 +17,12 @@ import os
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import gevent
 import gevent.queue
 
+from fsd import mailtemplates
 from fsd import prompts as fprompts
 from fsd.calls import adapters
 from fsd.errors import ESLError, FsdError, StoreError
@@ -866,18 +868,14 @@ class Call:
         dept_id = box_id if box_kind == "department" else None
         recipients = self._voicemail_recipients(box_kind, box_id)
         snap = self.snap
-        subject = f"Voicemail from {self.caller_number or 'unknown caller'} ({round(duration)} s)"
-        if snap.language == "ru":
-            subject = f"Голосовое сообщение от {self.caller_number or 'неизвестного абонента'} ({round(duration)} с)"
-        body = (f"{subject}\n\nCaller: {self.caller_number}\nNumber dialled: {self.rec.called}\n"
-                f"Time: {_dt(self.rec.started_at):%Y-%m-%d %H:%M:%S} UTC\nDuration: {duration:.1f} s\n")
+        letters = self._voicemail_letters(box_kind, box_id, recipients, duration)
         try:
             with self.d.pool.transaction() as cur:
                 vm_id = calls_repo.voicemail_insert(
                     cur, tenant_id=snap.tenant_id, call_uuid=self.uuid, employee_id=emp_id, department_id=dept_id,
                     caller=self.caller_number, duration_s=duration, path=path, size_bytes=len(audio), audio=audio)
                 if vm_id is not None:
-                    for rcpt in recipients:
+                    for rcpt, subject, body in letters:
                         calls_repo.email_enqueue(cur, tenant_id=snap.tenant_id, kind="voicemail", recipient=rcpt,
                                                  subject=subject, body=body,
                                                  attachment_name=f"voicemail-{self.uuid[:8]}.wav", attachment=audio)
@@ -888,7 +886,31 @@ class Call:
         log.info("calls_voicemail call=%s box=%s:%s seconds=%.1f emails=%d", self.uuid, box_kind, box_id, duration,
                  len(recipients))
 
-    def _voicemail_recipients(self, box_kind, box_id) -> list[str]:
+    def _voicemail_letters(self, box_kind, box_id, recipients: list[tuple[str, str]], duration: float):
+        """(address, subject, body) per recipient, from templates/mail/voicemail.<lang>.txt.j2."""
+        snap = self.snap
+        lang = snap.language if snap.language in ("ru", "en") else "ru"
+        if box_kind == "employee" and box_id in snap.employees:
+            box = f"{snap.employees[box_id].name} ({snap.employees[box_id].extension})"
+        elif box_kind == "department" and box_id in snap.departments:
+            box = snap.departments[box_id].name
+        else:
+            box = snap.tenant.name
+        started = _dt(self.rec.started_at) or self.clock.utcnow()
+        try:
+            when = started.astimezone(ZoneInfo(snap.tenant.timezone)).strftime("%Y-%m-%d %H:%M:%S")
+        except (ValueError, KeyError):
+            when = started.strftime("%Y-%m-%d %H:%M:%S UTC")
+        secs = f"{round(duration)} {'с' if lang == 'ru' else 's'}"
+        out = []
+        for address, name in recipients:
+            subject, body = mailtemplates.render(
+                "voicemail", lang, name=name, tenant_name=snap.tenant.name, caller=self.caller_number or "",
+                box=box, when=when, duration=secs, cabinet_url=self.d.cabinet_url or "")
+            out.append((address, subject, body))
+        return out
+
+    def _voicemail_recipients(self, box_kind, box_id) -> list[tuple[str, str]]:
         snap = self.snap
         if box_kind == "employee":
             e = snap.employees.get(box_id)
@@ -898,11 +920,11 @@ class Call:
             ids = d.member_ids if d else []
         else:
             ids = [e.id for e in snap.employees.values() if e.role == "admin"]
-        out = []
+        out: list[tuple[str, str]] = []
         for i in ids:
             e = snap.employees.get(i)
-            if e is not None and e.email and e.email not in out:
-                out.append(e.email)
+            if e is not None and e.email and e.email not in [a for a, _ in out]:
+                out.append((e.email, e.name))
         return out
 
     # ------------------------------------------------------------------ history

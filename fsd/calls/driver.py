@@ -52,6 +52,7 @@ class CallDriver:
         if not isinstance(calls_cfg, CallsConfig):
             calls_cfg = CallsConfig()
         self.calls_cfg = calls_cfg
+        self.cabinet_url = config.http.public_url if hasattr(config, "http") else ""
         self.node = node or (config.node.name if hasattr(config, "node") else os.uname().nodename)
         self.pool = pool
         self.metrics = metrics or Metrics()
