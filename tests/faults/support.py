@@ -3,6 +3,7 @@ proxy, and a small company fixture built through the service layer."""
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import signal
@@ -23,6 +24,14 @@ from tests.helpers import free_port, wait_for
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SYS = Actor.system("faults")
 _seq = itertools.count(1)
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the test process dies (a test killed by its timeout leaves nothing)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 class FsdProcess:
@@ -51,7 +60,7 @@ class FsdProcess:
     def start(self) -> FsdProcess:
         self._log = open(self.logpath, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "fsd", "serve"], env=self.env, cwd=ROOT,  # noqa: S603
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+                                     stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         return self
 
     def url(self, path: str) -> str:

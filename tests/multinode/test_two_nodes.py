@@ -1,0 +1,158 @@
+"""Two `fsd serve` processes and two emulated FreeSWITCH nodes sharing one PostgreSQL.
+
+Topology: switch simA hands its calls to fsd-1, simB to fsd-2; each fsd holds an inbound Event Socket
+to both switches (directory flushes reach every node). Two departments of 50 members each; calls to
+both departments arrive on both switches, so both fsd processes compete for the same members.
+
+fsd rings a member with ``user/<ext>@<domain>`` on the switch that carries the call: it does not bridge
+across switches. A member must therefore be reachable on the switch of the call; here every member's
+phone is registered on both switches (as with a shared registrar / a phone registered to both nodes).
+
+Pass: no member is ever offered two calls at once (legs to each member, on both switches, never
+overlap in time); every call has exactly one history row; a password changed through fsd-1's API is
+refused by fsd-2's directory on the next REGISTER within a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import gevent
+
+from fsd.services import Actor
+from fsd.services.tokens import TokenService
+from fsd.sim import Answer, CallerScript, Phone, Switch
+from fsd.sim.clock import Clock
+from fsd.sim.xmlcurl import XmlCurlDirectory
+from tests.faults.support import Company, FsdProcess, phone_for
+from tests.helpers import wait_for
+
+SCALE = 0.05  # 1 simulated second = 50 ms
+MEMBERS = 50
+CALLS = int(os.environ.get("FSD_MULTINODE_CALLS", "1000"))
+RATE = 40.0  # calls per real second, both switches together
+
+
+def test_two_fsd_two_switches_one_database(db_dsn, pool):
+    clock = Clock(time_scale=SCALE)  # one simulated time line for both switches: legs compare across them
+    sw = {n: Switch(hostname=n, clock=clock, heartbeat_interval=0, keep_events=5000).start()
+          for n in ("simA", "simB")}
+    ports = {n: s.esl_port for n, s in sw.items()}
+    fsd1 = FsdProcess(dsn=db_dsn, switches=ports, node="fsd-1", scale=SCALE).start()
+    fsd2 = FsdProcess(dsn=db_dsn, switches=ports, node="fsd-2", scale=SCALE).start()
+    try:
+        fsd1.wait_ready()
+        fsd2.wait_ready()
+        sw["simA"].outbound_target = ("127.0.0.1", fsd1.outbound_port)
+        sw["simB"].outbound_target = ("127.0.0.1", fsd2.outbound_port)
+
+        co = Company(pool, max_users=2 * MEMBERS + 5)
+        admin = co.svc.employees.create(Actor.system("multinode"), co.tid, name="Admin Adminov", extension="900",
+                                        role="admin").employee
+        depts, nums = [], []
+        for d, (strategy, base) in enumerate((("evenly", 2000), ("in_order", 3000))):
+            members = [co.employee(f"M{d} {i}", str(base + i)) for i in range(MEMBERS)]
+            dept = co.department(f"Dept {d}", members, strategy=strategy, ring_timeout=1200, step_delay=5)
+            depts.append((dept, members))
+            nums.append(co.number(dest_kind="department", dest_department_id=dept.id))
+            for m in members:
+                for s in sw.values():
+                    phone_for(s, co, m, Answer(after=1), hangup_after=10)
+
+        placed = []
+        names = list(sw)
+
+        def traffic():
+            t0 = time.monotonic()
+            for i in range(CALLS):
+                s = sw[names[i % 2]]
+                num = nums[(i // 2) % 2]
+                placed.append(s.incoming_call(did=num.did.lstrip("+"), caller=f"7916{i:07d}", context="fsd-public",
+                                              script=CallerScript(hangup_after=6000)))
+                lag = t0 + (i + 1) / RATE - time.monotonic()
+                gevent.sleep(max(0.0, lag))
+
+        t_start = time.monotonic()
+        g = gevent.spawn(traffic)
+        g.join(timeout=180)  # the emulators share this process: placing calls is bounded by its CPU
+        assert len(placed) == CALLS
+
+        def done():
+            return all(c.hungup.is_set() for c in placed)
+
+        wait_for(done, timeout=60, interval=0.1, message="every call over")
+
+        def counted():
+            return co.rows("SELECT count(*) AS n FROM calls")[0]["n"] >= CALLS
+
+        wait_for(counted, timeout=30, interval=0.1, message="history of every call")
+        elapsed = time.monotonic() - t_start
+
+        # every call exactly once in history, handled by the fsd its switch talks to
+        rows = co.rows("SELECT call_uuid, count(*) AS n, min(node) AS node, min(result) AS result, "
+                       "min(answered_by) AS answered_by FROM calls GROUP BY call_uuid")
+        by_uuid = {r["call_uuid"]: r for r in rows}
+        assert set(by_uuid) == {c.uuid for c in placed}
+        assert all(r["n"] == 1 for r in rows)
+        node_of = {"simA": "fsd-1", "simB": "fsd-2"}
+        for i, c in enumerate(placed):
+            assert by_uuid[c.uuid]["node"] == node_of[names[i % 2]]
+        results = {}
+        for r in rows:
+            results[r["result"]] = results.get(r["result"], 0) + 1
+        assert results.get("answered", 0) == CALLS, (results, co.rows(
+            "SELECT call_uuid, node, department_id, route, wait_s, started_at, ended_at FROM calls "
+            "WHERE result <> 'answered'"))
+
+        # no member was ever offered two calls at once, whichever fsd and switch offered them
+        overlaps = []
+        offers = 0
+        for _dept, members in depts:
+            for m in members:
+                legs = []
+                for s in sw.values():
+                    p = s.phones[f"{m.extension}@{co.domain}"]
+                    for u in p.calls:
+                        ch = s.channel(u)
+                        start = ch.times["Channel-Created-Time"] / 1e6
+                        end = (ch.times["Channel-Hangup-Time"] or 0) / 1e6 or float("inf")
+                        legs.append((start, end, s.hostname, u))
+                legs.sort()
+                offers += len(legs)
+                for a, b in zip(legs, legs[1:], strict=False):
+                    if b[0] < a[1]:
+                        overlaps.append((m.extension, a, b))
+        assert offers >= CALLS
+        assert not overlaps, overlaps[:5]
+        # both processes did real work on both departments
+        per_node = co.rows("SELECT node, department_id, count(*) AS n FROM calls GROUP BY node, department_id")
+        assert len(per_node) == 4 and all(r["n"] >= CALLS // 5 for r in per_node), per_node
+
+        # a configuration change through fsd-1 takes effect in fsd-2 within a second
+        victim = depts[0][1][0]
+        sw_b = sw["simB"]
+        sw_b.xmlcurl = XmlCurlDirectory(switch=sw_b, url=fsd2.url("/freeswitch/directory"),
+                                        credentials=("freeswitch", "xc-secret"))
+        reg = Phone(victim.login, co.domain, password=co.passwords[victim.id], register=False)
+        assert sw_b.register(reg, password=co.passwords[victim.id])  # fsd-2's directory knows the password
+        token = TokenService(pool=pool).create(
+            Actor.employee(tenant_id=co.tid, employee_id=admin.id, role="admin", login=admin.login),
+            co.tid, name="multinode").token
+        status, body = fsd1.request("POST", f"/api/v1/employees/{victim.id}/password",
+                                    json.dumps({"send_letter": False}).encode(),
+                                    {"Authorization": f"Bearer {token}"})
+        assert status in (200, 201), body
+        new_password = json.loads(body)["password"]
+        t0 = time.monotonic()
+        wait_for(lambda: not sw_b.register(reg, password=co.passwords[victim.id]), timeout=1.0, interval=0.02,
+                 message="old password refused by the other fsd within a second")
+        assert time.monotonic() - t0 < 1.0
+        assert sw_b.register(reg, password=new_password)
+        print(f"multinode: {CALLS} calls in {elapsed:.1f} s real, {offers} member offers, results {results}")  # noqa: T201
+    finally:
+        fsd1.stop()
+        fsd2.stop()
+        for s in sw.values():
+            s.stop()
