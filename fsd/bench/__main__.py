@@ -21,7 +21,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
-MODULES = ["esl_ingest", "directory", "calls", "member_pick"]
+MODULES = ["esl_ingest", "directory", "calls", "member_pick", "impatient", "memory"]
 
 
 def fmt(v) -> str:
@@ -34,7 +34,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="fsd.bench")
     ap.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
     ap.add_argument("--out", default="bench-results")
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller loads (FSD_BENCH_QUICK=1): a smoke run in a few minutes, figures less exact")
     args = ap.parse_args(argv)
+    if args.quick:
+        os.environ["FSD_BENCH_QUICK"] = "1"
     rows: list[dict] = []
     for name in args.only or MODULES:
         try:
@@ -49,7 +53,7 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001 - a broken benchmark is reported, the others still run
             traceback.print_exc()
             rows.append({"bench": name, "figure": "(failed)", "value": repr(e)})
-        print(f"# {name}: {time.monotonic() - t0:.1f}s", file=sys.stderr)
+        print(f"# {name}: {time.monotonic() - t0:.1f}s", file=sys.stderr)  # noqa: T201
     cols = ["bench", "figure", "value", "unit", "anchor", "ratio", "goal"]
     table = [[fmt(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in table)) if table else len(c) for i, c in enumerate(cols)]
@@ -60,9 +64,10 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     meta = {"when": stamp, "python": sys.version.split()[0], "machine": platform.machine(),
-            "cpus": os.cpu_count()}
+            "cpus": os.cpu_count(), "quick": bool(args.quick), "load_average": os.getloadavg()}
     with open(os.path.join(args.out, f"bench-{stamp}.txt"), "w") as f:
         f.write(text + "\n")
+    print(f"# saved {os.path.join(args.out, f'bench-{stamp}.txt')} and .json", file=sys.stderr)  # noqa: T201
     with open(os.path.join(args.out, f"bench-{stamp}.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=2, default=str)
     return 0

@@ -78,7 +78,9 @@ def measure(callers: int = CALLERS, *, rate: float = ARRIVAL_RATE) -> dict:
             "from_wait": from_wait, "from_entry": from_entry, "tracebacks": errors}
 
 
-def run(callers: int = CALLERS) -> list[dict]:
+def run(callers: int | None = None) -> list[dict]:
+    if callers is None:
+        callers = 100 if os.environ.get("FSD_BENCH_QUICK") else CALLERS
     m = measure(callers)
     rows = []
     scen = (f"{m['callers']} callers arriving in {m['placed_s']:.1f} s, department of {MEMBERS} members who "
@@ -105,6 +107,6 @@ def run(callers: int = CALLERS) -> list[dict]:
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else CALLERS
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else None
     for row in run(n):
         print(f"{row['figure']}: {row['value']} {row['unit']} (anchor {row['anchor']}, ratio {row['ratio']})")  # noqa: T201
