@@ -107,10 +107,6 @@ def test_socket_drop_mid_traffic_reconnects_and_resubscribes(rig):
     wait_for(lambda: not co.rows("SELECT 1 FROM reservations"), timeout=10, message="reservations released")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product defect: CallDriver.handle routes a call although the switch's inbound ESL client is "
-    "disconnected; it answers the caller, every member originate fails (ESLDisconnected) and the call "
-    "ends in the department's no-answer action (voicemail) instead of the dialplan fallback"))
 def test_calls_during_an_esl_outage_take_the_dialplan_fallback(rig):
     app, switch, proxy, co, dept, num, phones = rig
     client = app.switches["sim1"]
