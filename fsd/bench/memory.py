@@ -161,7 +161,7 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
     from fsd.sim import CallerScript, NoAnswer, Phone, Switch
 
     profile = None
-    if os.environ.get("FSD_BENCH_PROFILE"):  # a directory: cProfile of the emulator -> sim.prof
+    if os.environ.get("FSD_BENCH_PROFILE_SIM"):  # a directory: cProfile of the emulator -> sim-<pid>.prof
         import cProfile
 
         profile = cProfile.Profile()
@@ -224,7 +224,7 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
             sw.stop()
             if profile is not None:
                 profile.disable()
-                profile.dump_stats(os.path.join(os.environ["FSD_BENCH_PROFILE"], f"sim-{os.getpid()}.prof"))
+                profile.dump_stats(os.path.join(os.environ["FSD_BENCH_PROFILE_SIM"], f"sim-{os.getpid()}.prof"))
             conn.send(("stopped", None))
             return
 
@@ -298,8 +298,8 @@ class FsdProcess:
         os.makedirs(storage, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         argv = [sys.executable, "-m", "fsd", "serve"]
-        if os.environ.get("FSD_BENCH_PROFILE"):  # a directory: cProfile of fsd serve -> fsd-<pid>.prof at exit
-            argv[1:1] = ["-m", "cProfile", "-o", os.path.join(os.environ["FSD_BENCH_PROFILE"],
+        if os.environ.get("FSD_BENCH_PROFILE_FSD"):  # a directory: cProfile of fsd serve -> fsd-<pid>.prof at exit
+            argv[1:1] = ["-m", "cProfile", "-o", os.path.join(os.environ["FSD_BENCH_PROFILE_FSD"],
                                                               f"fsd-{os.getpid()}-{outbound_port}.prof")]
         self.proc = subprocess.Popen(argv, env=env, cwd=ROOT,  # noqa: S603
                                      stdout=self._log, stderr=subprocess.STDOUT)
