@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from fsd import config as config_mod
 from fsd.app import App
 from fsd.metrics import Metrics
-from fsd.sim import Answer, CallerScript, Switch
+from fsd.sim import Answer, CallerScript, NoAnswer, Switch
 from tests.faults.support import Company, TcpProxy, phone_for
 from tests.helpers import free_port, wait_for
 
@@ -131,3 +131,27 @@ def test_calls_during_an_esl_outage_take_the_dialplan_fallback(rig):
     assert [_fate(switch, c, phones, member_ids) for c in [before, *after]] == ["answered"] * 4
     # during the outage: fsd did not answer them (it could not ring anybody); the fallback ran
     assert fates_during == ["fallback"] * 5, routes_during
+
+
+def test_a_call_in_progress_rides_out_a_short_esl_drop(rig):
+    """The turn of the member who answers falls into a short ESL outage: after the reconnect fsd rings
+    them; the call is not pushed through its members into voicemail."""
+    app, switch, proxy, co, dept, num, phones = rig
+    client = app.switches["sim1"]
+    first, second = co.employee("First Noanswer", "251"), co.employee("Second Answers", "252")
+    duo = co.department("Duo", [first, second], strategy="in_order", step_delay=4, ring_timeout=120)
+    duo_num = co.number(dest_kind="department", dest_department_id=duo.id)
+    phone_for(switch, co, first, NoAnswer())
+    p2 = phone_for(switch, co, second, Answer(after=1), hangup_after=3)
+    ch = _call(switch, duo_num, 7)
+    wait_for(lambda: ch.times["Channel-Answered-Time"], timeout=10, message="first member ringing")
+    proxy.cut()  # the step to the second member falls into the outage
+    wait_for(lambda: not client.connected, timeout=5, message="drop seen")
+    switch.clock.sleep(8)  # the second member's turn comes during the outage
+    restored_at = switch.clock.now()
+    proxy.restore()
+    wait_for(lambda: client.connected, timeout=5, message="reconnected")
+    row = wait_for(lambda: co.history(ch.uuid), timeout=30, message="history")
+    assert row["result"] == "answered" and row["answered_by"] == second.id, row["route"]
+    # the second member was rung only once the link was back (no originate could reach the switch before)
+    assert p2.calls and switch.channel(p2.calls[0]).times["Channel-Created-Time"] / 1e6 >= restored_at
