@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -201,7 +202,10 @@ def _coerce(section: str, key: str, typ: Any, raw: Any) -> Any:
         if t is int:
             return int(raw.strip())
         if t is float:
-            return float(raw.strip())
+            value = float(raw.strip())
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
     except ValueError:
         raise ConfigError(f"{name}: {raw!r} is not a valid {t.__name__}") from None
     return raw
@@ -231,6 +235,10 @@ def load(
             cp.read(path, encoding="utf-8")
         except configparser.Error as e:
             raise ConfigError(f"config file {path}: {e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        except OSError as e:
+            raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
         for sec in cp.sections():
             layers.setdefault(sec, {}).update(dict(cp.items(sec)))
 

@@ -438,7 +438,9 @@ class FrameParser:
         else:
             tail = self._more[-1] if self._more else self._buf
             if b"\n" not in data and not tail.endswith(b"\n"):  # no header block can have completed
-                if len(self._buf) + self._more_len + n > self.max_header_bytes + 1:
+                # the same bound as _parse: the block so far, without the blank lines before it
+                lead = len(self._buf) - len(self._buf.lstrip(b"\n"))
+                if len(self._buf) - lead + self._more_len + n > self.max_header_bytes:
                     raise FrameTooLarge(f"header block exceeds {self.max_header_bytes} bytes")
                 self._more.append(data)
                 self._more_len += n

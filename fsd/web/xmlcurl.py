@@ -106,7 +106,7 @@ class XmlCurlApp:
         if not auth_ok:
             self._count("other", "denied", t0)
             return self._error("401 Unauthorized", "credentials required", [("WWW-Authenticate", 'Basic realm="fsd"')])
-        if not content_length.isdigit():
+        if not (content_length.isascii() and content_length.isdigit()):
             self._count("other", "bad_request", t0)
             return self._error("400 Bad Request", "Content-Length required")
         n = int(content_length)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -96,11 +95,6 @@ def _check_stream(data: bytes, cuts: list[int]) -> None:
             assert left == whole_left, label
         else:
             # feeding at once loses the frames of the failing call; a chunked feed returns the earlier ones
-            if error is None and whole_error is FrameTooLarge and left == MAX_HEADER + 1:
-                # known off-by-one (test_header_limit_is_the_same_for_every_chunking): a chunked feed
-                # holds max_header_bytes + 1 bytes of an unfinished header block where feeding at once
-                # refuses them; one byte more and it raises too
-                return
             assert error is not None, f"{label}: no error but feeding at once raised {whole_error.__name__}"
             assert issubclass(error, FrameError)
 
@@ -136,11 +130,6 @@ def test_fuzz_frame_parser_any_bytes_every_chunking(data, cuts):
     _check_stream(data, cuts)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="fsd/esl/frames.py FrameParser: an unfinished header block of max_header_bytes + 1 bytes "
-                          "raises FrameTooLarge when fed at once (_parse: n - pos > max_header_bytes) but is kept "
-                          "when it arrives in pieces (_absorb: total > max_header_bytes + 1), so the verdict depends "
-                          "on the chunking by one byte. Fix: use the same bound in _absorb (drop the + 1).")
 def test_header_limit_is_the_same_for_every_chunking():
     data = b"\x00" * (MAX_HEADER + 1)
     assert _feed_chunks([data])[1] is FrameTooLarge
