@@ -171,7 +171,13 @@ class OutboundSession:
         text = reply.reply_text or ""
         if not text.startswith("+OK"):
             raise CommandFailed(f"{self.name}: connect: {text}", reply=text)
-        self.channel_data = Event(reply.headers, None, content_type=reply.content_type, raw=reply.raw_headers)
+        # kept for the whole call: a lazy event over the raw header block (about 5 KB) rather than the
+        # parsed frame headers (about 50 KB of strings and index per call)
+        raw = reply.raw_headers
+        if isinstance(raw, bytes | bytearray | memoryview) and raw:
+            self.channel_data = Event.from_plain(bytes(raw))
+        else:
+            self.channel_data = Event(reply.headers, None, content_type=reply.content_type, raw=raw)
         self.uuid = self.channel_data.get("Unique-ID") or self.channel_data.get("Channel-Unique-ID")
         if self.uuid:
             self.name = f"outbound:{self.uuid}"
