@@ -18,6 +18,7 @@ import gevent.event
 
 from fsd.calls.clock import ScaledClock
 from fsd.calls.driver import CallDriver
+from fsd.calls.recovery import recover
 from fsd.config import Config
 from fsd.directory import Directory
 from fsd.esl.inbound import InboundClient
@@ -101,6 +102,7 @@ class App:
             pool=lambda: {"in_use": self.pool.in_use, "idle": len(self.pool._idle), "waiting": self.pool.waiting},
             ready=lambda: self.readiness()[0],
         )
+        self.recovery = None
         self.started = gevent.event.Event()
         self.stopped = gevent.event.Event()
 
@@ -207,6 +209,11 @@ class App:
         self.listener.start()
         for c in self.switches.values():
             c.start()
+        # after a crash: rebuild this node's view of live calls from the switches and free stuck
+        # reservations before the call driver starts taking calls
+        self.recovery = recover(pool=self.pool, switches=self.switches, node=self.config.node.name,
+                                wait_s=self.config.esl.connect_timeout_s,
+                                command_timeout=self.config.esl.command_timeout_s)
         self.calls.start()
         self.outbound.start()
         self.mailer.start()
@@ -234,6 +241,8 @@ class App:
         self.http.stop(timeout=min(timeout, 5.0))
         self.outbound.stop(timeout=min(timeout, 5.0))
         self.calls.stop()
+        if self.recovery is not None:
+            self.recovery.stop()
         self.mailer.stop()
         for c in self.switches.values():
             c.stop()

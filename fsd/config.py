@@ -45,7 +45,7 @@ class EslConfig:
     password: str = "ClueCon"  # noqa: S105 - FreeSWITCH's vanilla default; set your own
     command_timeout_s: float = 5.0
     connect_timeout_s: float = 3.0
-    reconnect_max_s: float = 5.0
+    reconnect_max_s: float = 2.0
 
 
 @dataclass(frozen=True)

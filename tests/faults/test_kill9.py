@@ -93,10 +93,7 @@ def test_kill9_queued_callers_take_the_fallback(rig):
 
 @pytest.mark.parametrize("restart", [
     "recover_then_serve",
-    pytest.param("serve_only", marks=pytest.mark.xfail(strict=True, reason=(
-        "needs wiring: fsd serve does not run fsd.calls.recovery.recover() at start; its MemberBoard.start() "
-        "drops every reservation of the node, so a member still talking on a call that survived the kill "
-        "is offered a new call, and orphan ringing legs keep ringing"))),
+    "serve_only",  # fsd serve runs fsd.calls.recovery.recover() at start
 ])
 def test_kill9_bridged_calls_survive_and_restart_frees_stuck_reservations(rig, pool, restart):
     sw, co = rig.switch, rig.co
