@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -122,6 +123,8 @@ class Call:
         self.q: gevent.queue.Queue = gevent.queue.Queue()
         self.legs: dict[str, Leg] = {}
         self.held: set[int] = set()  # members this call holds a reservation for
+        self._finished = False  # the driver is done with this call (release_when_gone ran)
+        self._stragglers = False  # a greenlet waits for stopped legs to end
         self.caller_gone = False
         self.answered = False
         self.ringback: str | None = None
@@ -467,7 +470,9 @@ class Call:
                     self._stop(leg)
             for emp in list(self.held):
                 if self.bridged_leg is None or emp != self.bridged_leg.member_id:
-                    self._maybe_release(emp, force=True)
+                    self._maybe_release(emp)
+            if any(self.bridged_leg is None or emp != self.bridged_leg.member_id for emp in self.held):
+                self._spawn_stragglers()
 
     def _apply(self, actions):
         """Carry out Ring/Stop actions; returns follow-up events (members found busy), or
@@ -531,14 +536,17 @@ class Call:
             job = self.link.bgapi(cmd)
             res = job.get(timeout=self.clock.real(180.0) + 10.0)
         except (ESLError, gevent.Timeout) as e:
+            self._leg_gone(leg_uuid, job=True)
             self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
             return
         except Exception as e:  # CommandFailed etc.
+            self._leg_gone(leg_uuid, job=True)
             self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
             return
         if res.ok:
             self.q.put(("job", leg_uuid, None))
         else:
+            self._leg_gone(leg_uuid, job=True)
             self.q.put(("job", leg_uuid, res.error or "FAILED"))
 
     def _leg_event(self, ev) -> None:
@@ -546,7 +554,19 @@ class Call:
         if name == "CHANNEL_ANSWER":
             self.q.put(("answer", ev.uuid, None))
         elif name == "CHANNEL_HANGUP":
+            self._leg_gone(ev.uuid)
             self.q.put(("leg_end", ev.uuid, ev.get("Hangup-Cause") or "NORMAL_CLEARING"))
+
+    def _leg_gone(self, leg_uuid: str, *, job: bool = False) -> None:
+        """A leg fsd had stopped is gone: its member may be offered other calls now (not before: a
+        member whose phone still rings for this call must not be offered a second one)."""
+        leg = self.legs.get(leg_uuid)
+        if leg is None or not leg.stopped or leg is self.bridged_leg:
+            return
+        leg.done = True
+        if job:
+            leg.job_done = True
+        self._maybe_release(leg.member_id)
 
     def _stop(self, leg: Leg) -> None:
         if leg.stopped:
@@ -571,10 +591,54 @@ class Call:
 
         gevent.spawn(run)
 
+    def release_when_gone(self) -> None:
+        """The call is over: free every member whose legs are gone; the others as soon as FreeSWITCH
+        reports their (stopped) legs gone, or after a bound. Legs are disowned once settled."""
+        for emp in list(self.held):
+            self._maybe_release(emp)
+        self._finished = True
+        if self.held:
+            self._spawn_stragglers()
+        else:
+            self._disown_legs()
+
+    def _disown_legs(self) -> None:
+        for leg in list(self.legs.values()):
+            self.link.disown(leg.uuid)
+
+    def _spawn_stragglers(self) -> None:
+        if not self._stragglers:
+            self._stragglers = True
+            gevent.spawn(self._release_stragglers)
+
+    def _release_stragglers(self, wait_s: float = 10.0) -> None:
+        """Members whose stopped legs have not reported their end: released when they do (see
+        _leg_gone), or after `wait_s` real seconds at the latest, so no reservation is left stuck."""
+        deadline = time.monotonic() + wait_s
+        try:
+            while time.monotonic() < deadline:
+                waiting = [e for e in self.held if self.bridged_leg is None or e != self.bridged_leg.member_id]
+                if not waiting:
+                    return
+                gevent.sleep(0.05)
+            for emp in list(self.held):
+                if self.bridged_leg is None or emp != self.bridged_leg.member_id or self._finished:
+                    log.warning("calls_release_unconfirmed call=%s employee=%s", self.uuid, emp)
+                    self._maybe_release(emp, force=True)
+        finally:
+            self._stragglers = False
+            if self._finished:
+                if self.held:  # held again meanwhile (should not happen): never leave it stuck
+                    self.d.board.release(self.uuid, list(self.held))
+                    self.held.clear()
+                self._disown_legs()
+
     def _maybe_release(self, emp_id, force: bool = False) -> None:
         if emp_id not in self.held:
             return
-        live = [leg for leg in self.legs.values() if leg.member_id == emp_id and not leg.done and not leg.stopped]
+        if self.bridged_leg is not None and emp_id == self.bridged_leg.member_id and not force:
+            return
+        live = [leg for leg in self.legs.values() if leg.member_id == emp_id and not leg.done]
         if live and not force:
             return
         self.held.discard(emp_id)

@@ -265,10 +265,8 @@ class CallDriver:
         for leg in list(call.legs.values()):
             if not leg.done and leg is not call.bridged_leg:
                 call._stop(leg)
-            call.link.disown(leg.uuid)
-        if call.held:
-            self.board.release(call.uuid, list(call.held))
-            call.held.clear()
+        # members whose legs are gone are free now; the others when FreeSWITCH reports their legs gone
+        call.release_when_gone()
         if not call.caller_gone and call.answered:
             call.hangup()
         call.rec.ended_at = self.clock.now()

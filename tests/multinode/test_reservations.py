@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gevent
 import gevent.event
-import pytest
 from gevent.socket import create_connection
 from prometheus_client import CollectorRegistry
 
@@ -22,11 +21,6 @@ from tests.faults.support import TcpProxy
 from tests.helpers import wait_for
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product defect in fsd/calls/call.py: when one member answers a multi-leg ring (simultaneous, cascade), "
-    "the other members' legs are stopped but their reservations are released only when ring() returns, i.e. "
-    "after the whole conversation (Call._bridge ignores their leg_end events and ring()'s finally runs last); "
-    "every member rung for the call stays busy for all fsd processes until the call ends"))
 def test_members_rung_but_not_chosen_are_free_during_the_conversation(pool, db_dsn):
     pool2 = Pool(dsn=db_dsn, maxconn=4)
     n1 = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="fsd-1", callbacks=False)
@@ -121,12 +115,6 @@ class _Node:
         self.client.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product defect in fsd/calls/call.py: when a caller leaves (hangs up, callback, voicemail) while members "
-    "ring, ring()'s finally spawns the uuid_kill of their legs and releases their reservations at once, "
-    "before FreeSWITCH confirmed the legs gone; when the kill lags, another fsd offers the member a second "
-    "call while the first leg still rings. Release on the leg's CHANNEL_HANGUP / failed originate job "
-    "(or after a confirmed uuid_kill) instead"))
 def test_member_not_released_before_its_stopped_leg_is_gone(pool, db_dsn):
     clock = SimClock(time_scale=SCALE)
     sim_a = Switch(hostname="simA", clock=clock, heartbeat_interval=0).start()
