@@ -272,10 +272,12 @@ def run(config: Config, *, config_loader=None) -> int:
         except Exception as e:  # noqa: BLE001 - a bad file keeps the running config
             log.error("config_reload_failed error=%s", e)
             return
-        logging.getLogger().setLevel(new.log.level.upper())
         changed = [f"{s}.{k}" for s, vals in new.masked().items() for k, v in vals.items()
                    if config.masked()[s][k] != v]
-        log.info("config_reloaded changed=%s", ",".join(changed) or "none")
+        applied = [c for c in changed if c == "log.level"]
+        log.info("config_reloaded changed=%s applied=%s restart_needed=%s", ",".join(changed) or "none",
+                 ",".join(applied) or "none", ",".join(c for c in changed if c not in applied) or "none")
+        logging.getLogger().setLevel(new.log.level.upper())
 
     gevent.signal_handler(signal.SIGTERM, done.set)
     gevent.signal_handler(signal.SIGINT, done.set)

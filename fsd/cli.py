@@ -296,7 +296,7 @@ def cmd_number(args, cfg) -> int:
 def cmd_serve(args, cfg) -> int:
     from fsd.app import run
 
-    return run(cfg)
+    return run(cfg, config_loader=lambda: load_config(args))
 
 
 def cmd_sim(args, cfg) -> int:
