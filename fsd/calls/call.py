@@ -611,15 +611,20 @@ class Call:
             self._stragglers = True
             gevent.spawn(self._release_stragglers)
 
-    def _release_stragglers(self, wait_s: float = 10.0) -> None:
+    def _release_stragglers(self, wait_s: float = 60.0) -> None:
         """Members whose stopped legs have not reported their end: released when they do (see
         _leg_gone), or after `wait_s` real seconds at the latest, so no reservation is left stuck."""
         deadline = time.monotonic() + wait_s
+        next_check = time.monotonic() + 1.0
         try:
             while time.monotonic() < deadline:
                 waiting = [e for e in self.held if self.bridged_leg is None or e != self.bridged_leg.member_id]
                 if not waiting:
                     return
+                if time.monotonic() >= next_check:
+                    # events can be lost (the switch connection dropped): ask the switch itself
+                    next_check = time.monotonic() + 1.0
+                    self._check_stopped_legs()
                 gevent.sleep(0.05)
             for emp in list(self.held):
                 if self.bridged_leg is None or emp != self.bridged_leg.member_id or self._finished:
@@ -632,6 +637,20 @@ class Call:
                     self.d.board.release(self.uuid, list(self.held))
                     self.held.clear()
                 self._disown_legs()
+
+    def _check_stopped_legs(self) -> None:
+        """A stopped leg the switch no longer has is gone; one it still has is killed again."""
+        for leg in list(self.legs.values()):
+            if not leg.stopped or leg.done or leg is self.bridged_leg:
+                continue
+            try:
+                r = self.link.api(f"uuid_exists {leg.uuid}", timeout=2.0)
+            except ESLError:
+                return  # the switch is unreachable: ask again later
+            if r.ok and (r.body or "").strip().startswith("false"):
+                self._leg_gone(leg.uuid)
+            elif r.ok:
+                self._kill(leg)
 
     def _maybe_release(self, emp_id, force: bool = False) -> None:
         if emp_id not in self.held:

@@ -38,7 +38,7 @@ SCALE = 0.05  # 1 simulated second = 50 ms
 MEMBERS = 50
 CALLS = int(os.environ.get("FSD_MULTINODE_CALLS", "1000"))
 RATE = 40.0  # at most this many calls per real second, both switches together
-IN_FLIGHT = 80  # callers at once (100 members)
+IN_FLIGHT = 40  # callers at once (100 members; 80 starves this 2-core machine, see the closing note)
 BUDGET_S = 55.0  # real seconds for placing calls; fewer than CALLS are placed on a slow or busy machine
 MIN_CALLS = 100
 
