@@ -615,7 +615,8 @@ class Call:
         """Members whose stopped legs have not reported their end: released when they do (see
         _leg_gone), or after `wait_s` real seconds at the latest, so no reservation is left stuck."""
         deadline = time.monotonic() + wait_s
-        next_check = time.monotonic() + 1.0
+        every = min(1.0, max(0.05, self.clock.real(1.0)))  # one (simulated) second between checks
+        next_check = time.monotonic() + every
         try:
             while time.monotonic() < deadline:
                 waiting = [e for e in self.held if self.bridged_leg is None or e != self.bridged_leg.member_id]
@@ -623,9 +624,9 @@ class Call:
                     return
                 if time.monotonic() >= next_check:
                     # events can be lost (the switch connection dropped): ask the switch itself
-                    next_check = time.monotonic() + 1.0
+                    next_check = time.monotonic() + every
                     self._check_stopped_legs()
-                gevent.sleep(0.05)
+                gevent.sleep(min(0.05, every))
             for emp in list(self.held):
                 if self.bridged_leg is None or emp != self.bridged_leg.member_id or self._finished:
                     log.warning("calls_release_unconfirmed call=%s employee=%s", self.uuid, emp)
