@@ -41,7 +41,8 @@ def rig(db_dsn, pool):
     switch.outbound_target = ("127.0.0.1", app.outbound.port)
     co = Company(pool)
     members = [co.employee(f"Member {i}", str(201 + i)) for i in range(6)]
-    dept = co.department("Sales", members, strategy="evenly", ring_timeout=60)
+    # ring timeout well above the test's own pace: the subject is reconnection, not queue time under load
+    dept = co.department("Sales", members, strategy="evenly", ring_timeout=600)
     num = co.number(dest_kind="department", dest_department_id=dept.id)
     phones = {m.id: phone_for(switch, co, m, Answer(after=1), hangup_after=3) for m in members}
     wait_for(lambda: app.readiness()[0], timeout=10, message="app ready")
