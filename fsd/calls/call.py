@@ -665,11 +665,22 @@ class Call:
         self.d.board.release(self.uuid, [emp_id])
 
     # ------------------------------------------------------------------ bridge
+    def _survive_socket_loss(self) -> None:
+        """The dialplan sets socket_resume=true before `socket`, so a caller whose outbound socket dies
+        (fsd killed or stopped) leaves park/ring-back and runs the dialplan fallback (mod_event_socket
+        puts the channel in CS_RESET). A conversation must not be torn down that way: before bridging,
+        socket_resume goes back to false so losing fsd leaves the bridge alone."""
+        try:
+            self.link.api(f"uuid_setvar {self.uuid} socket_resume false", timeout=5.0)
+        except ESLError as e:
+            log.warning("calls_setvar_failed call=%s var=socket_resume error=%s", self.uuid, e)
+
     def _bridge(self, leg: Leg, dept_id) -> str:
         self.bridged_leg = leg
         if self.ringback_playing:
             self.ringback_playing = False
         self._break(all_=True)
+        self._survive_socket_loss()
         try:
             r = self.link.api(f"uuid_bridge {self.uuid} {leg.uuid}", timeout=5.0)
             ok = r.ok
@@ -888,6 +899,7 @@ class Call:
         def on_bridge(ev):
             bridged.setdefault("at", self.clock.now())
 
+        self._survive_socket_loss()
         sub = self.s.subscribe("CHANNEL_BRIDGE", on_bridge)
         try:
             ev = self._wait(self.execute("bridge", f"{{{','.join(vars_)}}}sofia/gateway/{gw}/{digits}"), MAX_TALK_S)
