@@ -29,6 +29,7 @@ from fsd.metrics.gauges import init_department, init_fixed_labels, init_switch, 
 from fsd.services import MailSettings, Services
 from fsd.store.listen import ConfigListener
 from fsd.store.pool import Pool
+from fsd.trunk import GatewaySync
 from fsd.web.app import create_app
 from fsd.web.ops import healthz_app, make_metrics_app, make_readyz_app
 from fsd.web.server import Dispatcher, HttpServer
@@ -81,6 +82,10 @@ class App:
         self.on_change(self.directory.on_change)
         self.on_listener_reconnect(self.directory.on_reconnect)
         self.on_change(self._department_labels)
+        # trunk gateways: changes reach every connected switch's external profile
+        self.trunk = GatewaySync(switches=self.switches, profile=self.directory.gateways_profile,
+                                 command_timeout_s=config.esl.command_timeout_s)
+        self.on_change(self.trunk.on_change)
 
         # mail, web
         self.mailer = Mailer(pool=self.pool, smtp=config.smtp, metrics=self.metrics)
@@ -244,6 +249,7 @@ class App:
         if self.recovery is not None:
             self.recovery.stop()
         self.mailer.stop()
+        self.trunk.stop()
         for c in self.switches.values():
             c.stop()
         self.listener.stop()

@@ -293,6 +293,49 @@ def cmd_number(args, cfg) -> int:
     return EXIT_OK
 
 
+def _bool_opt(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("true", "yes", "on", "1"):
+        return True
+    if v in ("false", "no", "off", "0"):
+        return False
+    raise ValidationError(f"expected true or false, got {value!r}")
+
+
+def cmd_gateway(args, cfg) -> int:
+    from fsd.services import Actor
+
+    svc = make_services(cfg)
+    actor = Actor.system("cli")
+    if args.action == "list":
+        rows = [_row(g) for g in svc.gateways.list(actor)]
+        out(rows) if args.json else _table(rows, ["name", "proxy", "username", "register", "caller_id_in_from",
+                                                  "enabled"])
+        return EXIT_OK
+    if args.action == "show":
+        row = _row(svc.gateways.get(actor, args.name))
+        out(row) if args.json else print("\n".join(f"{k}: {v}" for k, v in row.items()))
+        return EXIT_OK
+    if args.action == "delete":
+        svc.gateways.delete(actor, args.name)
+        out({"deleted": args.name})
+        return EXIT_OK
+    values = {"proxy": args.proxy, "username": args.username, "register": _bool_opt(args.register),
+              "caller_id_in_from": _bool_opt(args.caller_id_in_from), "enabled": _bool_opt(args.enabled)}
+    if args.password_stdin:
+        values["password"] = sys.stdin.readline().rstrip("\r\n")
+    values = {k: v for k, v in values.items() if v is not None}
+    if args.action == "create":
+        if "proxy" not in values:
+            raise ValidationError("proxy: required (host or host:port)")
+        out(_row(svc.gateways.create(actor, name=args.name, **values)))
+    else:
+        out(_row(svc.gateways.update(actor, args.name, **values)))
+    return EXIT_OK
+
+
 def cmd_serve(args, cfg) -> int:
     from fsd.app import run
 
@@ -444,6 +487,28 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--offhours-ivr")
 
     _tenant_crud(sub, "number", "company numbers (DIDs) and their routing", "id or number", num_fields, cmd_number)
+
+    # trunk gateways (the operator's; served to FreeSWITCH's external profile)
+    g = sub.add_parser("gateway", help="trunk gateways of the external SIP profile")
+    gs = g.add_subparsers(dest="action", required=True)
+    gl = gs.add_parser("list")
+    gl.add_argument("--json", action="store_true")
+    for action in ("show", "delete"):
+        sp = gs.add_parser(action)
+        sp.add_argument("name")
+        if action == "show":
+            sp.add_argument("--json", action="store_true")
+    for action in ("create", "update"):
+        sp = gs.add_parser(action)
+        sp.add_argument("name")
+        sp.add_argument("--proxy", help="host[:port] of the provider's SIP server")
+        sp.add_argument("--username")
+        sp.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of standard input (never from the command line)")
+        sp.add_argument("--register", metavar="true|false")
+        sp.add_argument("--caller-id-in-from", metavar="true|false")
+        sp.add_argument("--enabled", metavar="true|false")
+    g.set_defaults(func=cmd_gateway)
     return p
 
 

@@ -3,6 +3,7 @@
 from fsd.services.base import Actor
 from fsd.services.departments import DepartmentService
 from fsd.services.employees import CreatedEmployee, EmployeeService, MailSettings
+from fsd.services.gateways import GatewayService
 from fsd.services.numbers import IvrService, NumberService
 from fsd.services.tenants import TenantService
 
@@ -17,7 +18,8 @@ class Services:
         self.departments = DepartmentService(pool=pool)
         self.numbers = NumberService(pool=pool)
         self.ivr = IvrService(pool=pool)
+        self.gateways = GatewayService(pool=pool)
 
 
-__all__ = ["Actor", "CreatedEmployee", "DepartmentService", "EmployeeService", "IvrService", "MailSettings",
-           "NumberService", "Services", "TenantService"]
+__all__ = ["Actor", "CreatedEmployee", "DepartmentService", "EmployeeService", "GatewayService", "IvrService",
+           "MailSettings", "NumberService", "Services", "TenantService"]

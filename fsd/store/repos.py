@@ -455,6 +455,34 @@ def gateway_upsert(cur, **values) -> Gateway:
     return from_row(Gateway, cur.fetchone())
 
 
+def gateway_insert(cur, **values) -> Gateway:
+    return from_row(Gateway, _insert(cur, "gateways", values))
+
+
+def gateway_get(cur, name: str, *, for_update: bool = False) -> Gateway:
+    cur.execute("SELECT * FROM gateways WHERE name = %s" + (" FOR UPDATE" if for_update else ""), (name,))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"gateway {name!r} not found")
+    return from_row(Gateway, row)
+
+
+def gateway_update(cur, name: str, **values) -> Gateway:
+    clause, params = _set_clause(values)
+    with translated():
+        cur.execute(f"UPDATE gateways SET {clause} WHERE name = %s RETURNING *", params + [name])
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"gateway {name!r} not found")
+    return from_row(Gateway, row)
+
+
+def gateway_delete(cur, name: str) -> None:
+    cur.execute("DELETE FROM gateways WHERE name = %s", (name,))
+    if cur.rowcount == 0:
+        raise NotFound(f"gateway {name!r} not found")
+
+
 # -- audit ------------------------------------------------------------------------------------
 def audit(cur, *, tenant_id: int | None, actor: str, action: str, entity: str, entity_id: Any = "",
           details: dict | None = None) -> None:

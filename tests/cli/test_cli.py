@@ -95,3 +95,25 @@ def test_config_check_masks_secrets(db_dsn):
     assert "TopSecret1" not in r.stdout and "********" in r.stdout
     r = fsd(db_dsn, "--set", "http.port=99999", "config", "check", check=False)
     assert r.returncode == 2 and "http.port" in r.stderr
+
+
+def test_gateway_crud_reads_the_password_from_stdin(db_dsn):
+    r = subprocess.run([sys.executable, "-m", "fsd", "gateway", "create", "trunk", "--proxy", "sip.provider.ru:5060",
+                        "--username", "7495", "--password-stdin", "--register", "true"],
+                       input="s3cret!\n", capture_output=True, text=True, cwd=ROOT, timeout=60,
+                       env={**{k: v for k, v in os.environ.items() if not k.startswith("FSD_")},
+                            "FSD_DATABASE_URL": db_dsn})
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["name"] == "trunk" and d["register"] is True and "password" not in d
+    listed = fsd(db_dsn, "gateway", "list").stdout
+    assert "trunk" in listed and "sip.provider.ru:5060" in listed and "s3cret" not in listed
+    upd = json.loads(fsd(db_dsn, "gateway", "update", "trunk", "--enabled", "false").stdout)
+    assert upd["enabled"] is False and upd["proxy"] == "sip.provider.ru:5060"
+    bad = fsd(db_dsn, "gateway", "update", "trunk", "--proxy", "host:70000", check=False)
+    assert bad.returncode == 2 and "port" in bad.stderr
+    assert json.loads(fsd(db_dsn, "gateway", "show", "trunk", "--json").stdout)["proxy"] == "sip.provider.ru:5060"
+    fsd(db_dsn, "gateway", "delete", "trunk")
+    assert json.loads(fsd(db_dsn, "gateway", "list", "--json").stdout) == []
+    missing = fsd(db_dsn, "gateway", "delete", "trunk", check=False)
+    assert missing.returncode == 2 and "not found" in missing.stderr
