@@ -8,6 +8,7 @@ from flask import Response
 
 from fsd.domain import rules
 from fsd.domain.rules import FORWARD_MODES, NO_ANSWER_ACTIONS, ROLES, STRATEGIES
+from fsd.services.gateways import Gateway
 from fsd.services.history import API_MODELS, CALLBACK_STATUSES, RESULTS
 from fsd.services.media import KINDS as PROMPT_KINDS
 from fsd.services.numbers import DEST_KINDS, IVR_ACTIONS, IVR_FALLBACKS, MODES, OFFHOURS_ACTIONS
@@ -561,3 +562,47 @@ def tenant_numbers_create(r: Req, tenant_id: int):
        auth="operator", rights="operator", status=204)
 def tenant_numbers_delete(r: Req, tenant_id: int, number_id: int):
     r.ctx.services.numbers.delete(r.actor, tenant_id, number_id)
+
+
+# -- operator: trunk gateways ---------------------------------------------------------------------
+GATEWAY = S.model(Gateway, drop=("password",), extra={"password_set": S.boolean()})
+_GATEWAY_PROPS = {"proxy": S.string(300), "username": S.string(128), "password": S.string(128),
+                  "register": S.boolean(), "caller_id_in_from": S.boolean(), "enabled": S.boolean()}
+GATEWAY_CREATE = S.obj({"name": S.string(64), **_GATEWAY_PROPS}, required=["name", "proxy"])
+GATEWAY_UPDATE = S.obj(_GATEWAY_PROPS)
+
+
+def _gateway(g) -> dict:
+    out = dataclasses.asdict(g)
+    out["password_set"] = bool(out.pop("password"))
+    return out
+
+
+@route("GET", "/gateways", summary="Trunk gateways of the external SIP profile", tag="operator", auth="operator",
+       rights="operator", response=S.list_of(GATEWAY))
+def gateways_list(r: Req):
+    return [_gateway(g) for g in r.ctx.services.gateways.list(r.actor)]
+
+
+@route("POST", "/gateways", summary="Add a trunk gateway (every connected FreeSWITCH starts it)", tag="operator",
+       auth="operator", rights="operator", body=GATEWAY_CREATE, status=201, response=GATEWAY)
+def gateways_create(r: Req):
+    return _gateway(r.ctx.services.gateways.create(r.actor, **_clean(r.body))), 201
+
+
+@route("GET", "/gateways/<gateway>", summary="One trunk gateway (the password is never returned)", tag="operator",
+       auth="operator", rights="operator", response=GATEWAY)
+def gateways_get(r: Req, gateway: str):
+    return _gateway(r.ctx.services.gateways.get(r.actor, gateway))
+
+
+@route("PATCH", "/gateways/<gateway>", summary="Change a trunk gateway (FreeSWITCH drops and restarts it)",
+       tag="operator", auth="operator", rights="operator", body=GATEWAY_UPDATE, response=GATEWAY)
+def gateways_update(r: Req, gateway: str):
+    return _gateway(r.ctx.services.gateways.update(r.actor, gateway, **_clean(r.body)))
+
+
+@route("DELETE", "/gateways/<gateway>", summary="Remove a trunk gateway", tag="operator", auth="operator",
+       rights="operator", status=204)
+def gateways_delete(r: Req, gateway: str):
+    r.ctx.services.gateways.delete(r.actor, gateway)

@@ -156,6 +156,7 @@ def seed_objects(w: World) -> Objects:
         ids["token"] = ctx.tokens.create(actor, t.id, name="admin token").info["id"]
         return ids
 
+    s.gateways.create(SYSTEM, name="trunk", proxy="sip.provider.ru", username="7495", password="s3cret")
     main = company(w.tenant, w.people["admin"][0], [w.people["admin"][0].id, w.people["user"][0].id])
     other = company(w.other, w.other_admin[0], [w.other_admin[0].id])
     return Objects(ids=main, other=other)

@@ -128,3 +128,25 @@ def test_stats_scope_by_role(world):
     r = c.get(f"/api/v1/stats?employee_id={admin.id}", headers=lim)
     assert r.status_code == 403
     assert c.get("/api/v1/stats?since=2026-02-01&until=2026-01-01", headers=lim).status_code == 400
+
+
+def test_operator_manages_trunk_gateways_and_the_password_never_comes_back(world):
+    c = world.app.test_client()
+    op = _h(OPERATOR_TOKEN)
+    r = c.post("/api/v1/gateways", json={"name": "trunk", "proxy": "sip.provider.ru:5060", "username": "7495",
+                                         "password": "s3cret!", "register": True}, headers=op)
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["password_set"] is True and "password" not in r.get_json()
+    assert "s3cret" not in c.get("/api/v1/gateways", headers=op).get_data(as_text=True)
+    p = c.patch("/api/v1/gateways/trunk", json={"enabled": False}, headers=op)
+    assert p.status_code == 200 and p.get_json()["enabled"] is False
+    bad = c.patch("/api/v1/gateways/trunk", json={"proxy": "host:0"}, headers=op)
+    assert bad.status_code == 400 and "port" in bad.get_json()["error"]["message"]
+    dup = c.post("/api/v1/gateways", json={"name": "trunk", "proxy": "10.0.0.1"}, headers=op)
+    assert dup.status_code == 409
+    # a company admin may not see or touch the operator's trunk
+    h = _h(world.token("admin"))
+    assert c.get("/api/v1/gateways", headers=h).status_code == 403
+    assert c.delete("/api/v1/gateways/trunk", headers=h).status_code == 403
+    assert c.delete("/api/v1/gateways/trunk", headers=op).status_code == 204
+    assert c.get("/api/v1/gateways/trunk", headers=op).status_code == 404

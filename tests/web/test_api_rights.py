@@ -35,6 +35,8 @@ BODIES = {
     "tenants_create": {"name": "New Co", "domain": "new.example.com", "max_users": 3},
     "tenants_update": {"max_users": 20},
     "tenant_numbers_create": {"did": "+74950009999"},
+    "gateways_create": {"name": "trunk2", "proxy": "sip.provider.ru:5060"},
+    "gateways_update": {"enabled": False},
 }
 # objects some routes must address so that the call succeeds for the admin
 OVERRIDE_OBJECT = {"departments_delete": {"department_id": "department_free"}}
@@ -47,6 +49,8 @@ def _path(rt, world, ids, *, other_ids=None):
             return str(world.other.id if rt.handler.__name__ == "tenants_delete" else world.tenant.id)
         if name == "name":
             return "goodbye"
+        if name == "gateway":
+            return "trunk"
         key = OVERRIDE_OBJECT.get(rt.handler.__name__, {}).get(name, PARAM_OBJECT[name])
         return str((other_ids or ids)[key])
 
