@@ -46,6 +46,11 @@ class EslConfig:
     command_timeout_s: float = 5.0
     connect_timeout_s: float = 3.0
     reconnect_max_s: float = 2.0
+    # liveness: a switch that keeps its socket open but stops answering is declared down (and reconnected)
+    # when nothing at all was received for liveness_timeout_s while a command awaits its reply; a link
+    # quiet for probe_interval_s gets an `api status` probe that must be answered within command_timeout_s
+    liveness_timeout_s: float = 10.0
+    probe_interval_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -297,6 +302,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError("database.statement_timeout_ms must be positive")
     if cfg.esl.command_timeout_s <= 0 or cfg.esl.connect_timeout_s <= 0:
         raise ConfigError("esl timeouts must be positive")
+    for key in ("liveness_timeout_s", "probe_interval_s"):
+        v = getattr(cfg.esl, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ConfigError(f"esl.{key} must be a positive number of seconds, not {v!r}")
+    if cfg.esl.liveness_timeout_s < cfg.esl.command_timeout_s:
+        raise ConfigError("esl.liveness_timeout_s must not be below esl.command_timeout_s (a slow but answered "
+                          "command would drop the connection before its own timeout)")
     cfg.switch_list()
     if cfg.xmlcurl.deadline_ms < 10:
         raise ConfigError("xmlcurl.deadline_ms must be at least 10")

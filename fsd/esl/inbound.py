@@ -22,11 +22,32 @@ Design decisions:
   ``bgapi`` results can never be filtered away.
 * Reconnects with exponential backoff (``reconnect_backoff=(min, max)``), re-authenticates, re-subscribes
   and re-applies filters; ``on_connect(client)`` / ``on_disconnect(client, exc)`` are called each time.
+
+Liveness (a switch that stalls - stops reading and writing its socket - without closing it):
+
+* Replies are strictly FIFO on one connection. A command whose reply timed out stays at the head of the
+  connection's FIFO (abandoned): its reply, when it comes, is consumed and discarded there, never handed
+  to the next caller.
+* The connection is declared dead and closed with :class:`ESLLivenessFailed` (an ``ESLDisconnected``)
+  when **nothing at all** (no reply, no event, no byte) has been received for ``liveness_timeout``
+  seconds while at least one command (timed out or not) is outstanding - the silence is measured from
+  the later of the last byte received and the oldest outstanding command's send time. Events streaming
+  in keep a connection with a slow ``api`` alive. Note that a real FreeSWITCH executes an ``api`` in the
+  listener's own thread and sends no events meanwhile, so ``liveness_timeout`` is also the longest an
+  ``api`` may run before the link is judged dead: keep it well above ``command_timeout`` (default 2x).
+* When nothing was received for ``probe_interval`` seconds and no command is outstanding, an idle probe
+  (``api status``: cheap, answered by the listener thread itself) is sent; no reply within
+  ``command_timeout`` with nothing else received meanwhile also declares the link dead. A quiet
+  switch therefore sees one ``api status`` per ``probe_interval``; a busy one (events flowing) none.
+* Closing wakes every in-flight ``api``/``command`` caller with ``ESLLivenessFailed`` and fails pending
+  ``bgapi`` jobs with ``ESLDisconnected`` at once; ``on_disconnect`` runs and the reconnect loop starts.
+  ``stats.liveness_failures``, ``stats.probes_sent`` and ``stats.probes_answered`` count what happened.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 
@@ -48,6 +69,74 @@ from fsd.esl.connection import (
 from fsd.esl.frames import Event, Frame, InvalidCommand, encode_api, encode_bgapi, encode_command, new_uuid
 
 log = logging.getLogger(__name__)
+
+PROBE_COMMAND = "status"  # `api status`: cheap, side-effect free, answered by the listener thread
+PROBE_WORD = "probe"  # command word the probe is reported under (latency observers, logs)
+
+
+class ESLLivenessFailed(ESLDisconnected):
+    """The switch stopped answering on a connection it kept open (nothing received for the liveness
+    timeout while commands were outstanding, or an idle probe got no reply); the client closed it."""
+
+
+class InboundStats(ESLStats):
+    """ESLStats plus the inbound client's liveness counters."""
+
+    def __init__(self):
+        super().__init__()
+        self.liveness_failures = 0
+        self.probes_sent = 0
+        self.probes_answered = 0
+
+    def snapshot(self) -> dict:
+        out = super().snapshot()
+        out["liveness_failures"] = self.liveness_failures
+        out["probes_sent"] = self.probes_sent
+        out["probes_answered"] = self.probes_answered
+        return out
+
+
+class _RxClockSocket:
+    """Socket proxy that records when bytes last arrived (``last_rx``, monotonic); the rest is delegated."""
+
+    __slots__ = ("_sock", "last_rx")
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self.last_rx = time.monotonic()
+
+    def recv(self, *args):
+        data = self._sock.recv(*args)
+        self.last_rx = time.monotonic()
+        return data
+
+    def recv_into(self, *args):
+        n = self._sock.recv_into(*args)
+        self.last_rx = time.monotonic()
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _outstanding(conn: Connection) -> tuple[int, float]:
+    """(commands awaiting a reply - abandoned ones included -, send time of the oldest) on ``conn``."""
+    # fsd.esl.connection keeps its reply FIFO as ``_waiters`` (deque of waiters with ``sent_at``);
+    # read-only use here until Connection offers a public accessor
+    waiters = conn._waiters
+    if not waiters:
+        return 0, 0.0
+    return len(waiters), waiters[0].sent_at
+
+
+def _positive(name: str, value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, not {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, not {value!r}")
+    return v
 
 
 class ApiResult:
@@ -125,6 +214,8 @@ class InboundClient:
         write_timeout: float = 10.0,
         reconnect: bool = True,
         reconnect_backoff: tuple[float, float] = (0.1, 5.0),
+        liveness_timeout: float | None = None,
+        probe_interval: float = 5.0,
         queue_size: int = 10000,
         on_connect: Callable[[InboundClient], object] | None = None,
         on_disconnect: Callable[[InboundClient, BaseException | None], object] | None = None,
@@ -141,9 +232,14 @@ class InboundClient:
         self.write_timeout = write_timeout
         self.reconnect = reconnect
         self.reconnect_backoff = reconnect_backoff
+        _positive("command_timeout", command_timeout)
+        # silence allowed while commands are outstanding; None: twice the command timeout
+        self.liveness_timeout = _positive(
+            "liveness_timeout", 2 * command_timeout if liveness_timeout is None else liveness_timeout)
+        self.probe_interval = _positive("probe_interval", probe_interval)
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
-        self.stats = ESLStats()
+        self.stats = InboundStats()
         self.dispatcher = Dispatcher(queue_size=queue_size, stats=self.stats, name=name)
         self._events: list[str] = []
         for e in events:
@@ -245,15 +341,19 @@ class InboundClient:
     def _session(self) -> bool:
         """One connection: connect, auth, subscribe, then wait until it ends. True if it got connected."""
         conn = None
+        watchdog = None
         was_connected = False
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
             sock.settimeout(None)
-            conn = Connection(sock, name=self.name, write_timeout=self.write_timeout, stats=self.stats,
+            rx = _RxClockSocket(sock)
+            conn = Connection(rx, name=self.name, write_timeout=self.write_timeout, stats=self.stats,
                               on_event=self._on_event, on_notice=self._on_notice)
             self._conn = conn
             conn.start()
             self._handshake(conn)
+            watchdog = gevent.spawn(self._watch, conn, rx)
+            watchdog.name = f"esl-liveness:{self.name}"
             was_connected = True
             self.stats.connects += 1
             self.last_error = None
@@ -276,6 +376,8 @@ class InboundClient:
             self._connected.clear()
             if conn is not None:
                 conn.close(ESLDisconnected(f"{self.name}: connection lost"))
+            if watchdog is not None:
+                watchdog.kill(block=False)
             self._fail_jobs(ESLDisconnected(f"{self.name}: connection lost before the job finished"))
             self._attempted.set()
             if was_connected:
@@ -312,6 +414,58 @@ class InboundClient:
         if self._filters:
             for header, value in [*self._filters, ("Event-Name", "BACKGROUND_JOB")]:
                 self._request(conn, f"filter {header} {value}", check=True)
+
+    # ------------------------------------------------------------------ liveness
+
+    def _watch(self, conn: Connection, rx: _RxClockSocket) -> None:
+        """Close ``conn`` when the switch stops answering (see the module docstring); send idle probes."""
+        liveness, interval = self.liveness_timeout, self.probe_interval
+        tick = min(1.0, max(0.02, min(liveness, interval, self.command_timeout) / 5))
+        probe: gevent.Greenlet | None = None
+        try:
+            while conn.is_open and not self._stopping:
+                now = time.monotonic()
+                n, oldest = _outstanding(conn)
+                if n:
+                    quiet = now - max(rx.last_rx, oldest)
+                    if quiet >= liveness:
+                        self._declare_dead(conn, f"nothing received for {quiet:.1f}s with {n} command(s) "
+                                                 "awaiting a reply")
+                        return
+                    wait = liveness - quiet
+                else:
+                    idle = now - rx.last_rx
+                    wait = interval - idle
+                    if wait <= 0 and (probe is None or probe.dead):
+                        probe = gevent.spawn(self._probe, conn, rx)
+                        wait = tick
+                conn.closed.wait(min(max(wait, 0.005), tick))
+        finally:
+            if probe is not None:
+                probe.kill(block=False)
+
+    def _probe(self, conn: Connection, rx: _RxClockSocket) -> None:
+        if not conn.is_open or self._stopping or _outstanding(conn)[0]:
+            return  # no longer idle: the outstanding command's reply proves (or disproves) liveness
+        sent = time.monotonic()
+        self.stats.probes_sent += 1
+        try:
+            conn.request(encode_api(PROBE_COMMAND), word=PROBE_WORD, timeout=self.command_timeout)
+        except ESLTimeout:
+            if rx.last_rx < sent:
+                self._declare_dead(conn, f"no reply to the idle probe (api {PROBE_COMMAND}) within "
+                                         f"{self.command_timeout}s")
+            return
+        except ESLError:
+            return  # the connection closed meanwhile: the session loop reports it
+        self.stats.probes_answered += 1
+
+    def _declare_dead(self, conn: Connection, why: str) -> None:
+        if not conn.is_open or self._stopping:
+            return
+        self.stats.liveness_failures += 1
+        log.warning("esl_liveness_failed conn=%s host=%s port=%s reason=%s", self.name, self.host, self.port, why)
+        conn.close(ESLLivenessFailed(f"{self.name}: switch not responding: {why}"))
 
     # ------------------------------------------------------------------ frames from the reader
 

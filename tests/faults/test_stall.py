@@ -19,6 +19,7 @@ from tests.helpers import free_port, wait_for
 
 SCALE = 0.05
 CMD_TIMEOUT = 1.0
+LIVENESS_TIMEOUT = 2 * CMD_TIMEOUT  # silence allowed while a command awaits its reply (InboundClient's default)
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ def rig(db_dsn, pool):
     cfg = config_mod.load(env={}, overrides={
         "database.dsn": db_dsn, "http.port": "0", "outbound.port": "0",
         "esl.switches": f"sim1=127.0.0.1:{switch.esl_port}", "esl.command_timeout_s": str(CMD_TIMEOUT),
+        "esl.liveness_timeout_s": str(LIVENESS_TIMEOUT),
         "esl.connect_timeout_s": "1", "esl.reconnect_max_s": "1",
         "xmlcurl.password": "xc-secret", "calls.storage_dir": tempfile.mkdtemp(prefix="fsd-stall-"),
         "node.name": "stall", "http.secret_key": "k" * 32, "smtp.port": str(free_port())})
@@ -97,10 +99,6 @@ def test_stalled_switch_commands_time_out_and_no_handler_hangs(rig):
     assert co.history(again.uuid)["result"] == "answered"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product defect: fsd.esl.inbound.InboundClient keeps a stalled connection 'connected' forever - a "
-    "command reply timeout does not close it and nothing probes liveness, so on_disconnect never runs, "
-    "fsd_esl_connection_up stays 1 and /readyz stays ready"))
 def test_stalled_switch_is_marked_down(rig):
     app, switch, co, nums, phones = rig
     client = app.switches["sim1"]
@@ -112,3 +110,9 @@ def test_stalled_switch_is_marked_down(rig):
              message="switch marked down")
     ok, reason = app.readiness()
     assert not ok and "switches up: none" in reason
+    assert client.stats.liveness_failures >= 1
+    # the switch answers again: the reconnect loop brings it back up
+    switch.resume()
+    wait_for(lambda: app.metrics.esl_up.labels("sim1")._value.get() == 1 and app.readiness()[0], timeout=10,
+             message="switch up again after resume")
+    assert client.api("status").ok
