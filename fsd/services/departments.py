@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from fsd.domain import rules
 from fsd.errors import ValidationError
-from fsd.services.base import Actor, Service, check_extension_free
+from fsd.services import common
+from fsd.services.base import Actor, check_extension_free
 from fsd.store import repos
 from fsd.store.models import Department
 
@@ -20,88 +21,48 @@ DEFAULTS = {"strategy": "simultaneous", "step_delay": 15, "ring_timeout": 60, "n
             "impatient_offer_voicemail": True}
 
 
-def _bool(v, field: str) -> bool:
-    if isinstance(v, bool):
-        return v
-    text = str(v).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValidationError(f"{field} must be true or false", field=field)
+# field → check (value, field name) → clean value
+CHECKS: dict[str, common.Check] = {
+    "name": common.valid_name,
+    "extension": lambda v, _f: rules.validate_extension(v) if v else None,
+    "strategy": lambda v, _f: rules.validate_strategy(v),
+    "step_delay": common.seconds(1, 600),
+    "ring_timeout": common.seconds(5, 3600),
+    "no_answer_action": lambda v, _f: rules.validate_no_answer_action(v),
+    "no_answer_number": common.opt_phone,
+    **dict.fromkeys(("no_answer_employee_id", "no_answer_department_id", "voicemail_prompt_id",
+                     "impatient_prompt_id"), common.opt_id),
+    **dict.fromkeys(("impatient_enabled", "impatient_offer_callback", "impatient_offer_voicemail"),
+                    common.as_bool),
+    "impatient_threshold": common.seconds(5, 600),
+}
 
+# what each no-answer action needs; the targets of the other actions are cleared
+NO_ANSWER_TARGETS = {
+    "forward_external": ("no_answer_number", "forwarding on no answer needs an external number"),
+    "transfer_employee": ("no_answer_employee_id", "transfer on no answer needs an employee"),
+    "transfer_department": ("no_answer_department_id", "transfer on no answer needs a department"),
+}
 
-def _opt_id(v, field: str) -> int | None:
-    if v in (None, "", 0, "0"):
-        return None
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{field} must be an id", field=field) from None
+# references that must exist in the company
+REFS = {"no_answer_employee_id": repos.employee_get, "no_answer_department_id": repos.department_get,
+        "voicemail_prompt_id": repos.prompt_get, "impatient_prompt_id": repos.prompt_get}
 
 
 def validate_fields(data: dict) -> dict:
     """Validate the department fields present in `data` (pure)."""
-    out: dict = {}
-    if "name" in data:
-        out["name"] = rules.validate_name(data["name"])
-    if "extension" in data:
-        out["extension"] = rules.validate_extension(data["extension"]) if data["extension"] else None
-    if "strategy" in data:
-        out["strategy"] = rules.validate_strategy(data["strategy"])
-    if "step_delay" in data:
-        out["step_delay"] = rules.validate_seconds(data["step_delay"], field="step_delay", lo=1, hi=600)
-    if "ring_timeout" in data:
-        out["ring_timeout"] = rules.validate_seconds(data["ring_timeout"], field="ring_timeout", lo=5, hi=3600)
-    if "no_answer_action" in data:
-        out["no_answer_action"] = rules.validate_no_answer_action(data["no_answer_action"])
-    if "no_answer_number" in data:
-        out["no_answer_number"] = (rules.normalize_phone(data["no_answer_number"], field="no_answer_number")
-                                   if data["no_answer_number"] else None)
-    for k in ("no_answer_employee_id", "no_answer_department_id", "voicemail_prompt_id", "impatient_prompt_id"):
-        if k in data:
-            out[k] = _opt_id(data[k], k)
-    for k in ("impatient_enabled", "impatient_offer_callback", "impatient_offer_voicemail"):
-        if k in data:
-            out[k] = _bool(data[k], k)
-    if "impatient_threshold" in data:
-        out["impatient_threshold"] = rules.validate_seconds(data["impatient_threshold"],
-                                                            field="impatient_threshold", lo=5, hi=600)
-    return out
+    return common.validate(data, CHECKS)
 
 
-def _check_consistency(merged: dict) -> None:
-    action = merged.get("no_answer_action", "voicemail")
-    if action == "forward_external" and not merged.get("no_answer_number"):
-        raise ValidationError("forwarding on no answer needs an external number", field="no_answer_number")
-    if action == "transfer_employee" and not merged.get("no_answer_employee_id"):
-        raise ValidationError("transfer on no answer needs an employee", field="no_answer_employee_id")
-    if action == "transfer_department" and not merged.get("no_answer_department_id"):
-        raise ValidationError("transfer on no answer needs a department", field="no_answer_department_id")
-    # targets not used by the chosen action are cleared, so the scheme never shows a stale branch
-    if action != "forward_external":
-        merged["no_answer_number"] = None
-    if action != "transfer_employee":
-        merged["no_answer_employee_id"] = None
-    if action != "transfer_department":
-        merged["no_answer_department_id"] = None
-
-
-class DepartmentService(Service):
+class DepartmentService(common.ConfigService):
     def list(self, actor: Actor, tenant_id: int) -> list[Department]:
-        actor.require_tenant(tenant_id)
-        with self.pool.transaction() as cur:
-            return repos.department_list(cur, tenant_id)
+        return self._read(actor, tenant_id, repos.department_list)
 
     def get(self, actor: Actor, tenant_id: int, department_id: int) -> Department:
-        actor.require_tenant(tenant_id)
-        with self.pool.transaction() as cur:
-            return repos.department_get(cur, tenant_id, department_id)
+        return self._read(actor, tenant_id, repos.department_get, department_id)
 
     def find(self, actor: Actor, tenant_id: int, ref: str) -> Department:
-        actor.require_tenant(tenant_id)
-        with self.pool.transaction() as cur:
-            return repos.department_find(cur, tenant_id, ref)
+        return self._read(actor, tenant_id, repos.department_find, ref)
 
     def create(self, actor: Actor, tenant_id: int, *, members: list | None = None, **fields) -> Department:
         return self.save(actor, tenant_id, None, members=members if members is not None else [], **fields)
@@ -117,40 +78,20 @@ class DepartmentService(Service):
         `members` is an ordered list of employee ids, logins or extensions; None leaves them as they are.
         """
         actor.require_admin(tenant_id)
-        unknown = set(fields) - set(FIELDS)
-        if unknown:
-            raise ValidationError(f"unknown department field {sorted(unknown)[0]}", field=sorted(unknown)[0])
-        if department_id is None and not fields.get("name"):
-            raise ValidationError("name is required", field="name")
+        common.check_names(fields, FIELDS, "department")
+        common.require_name(fields, creating=department_id is None)
         values = validate_fields(fields)
-        op = "create" if department_id is None else "update"
-        with self.change(actor, tenant_id=tenant_id, action=op, entity="department") as ch:
-            cur = ch.cur
-            tenant = repos.tenant_lock(cur, tenant_id)
-            old = repos.department_get(cur, tenant_id, department_id) if department_id else None
-            merged = dict(DEFAULTS)
-            if old is not None:
-                merged.update({k: getattr(old, k) for k in FIELDS})
-            merged.update(values)
-            _check_consistency(merged)
-            if merged.get("no_answer_employee_id"):
-                repos.employee_get(cur, tenant_id, merged["no_answer_employee_id"])
-            if merged.get("no_answer_department_id"):
-                if department_id is not None and merged["no_answer_department_id"] == department_id:
-                    raise ValidationError("a department cannot transfer to itself", field="no_answer_department_id")
-                repos.department_get(cur, tenant_id, merged["no_answer_department_id"])
-            for k in ("voicemail_prompt_id", "impatient_prompt_id"):
-                if merged.get(k):
-                    repos.prompt_get(cur, tenant_id, merged[k])
+        with self._edit(actor, tenant_id, department_id, entity="department", get=repos.department_get,
+                        defaults=DEFAULTS, names=FIELDS, values=values) as ed:
+            cur, old, merged = ed.cur, ed.old, ed.merged
+            common.keep_target(merged, merged["no_answer_action"], NO_ANSWER_TARGETS)
+            common.refuse_self(merged, "no_answer_department_id", department_id,
+                               "a department cannot transfer to itself")
+            common.check_refs(cur, tenant_id, merged, REFS)
             ext = merged.get("extension")
             if ext and (old is None or old.extension != ext):
                 check_extension_free(cur, tenant_id, ext)
-            to_write = {k: merged.get(k) for k in FIELDS}
-            if old is None:
-                dep = repos.department_insert(cur, tenant_id=tenant_id, **to_write)
-            else:
-                changed = {k: v for k, v in to_write.items() if getattr(old, k) != v}
-                dep = repos.department_update(cur, tenant_id, department_id, **changed)
+            dep = ed.write(repos.department_insert, repos.department_update)
             if members is not None:
                 ids = []
                 for ref in members:
@@ -160,16 +101,10 @@ class DepartmentService(Service):
                     ids.append(emp.id)
                 repos.department_set_members(cur, dep.id, ids)
             dep = repos.department_get(cur, tenant_id, dep.id)
-            ch.entity_id = dep.id
-            ch.details = {**values, "members": dep.member_ids}
-            ch.notify = {"domain": tenant.domain}
+            ed.ch.details["members"] = dep.member_ids
         return dep
 
     def delete(self, actor: Actor, tenant_id: int, department_id: int) -> None:
         actor.require_admin(tenant_id)
-        with self.change(actor, tenant_id=tenant_id, action="delete", entity="department") as ch:
-            dep = repos.department_get(ch.cur, tenant_id, department_id)
-            repos.department_delete(ch.cur, tenant_id, department_id)
-            ch.entity_id = department_id
-            ch.details = {"name": dep.name}
-
+        self._delete(actor, tenant_id, department_id, entity="department", get=repos.department_get,
+                     delete=repos.department_delete, details=lambda dep: {"name": dep.name})

@@ -5,6 +5,7 @@ import pytest
 
 from fsd.errors import NotFound, ValidationError
 from fsd.services import Actor, Services
+from fsd.store import repos
 
 SYS = Actor.system("test")
 
@@ -194,3 +195,56 @@ def test_ivr_field_and_item_errors(svc, co):
     menu = save(SYS, tid, menu.id, fallback_kind="hangup")
     assert (menu.fallback_department_id, menu.fallback_employee_id, menu.fallback_menu_id) == (None, None, None)
     assert len(menu.items) == 1  # items=None leaves them
+
+
+def test_audit_and_notify_of_each_change(svc, co, pool, monkeypatch):
+    tid, a, b = co
+    sent = []
+    real_notify = repos.notify
+
+    def notify(cur, payload):
+        sent.append(dict(payload))
+        real_notify(cur, payload)
+
+    monkeypatch.setattr(repos, "notify", notify)
+    with pool.transaction() as cur:
+        cur.execute("SELECT max(id) AS n FROM audit_log")
+        first = cur.fetchone()["n"]
+    dep = svc.departments.create(SYS, tid, name="Sales", members=[a.id], ring_timeout="30")
+    svc.departments.update(SYS, tid, dep.id, strategy="in_order")
+    num = svc.numbers.create(SYS, tid, did="+74951110000", dest_kind="department", dest_department_id=dep.id)
+    svc.numbers.update(SYS, tid, num.id, name="Main line")
+    menu = svc.ivr.save(SYS, tid, None, name="Main", items=[{"digit": "1", "action": "hangup"}])
+    svc.ivr.save(SYS, tid, menu.id, timeout_s=7)
+    svc.ivr.delete(SYS, tid, menu.id)
+    svc.numbers.delete(SYS, tid, num.id)
+    svc.departments.delete(SYS, tid, dep.id)
+    with pool.transaction() as cur:
+        cur.execute("SELECT tenant_id, actor, action, entity, entity_id, details FROM audit_log WHERE id > %s"
+                    " ORDER BY id", (first,))
+        audit = [dict(r) for r in cur.fetchall()]
+    d, n, m = str(dep.id), str(num.id), str(menu.id)
+    assert [(r["action"], r["entity"], r["entity_id"], r["details"]) for r in audit] == [
+        ("create", "department", d, {"name": "Sales", "ring_timeout": 30, "members": [a.id]}),
+        ("update", "department", d, {"strategy": "in_order", "members": [a.id]}),
+        ("create", "number", n, {"did": "+74951110000", "dest_kind": "department", "dest_department_id": dep.id}),
+        ("update", "number", n, {"name": "Main line"}),
+        ("create", "ivr", m, {"name": "Main", "items": 1}),
+        ("update", "ivr", m, {"timeout_s": 7, "items": 1}),
+        ("delete", "ivr", m, {"name": "Main"}),
+        ("delete", "number", n, {"did": "+74951110000"}),
+        ("delete", "department", d, {"name": "Sales"}),
+    ]
+    assert {(r["tenant_id"], r["actor"]) for r in audit} == {(tid, "system:test")}
+    dom = "acme.example"
+    assert sent == [
+        {"entity": "department", "op": "create", "tenant_id": tid, "id": dep.id, "domain": dom},
+        {"entity": "department", "op": "update", "tenant_id": tid, "id": dep.id, "domain": dom},
+        {"entity": "number", "op": "create", "tenant_id": tid, "id": num.id, "domain": dom, "did": "+74951110000"},
+        {"entity": "number", "op": "update", "tenant_id": tid, "id": num.id, "domain": dom, "did": "+74951110000"},
+        {"entity": "ivr", "op": "create", "tenant_id": tid, "id": menu.id, "domain": dom},
+        {"entity": "ivr", "op": "update", "tenant_id": tid, "id": menu.id, "domain": dom},
+        {"entity": "ivr", "op": "delete", "tenant_id": tid, "id": menu.id},
+        {"entity": "number", "op": "delete", "tenant_id": tid, "id": num.id, "did": "+74951110000"},
+        {"entity": "department", "op": "delete", "tenant_id": tid, "id": dep.id},
+    ]
