@@ -1,8 +1,9 @@
 """Benchmark: mod_xml_curl directory lookups served by one fsd process, compared with nginx.
 
 Setup: a private PostgreSQL with 1,000 companies x 10 employees (10,000 directory users); one fsd
-process (fsd.directory.Directory + fsd.web.xmlcurl.XmlCurlApp on fsd's HTTP server, cache warmed,
-metrics on) pinned to one CPU; the load generator is a separate process on the other CPU. Every
+process per server kind (fsd.directory.Directory + fsd.web.xmlcurl.XmlCurlApp, cache warmed, metrics on)
+pinned to one CPU: behind fsd.directory.fastlane.FastLaneServer, behind fsd.web.xmlcurl.XmlCurlFrontServer,
+and on pywsgi with the Dispatcher; the load generator is a separate process on the other CPU. Every
 request is a REGISTER's `action=sip_auth` POST shaped like the captured one (about 1.1 kB, HTTP basic
 credentials) for a random user, on a NEW TCP connection, as mod_xml_curl does.
 
@@ -146,8 +147,14 @@ def _serve(conn, dsn: str, cpu: int, kind: str) -> None:
         http = HttpServer(host="127.0.0.1", port=0, app=dispatcher)
         http.start()
         port = http.port
-    else:  # the same, behind XmlCurlFrontServer's fast lane
+    elif kind == "front":  # the same, behind XmlCurlFrontServer's fast lane
         front = XmlCurlFrontServer(("127.0.0.1", 0), dispatcher, xmlcurl=app, log=None)
+        front.start()
+        port = front.server_port
+    else:  # the same, behind FastLaneServer (cached lookups answered in its accept loop)
+        from fsd.directory.fastlane import FastLaneServer
+
+        front = FastLaneServer(("127.0.0.1", 0), dispatcher, xmlcurl=app, log=None)
         front.start()
         port = front.server_port
     sample = directory.lookup(_parse_for_size())[0]
@@ -331,8 +338,8 @@ def _start_fsd(dsn: str, kind: str):
 
 
 def run() -> list[dict]:
-    """Servers: fsd with XmlCurlFrontServer, fsd with HttpServer (pywsgi), nginx; all on CPU 0 and all up
-    at once, measured in alternating rounds (the median round counts) so that a busy machine hurts them
+    """Servers: fsd with FastLaneServer, with XmlCurlFrontServer, with HttpServer (pywsgi), nginx; all on
+    CPU 0 and all up at once, measured in alternating rounds (the median round counts) so that a busy machine hurts them
     alike."""
     import socket
 
@@ -360,7 +367,7 @@ def run() -> list[dict]:
         _seed(dsn)
 
         ports = {}
-        for kind in ("front", "pywsgi"):
+        for kind in ("lane", "front", "pywsgi"):
             proc, ports[kind], users, warm_s, doc_size = _start_fsd(dsn, kind)
             procs.append(proc)
         nginx, ports["nginx"] = _nginx(tmp, doc_size)
@@ -394,7 +401,8 @@ def run() -> list[dict]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     scen = (f"{TENANTS * PER_TENANT} users in {TENANTS} tenants, new TCP connection per request, {doc_size} B answer, "
             f"median of {ROUNDS} rounds of {DURATION_S:g} s, load average {load:.1f} on {os.cpu_count()} CPUs")
-    names = {"front": "fsd XmlCurlFrontServer", "pywsgi": "fsd HttpServer (pywsgi) + Dispatcher",
+    names = {"lane": "fsd FastLaneServer", "front": "fsd XmlCurlFrontServer",
+             "pywsgi": "fsd HttpServer (pywsgi) + Dispatcher",
              "nginx": "nginx 1 worker, static file of the same size"}
     rows = []
     for kind in ports:

@@ -101,6 +101,25 @@ class Directory:
             return self._gateways(req.profile, deadline)
         return self.not_found, NOT_FOUND
 
+    def answers_now(self, req: rq.DirectoryRequest) -> bool:
+        """Whether lookup(req) answers from the cache (or without a document) right away, never waiting for
+        PostgreSQL: the fast lane answers such requests without a greenlet of their own."""
+        kind = req.kind
+        if kind == rq.USER:
+            key = (req.domain, req.user)
+        elif kind == rq.DOMAIN or kind == rq.NETWORK_LIST:
+            key = (req.domain, "")
+        elif kind == rq.GROUP:
+            key = (req.domain, "group:" + req.group)
+        else:
+            return kind != rq.GATEWAYS
+        e = self._cache.get(key)
+        if e is None or e.gen != self._gen:
+            return False
+        if e.body is not None:
+            return time.monotonic() - e.at < self.max_age_s
+        return time.monotonic() < e.expires
+
     def _cached_lookup(self, domain: str, name: str, deadline: float) -> tuple[bytes, str]:
         key = (domain, name)
         e = self._cache.get(key)

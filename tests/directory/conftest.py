@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from fsd.directory import Directory
+from fsd.directory.fastlane import FastLaneServer
 from fsd.metrics import Metrics
 from fsd.services import Actor, Services
 from fsd.sim.switch import Switch
@@ -70,8 +71,10 @@ class Stack:
         dispatcher.mount(PATH, self.app)
         if server == "pywsgi":  # fsd's HttpServer with the app mounted on the Dispatcher
             self.http = HttpServer(host="127.0.0.1", port=0, app=dispatcher)
-        else:  # the same Dispatcher behind XmlCurlFrontServer's fast lane
+        elif server == "front":  # the same Dispatcher behind XmlCurlFrontServer's fast lane
             self.http = _FrontHttp(XmlCurlFrontServer(("127.0.0.1", 0), dispatcher, xmlcurl=self.app, log=None))
+        else:  # the same behind FastLaneServer (cached answers from the accept loop)
+            self.http = _FrontHttp(FastLaneServer(("127.0.0.1", 0), dispatcher, xmlcurl=self.app, log=None))
         self.http.start()
         self.listener = None
         if listen:
@@ -119,9 +122,10 @@ class _FrontHttp:
         self.server.stop(timeout=timeout)
 
 
-@pytest.fixture(params=["pywsgi", "front"])
+@pytest.fixture(params=["pywsgi", "front", "lane"])
 def server_kind(request):
-    """The HTTP guards are tested against fsd's HttpServer (Dispatcher) and XmlCurlFrontServer's fast lane."""
+    """The HTTP guards are tested against fsd's HttpServer (Dispatcher), XmlCurlFrontServer's fast lane and
+    FastLaneServer."""
     return request.param
 
 
@@ -137,7 +141,9 @@ def tenant(services):
 
 @pytest.fixture
 def stack(pool, db_dsn, request):
-    kind = request.getfixturevalue("server_kind") if "server_kind" in request.fixturenames else "pywsgi"
+    # Without a server_kind: FastLaneServer, the server fsd answers mod_xml_curl with (the WSGI path is
+    # tested through every guard in test_security, and in test_front).
+    kind = request.getfixturevalue("server_kind") if "server_kind" in request.fixturenames else "lane"
     s = Stack(pool=pool, dsn=db_dsn, server=kind)
     yield s
     s.stop()

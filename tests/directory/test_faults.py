@@ -19,6 +19,12 @@ from tests.helpers import wait_for
 PW = "Secret-pass-11"
 
 
+@pytest.fixture(params=["pywsgi", "lane"])
+def server(request):
+    """The WSGI path, and FastLaneServer (whose accept loop must never wait for the database)."""
+    return request.param
+
+
 @pytest.fixture
 def proxied(db_dsn):
     proxy = PgProxy(target_port=int(re.search(r"\bport=(\d+)", db_dsn).group(1))).start()
@@ -38,12 +44,12 @@ def _register(sw, user) -> bool:
     return sw.register(Phone(user, DOMAIN, PW, register=False))
 
 
-def test_database_down_then_back(proxied, db_dsn, services, tenant):
+def test_database_down_then_back(proxied, db_dsn, services, tenant, server):
     proxy, broken_pool = proxied
     _create(services, tenant, "Ivan", "ivan", "201")
     _create(services, tenant, "Anna", "anna", "202")
     # max_age_s=0: every lookup re-reads PostgreSQL, so each one below meets the outage
-    s = Stack(pool=broken_pool, dsn=db_dsn, max_age_s=0.0, backoff=(0.05, 0.2))
+    s = Stack(pool=broken_pool, dsn=db_dsn, server=server, max_age_s=0.0, backoff=(0.05, 0.2))
     try:
         sw = s.new_switch()
         assert _register(sw, "ivan") is True
@@ -68,9 +74,9 @@ def test_database_down_then_back(proxied, db_dsn, services, tenant):
         s.stop()
 
 
-def test_gateways_answered_from_last_good_data_while_down(proxied, db_dsn, services, tenant):
+def test_gateways_answered_from_last_good_data_while_down(proxied, db_dsn, services, tenant, server):
     proxy, broken_pool = proxied
-    s = Stack(pool=broken_pool, dsn=db_dsn, listen=False, backoff=(0.05, 0.2))
+    s = Stack(pool=broken_pool, dsn=db_dsn, server=server, listen=False, backoff=(0.05, 0.2))
     try:
         body = captures.request_body("xmlcurl-01-directory-gateways")
         _, _, good = post(s.port, body)
@@ -83,11 +89,11 @@ def test_gateways_answered_from_last_good_data_while_down(proxied, db_dsn, servi
         s.stop()
 
 
-def test_hanging_database_never_delays_an_answer_past_the_deadline(proxied, db_dsn, services, tenant):
+def test_hanging_database_never_delays_an_answer_past_the_deadline(proxied, db_dsn, services, tenant, server):
     proxy, broken_pool = proxied
     _create(services, tenant, "Ivan", "ivan", "201")
     db_timeout = 3.0
-    s = Stack(pool=broken_pool, dsn=db_dsn, listen=False, max_age_s=0.0, db_timeout_s=db_timeout,
+    s = Stack(pool=broken_pool, dsn=db_dsn, server=server, listen=False, max_age_s=0.0, db_timeout_s=db_timeout,
               backoff=(0.05, 0.2), app_kwargs={"deadline_ms": 300})
     try:
         _, _, good = post(s.port, form(action="sip_auth", key="id", user="ivan", domain=DOMAIN))
@@ -114,11 +120,11 @@ def test_hanging_database_never_delays_an_answer_past_the_deadline(proxied, db_d
         s.stop()
 
 
-def test_warmed_users_register_although_never_looked_up_before_the_outage(proxied, db_dsn, services, tenant):
+def test_warmed_users_register_although_never_looked_up_before_the_outage(proxied, db_dsn, services, tenant, server):
     proxy, broken_pool = proxied
     _create(services, tenant, "Ivan", "ivan", "201")
     _create(services, tenant, "Anna", "anna", "202")
-    s = Stack(pool=broken_pool, dsn=db_dsn, listen=False, backoff=(0.05, 0.2))
+    s = Stack(pool=broken_pool, dsn=db_dsn, server=server, listen=False, backoff=(0.05, 0.2))
     try:
         assert s.directory.warm() == 2
         proxy.cut()

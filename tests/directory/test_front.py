@@ -1,4 +1,5 @@
-"""XmlCurlFrontServer: mod_xml_curl's requests take the fast lane, everything else reaches pywsgi untouched."""
+"""XmlCurlFrontServer and FastLaneServer: mod_xml_curl's requests take the fast lane, everything else reaches pywsgi
+untouched."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from tests.directory.conftest import DOMAIN, PASSWORD, PATH, USER, Stack, counte
 AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
-@pytest.fixture
-def front(pool, db_dsn, services, tenant):
+@pytest.fixture(params=["front", "lane"])
+def front(request, pool, db_dsn, services, tenant):
+    """XmlCurlFrontServer, and FastLaneServer which answers cached lookups in its accept loop."""
     services.employees.create(Actor.system(), tenant.id, name="Ivan", login="ivan", extension="201",
                               password="Secret-pass-11")
-    s = Stack(pool=pool, dsn=db_dsn, server="front", listen=False)
+    s = Stack(pool=pool, dsn=db_dsn, server=request.param, listen=False)
 
     def hello(environ, start_response):
         body = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} {environ.get('CONTENT_LENGTH', '')}".encode()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from fsd.directory import request as rq
 from fsd.directory.request import BadRequest, parse, parse_form
@@ -110,3 +112,39 @@ def test_domain_from_key_value_when_no_domain_field():
 def test_malformed_bodies_are_bad_requests(body):
     with pytest.raises(BadRequest):
         parse(body)
+
+
+def _reference_parse_form(body: bytes) -> dict[str, str]:
+    """The plain reading of the form rules (parse_form is the fast one): every pair name=value, first wins."""
+    text = body.decode("utf-8")
+    if not text:
+        raise BadRequest("empty")
+    fields: dict[str, str] = {}
+    for pair in text.split("&"):
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise BadRequest("not a form")
+        if name in rq._WANTED and name not in fields:
+            fields[name] = rq._decode(name, value)
+    return fields
+
+
+_pieces = st.sampled_from(["&", "=", "&&", "==", "%", "%41", "%0A", "%C3%A9", "é", "\x01", "\x7f", "+", "a", "x=y",
+                           "section=directory", "user=Ivan", "domain=a.example", "key=id", "key_name=name",
+                           "group_name=g", "group=g", "tag_name=domain", "key_value=k", "action=sip_auth"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(_pieces, st.text(max_size=6)), max_size=14).map("".join))
+@example("section=directory&user=a&user=b&domain=x")
+@example("=a&section=directory")
+@example("section=directory&")
+def test_parse_form_reads_forms_as_the_plain_rules_do(text):
+    body = text.encode("utf-8", "surrogatepass")
+    try:
+        expected = _reference_parse_form(body)
+    except (BadRequest, UnicodeDecodeError):
+        with pytest.raises(BadRequest):
+            parse_form(body)
+        return
+    assert parse_form(body) == expected
