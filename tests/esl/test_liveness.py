@@ -223,15 +223,19 @@ def test_quiet_healthy_switch_is_probed_and_stays_up(fake):
 
 def test_busy_switch_is_not_probed(fake):
     """Events keep the link provably alive: no probe is sent while bytes keep arriving."""
-    c = make_client(fake, events=["HEARTBEAT"], command_timeout=1, liveness_timeout=2, probe_interval=0.5)
+    interval = 1.0
+    c = make_client(fake, events=["HEARTBEAT"], command_timeout=1, liveness_timeout=2, probe_interval=interval)
     c.connect(timeout=5)
     try:
         seen = []
         c.subscribe("HEARTBEAT", seen.append)
-        for seq in range(1, 26):
+        start = time.monotonic()
+        seq = 0
+        while time.monotonic() - start < 2.5 * interval:
+            seq += 1
             fake.emit(heartbeat(seq))
             wait_for(lambda n=seq: len(seen) == n, 5, message="event delivered")
-            gevent.sleep(0.05)  # the emulated switch's pace: 25 events over more than two probe intervals
+            gevent.sleep(interval / 20)  # the emulated switch's pace: an event every 50 ms
         assert c.stats.probes_sent == 0 and api_count(fake.last, "status") == 0
         assert c.connected
     finally:
