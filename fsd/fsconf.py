@@ -399,7 +399,25 @@ def _check_event_socket(doc: ET.Element, exp: dict) -> list[str]:
     return problems
 
 
-def _check_dialplan(doc: ET.Element, exp: dict) -> list[str]:
+_SET_APPS = ("set", "export")
+
+
+def _socket_resume_before(conditions: list[ET.Element], ci: int, ai: int) -> str | None:
+    """The socket_resume value the dialplan sets before the socket action (conditions[ci], action ai):
+    the last `set`/`export socket_resume=...` among the actions of the earlier conditions of the extension
+    and the earlier actions of the same condition; None if none sets it."""
+    before = [a for c in conditions[:ci] for a in c.findall("action")] + conditions[ci].findall("action")[:ai]
+    value = None
+    for act in before:
+        if act.get("application") not in _SET_APPS:
+            continue
+        name, sep, val = (act.get("data") or "").partition("=")
+        if sep and name.strip().removeprefix("nolocal:") == "socket_resume":
+            value = val.strip()
+    return value
+
+
+def _check_dialplan(doc: ET.Element, exp: dict, variables: dict | None = None) -> list[str]:
     section = _section(doc, "dialplan")
     contexts = {c.get("name"): c for c in section.findall("context")} if section is not None else {}
     want = f"{exp['fsd_host']}:{exp['outbound_port']} async full"
@@ -426,6 +444,16 @@ def _check_dialplan(doc: ET.Element, exp: dict) -> list[str]:
                     ]
                     if not after:
                         problems.append(f"dialplan context {name}: no fallback after the socket action")
+                    resume = _socket_resume_before(conditions, ci, ai)
+                    if resume is None:
+                        # a channel without the variable reads the global one (switch_channel_get_variable)
+                        resume = (variables or {}).get("socket_resume")
+                    if not switch_true(resume):
+                        problems.append(
+                            f"dialplan context {name}: socket_resume=true is not set before the socket action "
+                            "(when fsd dies, callers in a ring-back, a prompt or a bridge application would "
+                            "never reach the fallback)"
+                        )
         if not sockets:
             problems.append(f"dialplan context {name}: no socket action hands calls to fsd")
     return problems
@@ -512,7 +540,7 @@ def check(conf_dir: str | Path, expected: dict | None = None) -> list[str]:
     problems += _check_modules(doc)
     problems += _check_xml_curl(doc, exp)
     problems += _check_event_socket(doc, exp)
-    problems += _check_dialplan(doc, exp)
+    problems += _check_dialplan(doc, exp, pre.variables)
     problems += _check_sofia(doc)
     problems += _check_directory(doc)
     return problems

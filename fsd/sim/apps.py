@@ -7,7 +7,7 @@ import logging
 import re
 import shlex
 
-from fsd.sim.channel import FILE_PLAYED, Hangup, media_duration, write_wav
+from fsd.sim.channel import FILE_PLAYED, PLAYBACK_ERROR, Hangup, media_duration, write_wav
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,7 @@ def _sleep(ch, arg):
 
 @app("park")
 def _park(ch, arg):
+    ch._controlled = True  # switch_ivr_park sets CF_CONTROLLED and CF_PARK
     ch.fire("CHANNEL_PARK")
     ch.park_loop()
     ch.fire("CHANNEL_UNPARK")
@@ -141,16 +142,21 @@ def _socket(ch, arg):
     full = "full" in parts[1:]
     host = host or "127.0.0.1"
     ch.set_var("socket_host", host)
+    ch._controlled = True  # CF_CONTROLLED until the listener ends (mod_event_socket clears it then)
     session = ch.switch._outbound_connect(ch, host, int(port or 8084), async_mode=mode == "async", full=full)
     if session is None:
+        ch._controlled = False
         return None
     ch.fire("CHANNEL_PARK")
     ch.park_loop()
     ch.fire("CHANNEL_UNPARK")
+    # socket_function: after the park, a channel the dying listener set to CS_RESET (socket_resume) goes
+    # back to CS_EXECUTE, so the dialplan continues after `socket` (no CHANNEL_STATE: it never ran CS_RESET)
+    ch.end_reset()
 
 
 def _play(ch, path: str, *, dtmf_breaks: bool = False, prompt: bool = False) -> tuple[str, float]:
-    """Play one file. Returns (status, seconds played): status done|break|hangup|dtmf|notfound|unpark."""
+    """Play one file. Returns (status, seconds played): status done|break|hangup|reset|dtmf|notfound|unpark."""
     ch.check()
     if ch.answer_state == "ringing":
         ch.pre_answer()
@@ -170,10 +176,10 @@ def _play(ch, path: str, *, dtmf_breaks: bool = False, prompt: bool = False) -> 
     ch.set_var("playback_seconds", int(played))
     ch.set_var("playback_ms", int(played * 1000))
     ch.set_var("playback_samples", samples)
-    ch.fire(
-        "PLAYBACK_STOP",
-        after=ftype + [("Playback-File-Path", path), ("Playback-Status", "done" if status == "done" else "break")],
-    )
+    # switch_ivr_play_file reports "break" for a break (SWITCH_STATUS_BREAK); a channel that is no longer
+    # ready (CS_RESET) ends the file with SWITCH_STATUS_FALSE, reported as "done"
+    ended = "done" if status in ("done", "reset") else "break"
+    ch.fire("PLAYBACK_STOP", after=ftype + [("Playback-File-Path", path), ("Playback-Status", ended)])
     return status, played
 
 
@@ -182,6 +188,8 @@ def _playback(ch, arg):
     status, _ = _play(ch, arg.strip())
     if status == "notfound":
         return "FILE NOT FOUND"
+    if status == "reset":
+        return PLAYBACK_ERROR
     return FILE_PLAYED
 
 
@@ -191,6 +199,8 @@ def _endless(ch, arg):
         status, played = _play(ch, arg.strip())
         if status != "done" or played <= 0:
             break
+    if status == "reset":
+        return PLAYBACK_ERROR
     return FILE_PLAYED
 
 
@@ -208,7 +218,7 @@ def _collect(ch, *, max_digits, first_timeout, digit_timeout, terminators, alrea
         status = ch.media_wait(first_timeout if not digits else digit_timeout, dtmf=True, watch_private=True)
         if status in ("hangup",):
             raise Hangup()
-        if status in ("done", "break", "unpark"):
+        if status in ("done", "break", "unpark", "reset"):
             break
     return digits, ""
 
@@ -230,6 +240,8 @@ def _pagd(ch, arg):
     ch._dtmf_buffer = ""
     result = "failure"
     for _ in range(max(1, tries)):
+        if not ch.ready():  # switch_play_and_get_digits: while (switch_channel_ready(channel) && max_tries)
+            break
         status, _ = _play(ch, prompt, dtmf_breaks=True, prompt=True)
         if status == "hangup":
             raise Hangup()
@@ -247,6 +259,8 @@ def _pagd(ch, arg):
             break
         result = "timeout" if not digits else "failure"
         ch.set_var("read_result", result)
+        if not ch.ready():
+            break
         if invalid and invalid != "silence_stream://0":
             _play(ch, invalid)
     if result != "success":
@@ -325,7 +339,7 @@ def _bridge(ch, arg):
     ch.check()
     exported = list(getattr(ch, "exported", {}).items())
     try:
-        leg = originate(ch.switch, arg, originator=ch, cancel=ch.hungup, extra_vars=exported)
+        leg = originate(ch.switch, arg, originator=ch, cancel=ch._unready, extra_vars=exported)
     except OriginateError as e:
         ch.set_var("originate_disposition", e.cause)
         ch.set_var("bridge_hangup_cause", e.cause)
@@ -374,8 +388,9 @@ def _bridge(ch, arg):
     leg.start([(_b_leg, ())])
     ch.bridge_wait(leg, True, in_app=True, marked=True)
     ch.set_var("last_bridge_hangup_cause", leg.hangup_cause or "NORMAL_CLEARING")
-    if not ch.hungup.is_set():
+    if not ch.hungup.is_set() and ch.ready():  # a bridge ended by CS_RESET is a clean exit: no after-bridge
         if ch.get_var("park_after_bridge") == "true":
+            ch._controlled = True
             ch.fire("CHANNEL_PARK")
             ch.park_loop()
             ch.fire("CHANNEL_UNPARK")

@@ -185,6 +185,21 @@ NOMEDIA_APPS = {
 
 _TONE_RE = re.compile(r"%\(([\d.]+),([\d.]+)")
 FILE_PLAYED = "FILE PLAYED"
+PLAYBACK_ERROR = "PLAYBACK ERROR"
+_TRUE_WORDS = {"yes", "on", "true", "t", "enabled", "enable", "allow", "active"}
+
+
+def switch_true(value) -> bool:
+    """FreeSWITCH's switch_true(): yes/on/true/t/enabled/enable/allow/active, or a non-zero number."""
+    if value is None:
+        return False
+    v = str(value).strip().lower()
+    if v in _TRUE_WORDS:
+        return True
+    try:
+        return int(v) != 0
+    except ValueError:
+        return False
 
 
 class BridgeSteps:
@@ -359,6 +374,13 @@ class Channel:
         self._greenlet: gevent.Greenlet | None = None
         self._apps: list[tuple[str, str]] = []
         self._in_park = False
+        # mod_event_socket's socket-loss path: CF_CONTROLLED (an outbound socket controls the channel, its
+        # park lasts as long as the listener), and CS_RESET set by the dying listener (socket_resume), during
+        # which switch_channel_ready() is false: the running app, park or bridge stops.
+        self._controlled = False
+        self._resetting = False
+        self._desired_state: str | None = None  # channel->state when it differs from the running state
+        self._unready = gevent.event.Event()  # set while switch_channel_ready() is false (hangup, CS_RESET)
         self._sendmsg_count = 0
         self.recordings: list[str] = []
         self.state_history: list[str] = []
@@ -463,7 +485,7 @@ class Channel:
         h = [
             ("Channel-State", self.state),
             ("Channel-Call-State", self.call_state),
-            ("Channel-State-Number", str(STATE_NUMBERS.get(self.state, 0))),
+            ("Channel-State-Number", str(STATE_NUMBERS.get(self._desired_state or self.state, 0))),
             ("Channel-Name", self.name),
             ("Unique-ID", self.uuid),
             ("Call-Direction", self.direction),
@@ -618,6 +640,7 @@ class Channel:
         if self.bridged_to is not None and not self._bridge_master:
             self.set_var("last_bridge_role", "originatee")
         self.hungup.set()
+        self._unready.set()
         self.fire("CHANNEL_HANGUP")
         self.switch._state_changed(self)
         self._private.put(("wake",))
@@ -627,6 +650,49 @@ class Channel:
             partner._private.put(("unbridge", self))
             partner._media_ev.set()
         return True
+
+    # ------------------------------------------------------------------ outbound socket loss
+    def ready(self) -> bool:
+        """switch_channel_ready(): false once hung up and while in CS_RESET."""
+        return not self._unready.is_set()
+
+    def outbound_socket_ended(self, *, resume: bool = False) -> None:
+        """The listener of the outbound socket controlling this channel ended (the application closed the
+        socket, sent `exit`, or the connection broke): the end of mod_event_socket's listener_run.
+
+        If the channel is not in CS_HIBERNATE (nor in a transfer/redirect/reset) and the listener got
+        `resume` or the channel variable socket_resume is true, the channel is set to CS_RESET: it is not
+        ready, so what runs on the session (park, an app started with sendmsg, a bridge app or a uuid_bridge)
+        stops; the socket app (socket_function) or the uuid_bridge then set CS_EXECUTE again and the dialplan
+        goes on after `socket`. In every case CF_CONTROLLED is cleared, which ends the socket app's park at
+        its next turn; an app running inside that park keeps running until it ends by itself."""
+        if self.hungup.is_set():
+            return
+        if (
+            self.state not in ("CS_HIBERNATE", "CS_RESET")
+            and not self._redirect_pending()
+            and (resume or switch_true(self.get_var("socket_resume")))
+        ):
+            self._resetting = True
+            self._desired_state = "CS_RESET"  # switch_channel_set_state: no CHANNEL_STATE until it runs
+            self._unready.set()
+            log.debug("sim_socket_reset uuid=%s", self.uuid)
+        self._controlled = False
+        self._private.put(("wake",))
+        self._media_ev.set()
+
+    def _redirect_pending(self) -> bool:
+        """A uuid_transfer/uuid_bridge is on its way (CF_TRANSFER/CF_REDIRECT in FreeSWITCH)."""
+        return any(item[0] in ("transfer", "bridge_to") for item in list(self._private.queue))
+
+    def end_reset(self) -> None:
+        """CS_RESET is replaced by CS_EXECUTE (socket_function, uuid_bridge_on_soft_execute)."""
+        if not self._resetting:
+            return
+        self._resetting = False
+        self._desired_state = None
+        if not self.hungup.is_set():
+            self._unready.clear()
 
     def hold(self, token) -> None:
         """Keep the session from being destroyed (an outbound socket lingering on it)."""
@@ -772,8 +838,11 @@ class Channel:
         return None
 
     def park_loop(self) -> None:
-        """The body of `park` (and of the socket app): run queued commands until unparked."""
+        """The body of `park` (and of the socket app): run queued commands until unparked, or until the
+        channel is no longer ready (CS_RESET) or controlled (its outbound socket's listener ended)."""
         while not self.hungup.is_set():
+            if self._resetting or not self._controlled:
+                return
             item = self._private.get()
             if self._handle_private(item, parked=True) == "unpark":
                 return
@@ -895,8 +964,14 @@ class Channel:
         """Stay bridged to `other` until either side hangs up."""
         if not marked:
             self.mark_bridged(other, master)
+        reset = False
         while not self.hungup.is_set():
             if other.hungup.is_set():
+                break
+            if self._resetting:  # CS_RESET: the bridge loop ends (a clean exit, no after-bridge actions)
+                reset = True
+                other._private.put(("unbridge", self))
+                other._media_ev.set()
                 break
             item = self._private.get()
             if item[0] == "unbridge":
@@ -925,6 +1000,11 @@ class Channel:
             other.release(("bridged", self.uuid))
         self.switch._state_changed(self)
         if in_app:
+            return
+        if reset and not self.hungup.is_set():
+            # uuid_bridge_on_soft_execute: the bridge returned in CS_RESET, CS_EXECUTE goes on with the dialplan
+            self.end_reset()
+            self.set_state("CS_EXECUTE")
             return
         if not self.hungup.is_set():
             if self.get_var("park_after_bridge") == "true":
@@ -998,7 +1078,7 @@ class Channel:
             raise Hangup()
 
     def media_wait(self, seconds: float, *, dtmf: bool = False, watch_private: bool = True) -> str:
-        """Wait `seconds` (simulated; <0 = forever). Returns done|break|hangup|dtmf|unpark."""
+        """Wait `seconds` (simulated; <0 = forever). Returns done|break|hangup|reset|dtmf|unpark."""
         deadline = None if seconds < 0 else time.monotonic() + self.clock.real(seconds)
         start_dtmf = self._dtmf_count
         self._in_media += 1
@@ -1011,6 +1091,8 @@ class Channel:
         while True:
             if self.hungup.is_set():
                 return "hangup"
+            if self._resetting:
+                return "reset"
             if self._break:
                 self._break = False
                 return "break"

@@ -78,6 +78,8 @@ class EslConnection:
         self._greenlets: list[gevent.Greenlet] = []
         self._lingering = False
         self._disconnect_sent = False
+        self.resume = False  # LFLAG_RESUME (the `resume` command)
+        self._released = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -112,6 +114,8 @@ class EslConnection:
         except OSError:
             pass
         self.switch._connection_closed(self)
+        if self.outbound:  # however the socket ended (EOF, exit, a write error, crash)
+            self._release_channel()
 
     def _writer(self) -> None:
         try:
@@ -165,11 +169,13 @@ class EslConnection:
             self.close()
 
     def _release_channel(self) -> None:
+        """The end of listener_run for an outbound socket (once): CS_RESET if `resume` was sent or
+        socket_resume is true, CF_CONTROLLED cleared (see Channel.outbound_socket_ended), session released."""
         ch = self.channel
-        if ch is None:
+        if ch is None or self._released:
             return
-        if not ch.hungup.is_set():
-            ch._private.put(("unpark",))
+        self._released = True
+        ch.outbound_socket_ended(resume=self.resume)
         ch.release(self)
 
     def _send_disconnect(self) -> None:
@@ -281,6 +287,7 @@ class EslConnection:
             self._filter(cmd[7:])
             return
         if self.outbound and low.startswith("resume"):
+            self.resume = True
             self.channel.set_var("socket_resume", "true")
             self._reply("+OK")
             return

@@ -207,6 +207,7 @@ class Switch:
         dialplan: dict | None = None,
         global_vars: dict | None = None,
         keep_events: int | None = None,
+        socket_resume_contexts=("fsd-public", "fsd-internal"),
     ):
         self.hostname = hostname
         self.esl_host = esl_host
@@ -225,6 +226,9 @@ class Switch:
         self.fallback = [split_app_spec(a) for a in (fallback if fallback is not None else ["hangup:NORMAL_CLEARING"])]
         self.missing_file_duration = missing_file_duration
         self.dialplan = dialplan or {}
+        # contexts whose default dialplan runs `set socket_resume=true` before `socket`, as
+        # freeswitch-conf/dialplan/fsd.xml does (so losing fsd sends the caller to the fallback)
+        self.socket_resume_contexts = frozenset(socket_resume_contexts or ())
         self.global_vars = {
             "hostname": hostname,
             "domain": domain,
@@ -682,7 +686,9 @@ class Switch:
         registered phone, which also gets a presence id and PRESENCE_IN events).
 
         Dialplan: `apps` if given; else `socket <outbound_target> async full` followed by the fallback
-        (Switch(fallback=...) or per call), or only the fallback when no outbound_target is set."""
+        (Switch(fallback=...) or per call), or only the fallback when no outbound_target is set. In the
+        contexts of `socket_resume_contexts` (fsd-public, fsd-internal) `set socket_resume=true` comes first,
+        as in freeswitch-conf/dialplan/fsd.xml."""
         script = script or CallerScript()
         port = 5200 + next(self._session_ids) % 700
         name = f"sofia/{profile}/{caller}@127.0.0.1:{port}"
@@ -764,6 +770,8 @@ class Switch:
             if self.outbound_target:
                 host, port_ = self.outbound_target
                 apps = [("socket", f"{host}:{port_} async full")] + fb
+                if context in self.socket_resume_contexts:
+                    apps.insert(0, ("set", "socket_resume=true"))
             else:
                 apps = fb
         else:

@@ -77,12 +77,6 @@ def rig(db_dsn, pool):
     r.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (product or emulator): after the outbound socket dies, a queued caller stays in the ring-back "
-    "fsd started with endless_playback; the emulator only ends a *parked* app when the socket closes, and "
-    "fsd never sends `resume`, so the dialplan fallback never runs (FreeSWITCH continues the dialplan on "
-    "socket loss only after `resume`; to be checked against mod_event_socket). Fix: fsd sends `resume` on "
-    "connect, and the emulator ends the running app on socket loss when socket_resume is set"))
 def test_kill9_queued_callers_take_the_fallback(rig):
     rig.calls_in_flight()
     rig.procs[0].kill9()

@@ -290,6 +290,59 @@ def test_dialplan_public_fallback_may_be_in_a_later_condition(conf):
     only(check(conf), "dialplan context fsd-public: no fallback after the socket action")
 
 
+RESUME = '<action application="set" data="socket_resume=true"/>'
+RESUME_PROBLEM = "socket_resume=true is not set before the socket action"
+
+
+def test_dialplan_sets_socket_resume_before_each_socket():
+    text = (CONF / "dialplan" / "fsd.xml").read_text()
+    for ctx in ("fsd-public", "fsd-internal"):
+        body = text[text.index(f'<context name="{ctx}">') :]
+        assert body.index(RESUME) < body.index('application="socket"'), ctx
+
+
+def test_dialplan_without_socket_resume(conf):
+    path = conf / "dialplan" / "fsd.xml"
+    text = path.read_text()
+    start = text.index('<context name="fsd-internal">')
+    path.write_text(text[:start] + text[start:].replace(RESUME, "", 1))
+    assert only(check(conf), RESUME_PROBLEM) == [
+        f"dialplan context fsd-internal: {RESUME_PROBLEM} (when fsd dies, callers in a ring-back, a prompt or a "
+        "bridge application would never reach the fallback)"
+    ]
+    r = subprocess.run([sys.executable, str(SCRIPT), str(conf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and RESUME_PROBLEM in r.stdout
+
+
+@pytest.mark.parametrize("value", ["false", "", "${maybe}"])
+def test_dialplan_socket_resume_not_true(conf, value):
+    mutate(conf, "dialplan/fsd.xml", 'data="socket_resume=true"', f'data="socket_resume={value}"', count=2)
+    problems = only(check(conf), RESUME_PROBLEM)
+    assert len(problems) == 2  # both contexts
+
+
+def test_dialplan_socket_resume_set_after_the_socket_does_not_count(conf):
+    path = conf / "dialplan" / "fsd.xml"
+    text = path.read_text().replace(f"        {RESUME}\n", "")
+    text = text.replace('async full"/>\n', f'async full"/>\n        {RESUME}\n')
+    path.write_text(text)
+    assert len(only(check(conf), RESUME_PROBLEM)) == 2
+
+
+def test_dialplan_socket_resume_false_later_wins(conf):
+    mutate(conf, "dialplan/fsd.xml", RESUME, RESUME + '<action application="export" data="socket_resume=off"/>',
+           count=2)
+    assert len(only(check(conf), RESUME_PROBLEM)) == 2
+
+
+def test_dialplan_socket_resume_from_a_global_variable(conf):
+    # switch_channel_get_variable falls back to global variables: a pre-processor set is honoured too
+    mutate(conf, "dialplan/fsd.xml", RESUME, "", count=2)
+    host = '<X-PRE-PROCESS cmd="set" data="fsd_host=127.0.0.1"/>'
+    mutate(conf, "vars.xml", host, host + '\n  <X-PRE-PROCESS cmd="set" data="socket_resume=yes"/>')
+    assert check(conf) == []
+
+
 def test_dialplan_without_socket(conf):
     mutate(conf, "dialplan/fsd.xml", 'application="socket"', 'application="park"', count=2)
     only(check(conf), "dialplan context fsd-internal: no socket action hands calls to fsd")
