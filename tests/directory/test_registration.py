@@ -146,6 +146,7 @@ def test_hostile_name_is_escaped(world):
 
 def test_main_number_is_the_outbound_caller_id_and_follows_changes(world):
     _employee(world)
+    world.stack.flushed.clear()  # (the employee's own flush is there already)
     num = world.services.numbers.create(world.actor, world.tenant.id, did="+74951112233")
     wait_for(lambda: world.stack.flushed, 10, message="flush after number change")
     _, _, body = post(world.stack.port, form(action="user_call", key="id", user="ivan", domain=DOMAIN))
