@@ -29,10 +29,12 @@ Liveness (a switch that stalls - stops reading and writing its socket - without 
   connection's FIFO (abandoned): its reply, when it comes, is consumed and discarded there, never handed
   to the next caller.
 * The connection is declared dead and closed with :class:`ESLLivenessFailed` (an ``ESLDisconnected``)
-  when **nothing at all** (no reply, no event, no byte) has been received for ``liveness_timeout``
-  seconds while at least one command (timed out or not) is outstanding - the silence is measured from
-  the later of the last byte received and the oldest outstanding command's send time. Events streaming
-  in keep a connection with a slow ``api`` alive. Note that a real FreeSWITCH executes an ``api`` in the
+  when **nothing at all** (no reply, no event) has been received for ``liveness_timeout`` seconds while
+  at least one command (timed out or not) awaits its reply - the silence is measured from the later of
+  the last thing received and the moment the oldest such command was first seen waiting. Events
+  streaming in keep a connection with a slow ``api`` alive. A watchdog greenlet per connection samples
+  the reply FIFO and two counters every ``min(liveness, probe, command timeouts) / 5`` seconds (at most
+  1 s), so the reader's hot path only counts. Note that a real FreeSWITCH executes an ``api`` in the
   listener's own thread and sends no events meanwhile, so ``liveness_timeout`` is also the longest an
   ``api`` may run before the link is judged dead: keep it well above ``command_timeout`` (default 2x).
 * When nothing was received for ``probe_interval`` seconds and no command is outstanding, an idle probe
@@ -87,6 +89,11 @@ class InboundStats(ESLStats):
         self.liveness_failures = 0
         self.probes_sent = 0
         self.probes_answered = 0
+        self.replies = 0  # replies handed to a waiting caller (progress seen by the liveness watchdog)
+
+    def observe_command(self, word: str, seconds: float) -> None:
+        self.replies += 1
+        super().observe_command(word, seconds)
 
     def snapshot(self) -> dict:
         out = super().snapshot()
@@ -96,37 +103,22 @@ class InboundStats(ESLStats):
         return out
 
 
-class _RxClockSocket:
-    """Socket proxy that records when bytes last arrived (``last_rx``, monotonic); the rest is delegated."""
+class _Seen:
+    """What the liveness watchdog last saw of one connection (sampled, so exact to one tick)."""
 
-    __slots__ = ("_sock", "last_rx")
+    __slots__ = ("frames", "head", "head_since", "last_rx")
 
-    def __init__(self, sock: socket.socket):
-        self._sock = sock
-        self.last_rx = time.monotonic()
-
-    def recv(self, *args):
-        data = self._sock.recv(*args)
-        self.last_rx = time.monotonic()
-        return data
-
-    def recv_into(self, *args):
-        n = self._sock.recv_into(*args)
-        self.last_rx = time.monotonic()
-        return n
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
+    def __init__(self, now: float):
+        self.frames = -1  # events + replies counted so far; -1: not sampled yet
+        self.head = None  # the reply waiter at the head of the FIFO
+        self.head_since = now  # when it was first seen at the head
+        self.last_rx = now  # when something was last seen arriving
 
 
-def _outstanding(conn: Connection) -> tuple[int, float]:
-    """(commands awaiting a reply - abandoned ones included -, send time of the oldest) on ``conn``."""
-    # fsd.esl.connection keeps its reply FIFO as ``_waiters`` (deque of waiters with ``sent_at``);
-    # read-only use here until Connection offers a public accessor
-    waiters = conn._waiters
-    if not waiters:
-        return 0, 0.0
-    return len(waiters), waiters[0].sent_at
+def _reply_fifo(conn: Connection):
+    """The connection's FIFO of reply waiters (abandoned ones included: their replies are still due)."""
+    # fsd.esl.connection keeps it as ``Connection._waiters``; read-only use (length, head identity)
+    return conn._waiters
 
 
 def _positive(name: str, value: float) -> float:
@@ -252,6 +244,7 @@ class InboundClient:
         self._stopping = False
         self._wake = gevent.event.Event()
         self._runner: gevent.Greenlet | None = None
+        self._rx_events = 0  # events received (liveness progress; a plain counter, cheap per event)
         self.last_error: BaseException | None = None
         self.auth_failures = 0
 
@@ -346,13 +339,12 @@ class InboundClient:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
             sock.settimeout(None)
-            rx = _RxClockSocket(sock)
-            conn = Connection(rx, name=self.name, write_timeout=self.write_timeout, stats=self.stats,
+            conn = Connection(sock, name=self.name, write_timeout=self.write_timeout, stats=self.stats,
                               on_event=self._on_event, on_notice=self._on_notice)
             self._conn = conn
             conn.start()
             self._handshake(conn)
-            watchdog = gevent.spawn(self._watch, conn, rx)
+            watchdog = gevent.spawn(self._watch, conn)
             watchdog.name = f"esl-liveness:{self.name}"
             was_connected = True
             self.stats.connects += 1
@@ -417,42 +409,54 @@ class InboundClient:
 
     # ------------------------------------------------------------------ liveness
 
-    def _watch(self, conn: Connection, rx: _RxClockSocket) -> None:
+    def _sample(self, conn: Connection, seen: _Seen) -> int:
+        """Update ``seen``; return how many replies are due. Progress (something arrived): an event or a
+        reply counted since the last sample, or the waiter seen at the head of the FIFO gone from it."""
+        now = time.monotonic()
+        fifo = _reply_fifo(conn)
+        head = fifo[0] if fifo else None
+        frames = self._rx_events + self.stats.replies
+        if frames != seen.frames or (seen.head is not None and head is not seen.head):
+            seen.last_rx = now
+        seen.frames = frames
+        if head is not seen.head:
+            seen.head = head
+            seen.head_since = now
+        return len(fifo)
+
+    def _watch(self, conn: Connection) -> None:
         """Close ``conn`` when the switch stops answering (see the module docstring); send idle probes."""
         liveness, interval = self.liveness_timeout, self.probe_interval
         tick = min(1.0, max(0.02, min(liveness, interval, self.command_timeout) / 5))
+        seen = _Seen(time.monotonic())
         probe: gevent.Greenlet | None = None
         try:
             while conn.is_open and not self._stopping:
+                due = self._sample(conn, seen)
                 now = time.monotonic()
-                n, oldest = _outstanding(conn)
-                if n:
-                    quiet = now - max(rx.last_rx, oldest)
+                if due:
+                    quiet = now - max(seen.last_rx, seen.head_since)
                     if quiet >= liveness:
-                        self._declare_dead(conn, f"nothing received for {quiet:.1f}s with {n} command(s) "
+                        self._declare_dead(conn, f"nothing received for {quiet:.1f}s with {due} command(s) "
                                                  "awaiting a reply")
                         return
-                    wait = liveness - quiet
-                else:
-                    idle = now - rx.last_rx
-                    wait = interval - idle
-                    if wait <= 0 and (probe is None or probe.dead):
-                        probe = gevent.spawn(self._probe, conn, rx)
-                        wait = tick
-                conn.closed.wait(min(max(wait, 0.005), tick))
+                elif now - seen.last_rx >= interval and (probe is None or probe.dead):
+                    probe = gevent.spawn(self._probe, conn, seen)
+                conn.closed.wait(tick)
         finally:
             if probe is not None:
                 probe.kill(block=False)
 
-    def _probe(self, conn: Connection, rx: _RxClockSocket) -> None:
-        if not conn.is_open or self._stopping or _outstanding(conn)[0]:
+    def _probe(self, conn: Connection, seen: _Seen) -> None:
+        if not conn.is_open or self._stopping or _reply_fifo(conn):
             return  # no longer idle: the outstanding command's reply proves (or disproves) liveness
         sent = time.monotonic()
         self.stats.probes_sent += 1
         try:
             conn.request(encode_api(PROBE_COMMAND), word=PROBE_WORD, timeout=self.command_timeout)
         except ESLTimeout:
-            if rx.last_rx < sent:
+            self._sample(conn, seen)
+            if seen.last_rx < sent:
                 self._declare_dead(conn, f"no reply to the idle probe (api {PROBE_COMMAND}) within "
                                          f"{self.command_timeout}s")
             return
@@ -470,6 +474,7 @@ class InboundClient:
     # ------------------------------------------------------------------ frames from the reader
 
     def _on_event(self, event: Event) -> None:
+        self._rx_events += 1
         if event.name == "BACKGROUND_JOB":
             job = event.job_uuid
             if job:

@@ -222,7 +222,7 @@ def test_quiet_healthy_switch_is_probed_and_stays_up(fake):
 
 
 def test_busy_switch_is_not_probed(fake):
-    """Events keep the link provably alive: no probe is sent while bytes keep arriving."""
+    """Events keep the link provably alive: no probe is sent while they keep arriving."""
     interval = 1.0
     c = make_client(fake, events=["HEARTBEAT"], command_timeout=1, liveness_timeout=2, probe_interval=interval)
     c.connect(timeout=5)
