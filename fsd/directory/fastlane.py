@@ -27,6 +27,7 @@ from __future__ import annotations
 import _socket  # the C socket type: gevent's monkey-patching replaces socket.socket, never this one
 import contextlib
 import logging
+import re
 import socket
 from socket import MSG_DONTWAIT, MSG_PEEK, SOCK_STREAM
 
@@ -41,6 +42,11 @@ log = logging.getLogger(__name__)
 
 _RECV = 65536
 _PEEK = int(MSG_PEEK | MSG_DONTWAIT)
+# the header lines after the request line: "\r\n" name ":" value, the name an RFC 9110 token
+_PLAIN_HEADERS = re.compile(rb"(?:\r\n[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
+_SPECIAL = re.compile(rb"\r\n(?:transfer-encoding|expect):", re.IGNORECASE)
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:([^\r\n]*)", re.IGNORECASE)
+_AUTHORIZATION = re.compile(rb"\r\nauthorization:([^\r\n]*)", re.IGNORECASE)
 
 
 class FastLaneServer(WSGIServer):
@@ -108,18 +114,15 @@ class FastLaneServer(WSGIServer):
         end = data.find(b"\r\n\r\n")
         if end < 0 or end > self.max_head_bytes:
             return False
-        auth = length = ""
-        for line in data[:end].split(b"\r\n")[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep:
-                return False  # malformed: the greenlet path answers it
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = value.strip().decode("latin-1")
-            elif name == b"authorization":
-                auth = value.strip().decode("latin-1")
-            elif name == b"transfer-encoding" or name == b"expect":
-                return False
+        head = data[:end]
+        # only plain header lines (a token, ':', a value) and none the greenlet path treats specially
+        if not _PLAIN_HEADERS.fullmatch(head, max(0, head.find(b"\r\n"))) or _SPECIAL.search(head):
+            return False
+        # the last of each, its value stripped as the greenlet path strips it (as latin-1 text)
+        lengths = _CONTENT_LENGTH.findall(head)
+        length = lengths[-1].decode("latin-1").strip() if lengths else ""
+        auths = _AUTHORIZATION.findall(head)
+        auth = auths[-1].decode("latin-1").strip() if auths else ""
         app = self.xmlcurl
         body = data[end + 4:]
         if length.isascii() and length.isdigit():

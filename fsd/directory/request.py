@@ -98,7 +98,9 @@ def parse_form(body: bytes) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name, value in _FIELD.findall("&" + text):
         if name not in fields:
-            fields[name] = _decode(name, value)
+            # the usual value (plain printable ASCII, short, no escape) is taken as it is
+            plain = value.isascii() and value.isprintable() and "%" not in value and len(value) <= MAX_VALUE
+            fields[name] = value if plain else _decode(name, value)
     return fields
 
 
