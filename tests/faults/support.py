@@ -1,5 +1,5 @@
-"""Shared pieces of the fault-injection and multi-node tests: `fsd serve` subprocesses, a cuttable TCP
-proxy, and a small company fixture built through the service layer."""
+"""Shared pieces of the fault-injection, multi-node and resilience tests: `fsd serve` subprocesses, a cuttable
+TCP proxy (to a switch's ESL port or to PostgreSQL), and a small company fixture built through the service layer."""
 
 from __future__ import annotations
 
@@ -190,12 +190,15 @@ class TcpProxy:
 class Company:
     """A tenant with employees, departments and numbers made through the service layer."""
 
-    def __init__(self, pool, *, max_users: int = 200):
+    def __init__(self, pool, *, max_users: int = 200, timezone: str | None = None, language: str | None = None):
+        """`timezone` and `language` of the company: the service's defaults when not given."""
         self.pool = pool
         self.svc = Services(pool=pool)
         n = next(_seq)
         self.domain = f"f{n}-{os.getpid()}.example"
-        self.tenant = self.svc.tenants.create(SYS, name=f"Faults {n}", domain=self.domain, max_users=max_users)
+        settings = {k: v for k, v in (("timezone", timezone), ("language", language)) if v is not None}
+        self.tenant = self.svc.tenants.create(SYS, name=f"Faults {n}", domain=self.domain, max_users=max_users,
+                                              **settings)
         self.tid = self.tenant.id
         self._did = itertools.count(1)
         self.passwords: dict[int, str] = {}
