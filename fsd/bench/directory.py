@@ -326,6 +326,33 @@ http {{
     raise RuntimeError("nginx did not start")
 
 
+def _nginx_worker(master: int) -> int | None:
+    """The pid of nginx's one worker (the master only waits)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{master}/task/{master}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            return None
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    return None
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), None if unknown."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------------------------------------- main
 def _start_fsd(dsn: str, kind: str):
     ctx = multiprocessing.get_context("spawn")
@@ -367,10 +394,13 @@ def run() -> list[dict]:
         _seed(dsn)
 
         ports = {}
+        pids: dict[str, int | None] = {}
         for kind in ("lane", "front", "pywsgi"):
             proc, ports[kind], users, warm_s, doc_size = _start_fsd(dsn, kind)
             procs.append(proc)
+            pids[kind] = proc.pid
         nginx, ports["nginx"] = _nginx(tmp, doc_size)
+        pids["nginx"] = _nginx_worker(nginx.pid)
         for port in ports.values():
             _run_load(port, PATH, concurrency=CONCURRENCY, duration=1.0)  # warm-up
 
@@ -379,9 +409,15 @@ def run() -> list[dict]:
         order = list(ports)
         for r in range(ROUNDS):
             for kind in order[r % len(order):] + order[:r % len(order)]:
+                cpu0 = _cpu_s(pids[kind])
                 res, tool = _max_load(ports[kind], tmp)
+                cpu1 = _cpu_s(pids[kind])
+                served = res["rate"] * DURATION_S
+                res["cpu_us"] = (cpu1 - cpu0) / served * 1e6 if served and cpu0 is not None and cpu1 is not None \
+                    else float("nan")
                 rounds[kind].append(res)
         best = {k: sorted(v, key=lambda x: x["rate"])[len(v) // 2] for k, v in rounds.items()}
+        cpu_us = {k: _percentile([r["cpu_us"] for r in v], 50) for k, v in rounds.items()}
         gen = {k: _run_load(p, PATH, concurrency=CONCURRENCY, duration=GEN_S) for k, p in ports.items()}
         steady = {k: _run_load(p, PATH, concurrency=CONCURRENCY, duration=STEADY_S, rate=STEADY_RATE)
                   for k, p in ports.items()}
@@ -419,6 +455,14 @@ def run() -> list[dict]:
             ratio = b["rate"] / best["nginx"]["rate"]
             rows.append({"figure": f"{names[kind]} / nginx throughput", "value": round(ratio, 3), "unit": "x",
                          "anchor": 0.4, "ratio": round(ratio / 0.4, 3), "goal": ">= 0.4"})
+        # CPU time the server process spent per answered request during the ab rounds (user + system, from
+        # /proc): unlike throughput it hardly depends on what else the machine is doing.
+        rows.append({"figure": f"{names[kind]}: server CPU time per request ({tool} rounds, median)",
+                     "value": round(cpu_us[kind], 1), "unit": "us", "anchor": None, "ratio": None})
+        if kind != "nginx" and cpu_us[kind] > 0:
+            rows.append({"figure": f"{names[kind]} / nginx, by CPU time per request (nginx us / fsd us)",
+                         "value": round(cpu_us["nginx"] / cpu_us[kind], 3), "unit": "x", "anchor": None,
+                         "ratio": None})
         rows += [
             {"figure": f"{names[kind]}: p50 / p99 at concurrency {CONCURRENCY} ({tool})",
              "value": f"{b['p50_ms']:.3f} / {b['p99_ms']:.3f}", "unit": "ms", "anchor": None, "ratio": None},

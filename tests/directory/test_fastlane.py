@@ -122,6 +122,29 @@ def test_a_body_still_on_its_way_is_read_by_a_greenlet(lane):
     assert lane.http.server.inline_requests == 0 and lane.http.server.fast_requests == 2
 
 
+def test_a_client_that_waits_before_sending_is_answered(lane):
+    _lookup(lane.port, "ivan")
+    sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", lane.port))
+        gevent.sleep(0.2)  # fsd may not even have accepted the connection (TCP_DEFER_ACCEPT): nothing to read yet
+        sock.sendall(_request(form(action="sip_auth", key="id", user="ivan", domain=DOMAIN)))
+        sock.setblocking(False)
+        out = b""
+        while True:
+            wait_read(sock.fileno(), timeout=10)
+            b = sock.recv(65536)
+            if not b:
+                break
+            out += b
+    finally:
+        sock.close()
+    assert captures.xml(_doc(out)).find(".//user").get("id") == "ivan"
+    if hasattr(socket, "TCP_DEFER_ACCEPT"):  # accepted once the request was there: answered inline
+        assert lane.http.server.inline_requests == 1
+
+
 def test_guards_answer_inline(lane):
     _lookup(lane.port, "ivan")
     no_auth = _request(form(action="sip_auth", key="id", user="ivan", domain=DOMAIN)).replace(
