@@ -128,8 +128,33 @@ class FsdProcess:
             self._log = None
 
 
+def pipe(a, b, gate=None) -> None:
+    """Copy socket a → b until either side closes, then close both; with `gate` (an Event), each chunk waits
+    for the gate to be set before it is forwarded."""
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            if gate is not None:
+                gate.wait()
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
 class TcpProxy:
-    """A loopback TCP proxy that can be cut: open connections dropped, new ones refused (closed at once)."""
+    """A loopback TCP proxy that can be cut: open connections dropped, new ones refused (closed at once).
+
+    `gate`: an Event a subclass may set up; while it is clear, client → server bytes are held (not forwarded)."""
+
+    gate = None
 
     def __init__(self, port: int):
         self.target = ("127.0.0.1", port)
@@ -149,25 +174,8 @@ class TcpProxy:
             sock.close()
             return
         self.conns += [sock, up]
-
-        def pipe(a, b):
-            try:
-                while True:
-                    data = a.recv(65536)
-                    if not data:
-                        break
-                    b.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (a, b):
-                    try:
-                        s.close()
-                    except OSError:
-                        pass
-
         g = gevent.spawn(pipe, up, sock)
-        pipe(sock, up)
+        pipe(sock, up, self.gate)
         g.join()
 
     def cut(self) -> None:

@@ -11,16 +11,13 @@ SYS = Actor.system("test")
 
 
 @pytest.fixture
-def svc(pool):
-    return Services(pool=pool)
-
-
-@pytest.fixture
-def co(svc):
+def co(pool):
+    """The services, and a company (tenant id) with two employees."""
+    svc = Services(pool=pool)
     t = svc.tenants.create(SYS, name="Acme", domain="acme.example", max_users=10)
     a = svc.employees.create(SYS, t.id, name="Anna Ivanova", extension="201").employee
     b = svc.employees.create(SYS, t.id, name="Boris Petrov", extension="202").employee
-    return t.id, a, b
+    return svc, t.id, a, b
 
 
 def _rejects(fn, message: str, field: str, exc=ValidationError):
@@ -37,8 +34,8 @@ def _audits(pool) -> int:
         return cur.fetchone()["n"]
 
 
-def test_department_field_errors(svc, co):
-    tid, a, _b = co
+def test_department_field_errors(co):
+    svc, tid, a, _b = co
     create = svc.departments.create
     _rejects(lambda: create(SYS, tid, name="S", colour="red"), "unknown department field colour", "colour")
     _rejects(lambda: create(SYS, tid, strategy="in_order"), "name is required", "name")
@@ -64,8 +61,8 @@ def test_department_field_errors(svc, co):
     assert svc.departments.list(SYS, tid) == []
 
 
-def test_department_targets_follow_the_action(svc, co, pool):
-    tid, a, _b = co
+def test_department_targets_follow_the_action(co, pool):
+    svc, tid, a, _b = co
     other = svc.departments.create(SYS, tid, name="Other")
     dep = svc.departments.create(SYS, tid, name="Sales", members=[a.id], impatient_enabled="yes",
                                  no_answer_action="forward_external", no_answer_number="8 495 123-45-67",
@@ -90,8 +87,8 @@ def test_department_targets_follow_the_action(svc, co, pool):
     assert dep.member_ids == [a.id]  # members=None leaves them
 
 
-def test_number_field_errors(svc, co):
-    tid, a, _b = co
+def test_number_field_errors(co):
+    svc, tid, a, _b = co
     create = svc.numbers.create
     did = "+74951110000"
     _rejects(lambda: create(SYS, tid, did=did, colour="red"), "unknown number field colour", "colour")
@@ -130,8 +127,8 @@ def test_number_field_errors(svc, co):
     assert svc.numbers.list(SYS, tid) == []
 
 
-def test_number_targets_follow_the_kind_and_action(svc, co):
-    tid, a, b = co
+def test_number_targets_follow_the_kind_and_action(co):
+    svc, tid, a, b = co
     dep = svc.departments.create(SYS, tid, name="Sales", members=[a.id])
     menu = svc.ivr.save(SYS, tid, None, name="Main")
     num = svc.numbers.create(SYS, tid, did="+74951110000", dest_kind="employee", dest_employee_id=a.id,
@@ -157,8 +154,8 @@ def test_number_targets_follow_the_kind_and_action(svc, co):
     assert second.is_main and not svc.numbers.get(SYS, tid, num.id).is_main
 
 
-def test_ivr_field_and_item_errors(svc, co):
-    tid, a, _b = co
+def test_ivr_field_and_item_errors(co):
+    svc, tid, a, _b = co
     save = svc.ivr.save
     _rejects(lambda: save(SYS, tid, None, name="M", colour="red"), "unknown IVR field colour", "colour")
     _rejects(lambda: save(SYS, tid, None, timeout_s=5), "name is required", "name")
@@ -197,8 +194,8 @@ def test_ivr_field_and_item_errors(svc, co):
     assert len(menu.items) == 1  # items=None leaves them
 
 
-def test_audit_and_notify_of_each_change(svc, co, pool, monkeypatch):
-    tid, a, b = co
+def test_audit_and_notify_of_each_change(co, pool, monkeypatch):
+    svc, tid, a, b = co
     sent = []
     real_notify = repos.notify
 
