@@ -60,6 +60,7 @@ class App:
                 host=sw.host, port=sw.port, password=sw.password, name=sw.name,
                 command_timeout=config.esl.command_timeout_s, connect_timeout=config.esl.connect_timeout_s,
                 reconnect_backoff=(0.1, config.esl.reconnect_max_s),
+                liveness_timeout=config.esl.liveness_timeout_s, probe_interval=config.esl.probe_interval_s,
                 on_connect=self._switch_up, on_disconnect=self._switch_down)
             self.switches[sw.name].stats.latency_observers.append(
                 lambda word, secs: self.metrics.esl_command_seconds.labels(word).observe(secs))
@@ -143,6 +144,11 @@ class App:
                 if delta > 0:
                     self.metrics.esl_events.labels(name, ev).inc(delta)
                     self._esl_seen[key] = n
+            key = (name, "liveness")
+            delta = st.liveness_failures - self._esl_seen.get(key, 0)
+            if delta > 0:
+                self.metrics.esl_liveness_failures.labels(name).inc(delta)
+                self._esl_seen[key] = st.liveness_failures
             for reason, n in (("error", st.command_errors), ("timeout", st.command_timeouts)):
                 key = (name, "cmd:" + reason)
                 delta = n - self._esl_seen.get(key, 0)

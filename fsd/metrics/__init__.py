@@ -37,6 +37,10 @@ class Metrics:
                             ["switch"], registry=r)
         self.esl_reconnects = Counter("fsd_esl_reconnects_total", "Event Socket reconnections", ["switch"],
                                       registry=r)
+        self.esl_liveness_failures = Counter(
+            "fsd_esl_liveness_failures_total",
+            "Event Socket links closed because the switch stopped answering (stalled: no reply, no event)",
+            ["switch"], registry=r)
         self.esl_events = Counter("fsd_esl_events_received_total", "Events received, by event name",
                                   ["switch", "event"], registry=r)
         self.esl_command_seconds = Histogram("fsd_esl_command_duration_seconds", "api/bgapi command latency",

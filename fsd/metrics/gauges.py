@@ -181,6 +181,7 @@ def init_switch(metrics: Metrics, switch: str) -> None:
     """A configured switch shows as down (0) with zero reconnects until it connects."""
     metrics.esl_up.labels(switch).set(0)
     metrics.esl_reconnects.labels(switch)
+    metrics.esl_liveness_failures.labels(switch)
 
 
 ESL_COMMAND_ERROR_REASONS = ("timeout", "disconnected", "error")

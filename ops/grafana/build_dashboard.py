@@ -100,8 +100,12 @@ def build() -> dict:
     L.row("Event Socket (ESL)")
     L.panel("Connection up by switch", [(f"fsd_esl_connection_up{{{INST}}}", "{{instance}} {{switch}}")],
             description="1 while the inbound Event Socket to the switch is connected and authenticated.")
-    L.panel("Reconnects", [(f"sum by (instance, switch) (increase(fsd_esl_reconnects_total{{{INST}}}[{RI}]))",
-                            "{{instance}} {{switch}}")])
+    L.panel("Reconnects and stalls", [
+        (f"sum by (instance, switch) (increase(fsd_esl_reconnects_total{{{INST}}}[{RI}]))",
+         "reconnects {{instance}} {{switch}}"),
+        (f"sum by (instance, switch) (increase(fsd_esl_liveness_failures_total{{{INST}}}[{RI}]))",
+         "stalled {{instance}} {{switch}}")],
+        description="Reconnections, and links closed because the switch stopped answering (liveness).")
     L.panel("Event queue depth", [(f"fsd_esl_event_queue_depth{{{INST}}}", "{{instance}} {{switch}}")],
             description="Events received and not yet handled; a growing queue means fsd is falling behind.")
     L.panel("Events received / s by event",
