@@ -45,7 +45,16 @@ class MemberBoard:
         self._seq = 0  # bumped on every local reservation change (a poll must not undo newer changes)
         self._changed: dict[int, int] = {}
         self._poller: gevent.Greenlet | None = None
+        # employee_id -> call: reservations granted by this process alone while PostgreSQL was
+        # unreachable, written to the database by the poller once it answers again
+        self._unsynced: dict[int, str] = {}
+        self._pending_talk: dict[int, str] = {}  # employee_id -> call: conversation TTL not written yet
+        # members marked held (OTHER) only because the database was too slow to say: freed by the next
+        # poll, or at once when the database turns out to be unreachable (then this process decides)
+        self._refused: set[int] = set()
         self.db_errors = 0
+        self.refused_slow = 0  # reservations refused because the database was slow (not down)
+        self.local_only = 0  # reservations granted without the database (it was unreachable)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -112,31 +121,59 @@ class MemberBoard:
     # -- reservations ------------------------------------------------------------------------------
     def reserve(self, call_uuid: str, employee_ids) -> set[int]:
         """Reserve members for ``call_uuid``; returns those it holds now. Members this process
-        already knows to be held by another call are refused without asking the database."""
+        already knows to be held by another call are refused without asking the database.
+
+        Only the database grants a reservation. When it is slow (no pooled connection in time, a
+        statement timeout, the gate closed by such a failure) the members are refused for now and
+        marked held by an unknown call: the poller frees them, and wakes the waiting calls, as soon as
+        the database answers that nobody holds them. Only when PostgreSQL is unreachable does this
+        process reserve on its own (local-only; written to the database once it is back)."""
         want = [e for e in employee_ids if self.reserved.get(e) in (None, call_uuid)]
         if not want:
             return set()
-        if not self.gate.ok():
-            got = set(want)  # database down: reserve in this process only
+        refused_slow = False
+        if self.gate.unreachable():
+            got = self._reserve_locally(call_uuid, want, "database unreachable")
+        elif not self.gate.ok():
+            self.refused_slow += 1
+            refused_slow = True
+            got = set()  # the database is slow, not gone: it still decides
         else:
             try:
                 with self.pool.transaction() as cur:
                     got = calls_repo.reserve(cur, want, call_uuid=call_uuid, node=self.node, ttl_s=RING_TTL_S)
             except StoreError as e:
-                # Database down: reserve in this process only (calls still route on the last good config).
                 self.db_errors += 1
                 self.gate.failed(e)
-                log.warning("calls_reserve_failed call=%s error=%s fallback=local", call_uuid, e)
-                got = set(want)
+                if self.gate.unreachable():
+                    got = self._reserve_locally(call_uuid, want, e)
+                else:
+                    self.refused_slow += 1
+                    refused_slow = True
+                    log.warning("calls_reserve_refused call=%s members=%d reason=database_slow error=%s",
+                                call_uuid, len(want), e)
+                    got = set()
         self._seq += 1
         for e in want:
             self._changed[e] = self._seq
             if e in got:
                 self.reserved[e] = call_uuid
                 self.local[e] = call_uuid
+                self._refused.discard(e)
             else:
                 self.reserved[e] = OTHER
+                if refused_slow:
+                    self._refused.add(e)
+                else:
+                    self._refused.discard(e)
         return got
+
+    def _reserve_locally(self, call_uuid: str, want: list[int], why) -> set[int]:
+        self.local_only += len(want)
+        log.warning("calls_reserve_local call=%s members=%d error=%s", call_uuid, len(want), why)
+        for e in want:
+            self._unsynced[e] = call_uuid
+        return set(want)
 
     def release(self, call_uuid: str, employee_ids) -> None:
         mine = [e for e in employee_ids if self.local.get(e) == call_uuid]
@@ -146,34 +183,40 @@ class MemberBoard:
         for e in mine:
             self._changed[e] = self._seq
             self.local.pop(e, None)
+            if self._unsynced.get(e) == call_uuid:
+                del self._unsynced[e]
             if self.reserved.get(e) == call_uuid:
                 del self.reserved[e]
             self.ringing.discard(e)
             self.talking.discard(e)
-        try:
-            if not self.gate.ok():
-                raise StoreError("database marked down")
-            with self.pool.transaction() as cur:
-                calls_repo.release(cur, mine, call_uuid=call_uuid)
-        except StoreError as e:
-            self.db_errors += 1
-            self.gate.failed(e)
-            log.warning("calls_release_failed call=%s error=%s retry=later", call_uuid, e)
-            self._pending_release += [(m, call_uuid) for m in mine]
+        if not self.gate.ok():
+            self._pending_release += [(m, call_uuid) for m in mine]  # written by the poller
+        else:
+            try:
+                with self.pool.transaction() as cur:
+                    calls_repo.release(cur, mine, call_uuid=call_uuid)
+            except StoreError as e:
+                self.db_errors += 1
+                self.gate.failed(e)
+                log.warning("calls_release_failed call=%s error=%s retry=later", call_uuid, e)
+                self._pending_release += [(m, call_uuid) for m in mine]
         self._notify(mine)
 
     def talk(self, call_uuid: str, employee_id: int) -> None:
-        """The member answered: keep the reservation for the whole conversation."""
+        """The member answered: keep the reservation for the whole conversation (retried by the poller
+        when the database cannot be asked now, so a long conversation never outlives its row)."""
         self.ringing.discard(employee_id)
         self.talking.add(employee_id)
         if not self.gate.ok():
+            self._pending_talk[employee_id] = call_uuid
             return
         try:
             with self.pool.transaction() as cur:
                 calls_repo.extend_reservation(cur, employee_id, call_uuid=call_uuid, ttl_s=TALK_TTL_S)
         except StoreError as e:
             self.gate.failed(e)
-            log.warning("calls_extend_reservation_failed call=%s error=%s", call_uuid, e)
+            self._pending_talk[employee_id] = call_uuid
+            log.warning("calls_extend_reservation_failed call=%s error=%s retry=later", call_uuid, e)
 
     def call_ended(self, employee_id: int) -> None:
         now = self.clock.now()
@@ -190,13 +233,33 @@ class MemberBoard:
     # -- polling other processes' reservations ----------------------------------------------------------
     def poll_once(self) -> None:
         started = self._seq
-        with self.pool.transaction() as cur:
-            db = calls_repo.reserved_members(cur)
-            if self._pending_release:
-                pend, self._pending_release = self._pending_release, []
+        pend, self._pending_release = self._pending_release, []
+        # a member released and then reserved again by the same call is held: its row must stay
+        pend = [(emp, call) for emp, call in pend if self.local.get(emp) != call]
+        unsynced = dict(self._unsynced)
+        talk = {e: c for e, c in self._pending_talk.items() if self.local.get(e) == c and e in self.talking}
+        self._pending_talk = {}
+        try:
+            with self.pool.transaction() as cur:
+                db = calls_repo.reserved_members(cur)
                 for emp, call in pend:
                     calls_repo.release(cur, [emp], call_uuid=call)
+                synced = self._sync_local(cur, unsynced, db)
+                for emp, call in talk.items():
+                    calls_repo.extend_reservation(cur, emp, call_uuid=call, ttl_s=TALK_TTL_S)
+        except BaseException:
+            self._pending_release = pend + self._pending_release
+            self._pending_talk = {**talk, **self._pending_talk}
+            raise
+        # Reservations made alone are in the database now (or lost to another process meanwhile).
+        # One released while the transaction ran left a row behind: release it with the next poll.
+        for emp, call in unsynced.items():
+            if self._unsynced.get(emp) == call:
+                del self._unsynced[emp]
+            if emp in synced and self.local.get(emp) != call:
+                self._pending_release.append((emp, call))
         changed = []
+        self._refused.clear()  # the database has answered
         for emp, holder in list(self.reserved.items()):
             if holder == OTHER and emp not in db:
                 del self.reserved[emp]
@@ -210,11 +273,37 @@ class MemberBoard:
         if changed:
             self._notify(changed)
 
+    def _sync_local(self, cur, unsynced: dict[int, str], db: dict[int, str]) -> set[int]:
+        """Write the reservations granted alone during an outage; returns the members written."""
+        synced = set()
+        for emp, call in unsynced.items():
+            if self.local.get(emp) != call:
+                continue
+            if emp in db and db[emp] != call:
+                log.warning("calls_local_reservation_conflict employee=%s call=%s other=%s", emp, call, db[emp])
+                continue
+            ttl = TALK_TTL_S if emp in self.talking else RING_TTL_S
+            synced |= calls_repo.reserve(cur, [emp], call_uuid=call, node=self.node, ttl_s=ttl)
+        return synced
+
+    def _unrefuse(self) -> None:
+        """PostgreSQL is unreachable after all: members refused only for its slowness are free to this
+        process again (the calls waiting for them retry, and reserve locally)."""
+        freed = [e for e in self._refused if self.reserved.get(e) == OTHER]
+        self._refused.clear()
+        for e in freed:
+            del self.reserved[e]
+        if freed:
+            self._notify(freed)
+
+    def _poll_needed(self) -> bool:
+        return bool(self._watchers or self._pending_release or self._unsynced or self._pending_talk
+                    or any(h == OTHER for h in self.reserved.values()))
+
     def _poll_loop(self) -> None:
         while True:
             gevent.sleep(self.poll_interval_s)
-            if not self._watchers and not self._pending_release and not any(
-                    h == OTHER for h in self.reserved.values()):
+            if not self._poll_needed():
                 continue
             try:
                 self.poll_once()
@@ -223,5 +312,7 @@ class MemberBoard:
                 self.db_errors += 1
                 self.gate.failed(e)
                 log.debug("calls_reservation_poll_failed error=%s", e)
+                if self.gate.unreachable():
+                    self._unrefuse()
             except Exception:
                 log.exception("calls_reservation_poll_crashed")

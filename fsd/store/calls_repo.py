@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import psycopg2
+
 from fsd.store import repos
 from fsd.store.models import Employee, Gateway, Prompt, from_row
 
@@ -67,19 +69,58 @@ def gateways(cur) -> list[Gateway]:
 # -- reservations --------------------------------------------------------------------------------
 def reserve(cur, employee_ids: list[int], *, call_uuid: str, node: str, ttl_s: float) -> set[int]:
     """Reserve each free member for ``call_uuid`` atomically; returns the ids this call now holds
-    (also those it already held). A reservation held by another call is left alone unless expired."""
-    if not employee_ids:
+    (also those it already held). A reservation held by another call is left alone unless expired.
+
+    Members are inserted in ascending id order, once each: two transactions reserving overlapping
+    sets (from any number of processes) wait for each other on the same rows in the same order and
+    never deadlock; the second sees the first's committed row and is refused."""
+    ids = sorted({int(e) for e in employee_ids})
+    if not ids:
         return set()
     cur.execute(
         "INSERT INTO reservations (employee_id, call_uuid, node, expires_at) "
-        "SELECT e, %s, %s, now() + make_interval(secs => %s) FROM unnest(%s::bigint[]) AS e "
+        "SELECT e, %s, %s, now() + make_interval(secs => %s) FROM unnest(%s::bigint[]) AS e ORDER BY e "
         "ON CONFLICT (employee_id) DO UPDATE SET call_uuid = EXCLUDED.call_uuid, node = EXCLUDED.node, "
         "reserved_at = now(), expires_at = EXCLUDED.expires_at "
         "WHERE reservations.expires_at < now() OR reservations.call_uuid = EXCLUDED.call_uuid "
         "RETURNING employee_id",
-        (call_uuid, node, float(ttl_s), list(employee_ids)),
+        (call_uuid, node, float(ttl_s), ids),
     )
     return {r["employee_id"] for r in cur.fetchall()}
+
+
+# SQLSTATEs that mean the server cannot serve this session at all (as opposed to a slow or refused
+# statement): class 08 connection exception, and the operator-intervention states of a server that is
+# shutting down, crashed or starting up.
+_UNREACHABLE_STATES = ("57P01", "57P02", "57P03")
+# Server at its connection limit: reachable, only busy.
+_BUSY_MESSAGES = ("too many clients", "remaining connection slots", "too many connections")
+
+
+def db_unreachable(error: BaseException) -> bool:
+    """True when ``error`` (a StoreError from fsd.store.pool, or a psycopg2 error) says PostgreSQL
+    cannot be reached: a connection could not be opened or was lost, or the server is shutting down or
+    starting up. False when the database is merely slow or refused the statement: no pooled connection
+    free in time (PoolTimeout), statement or lock timeout, deadlock, serialization failure, a server at
+    its connection limit, or an error without a database cause."""
+    seen = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, psycopg2.Error):
+            return _psycopg_unreachable(e)
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _psycopg_unreachable(e: psycopg2.Error) -> bool:
+    code = e.pgcode or ""
+    if code:
+        return code.startswith("08") or code in _UNREACHABLE_STATES
+    if not isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return False
+    text = str(e).lower()
+    return not any(m in text for m in _BUSY_MESSAGES)
 
 
 def extend_reservation(cur, employee_id: int, *, call_uuid: str, ttl_s: float) -> bool:
