@@ -184,13 +184,27 @@ class Call:
         self.stop_ringback()
         return self._wait(self.execute("playback", path), max_s)
 
-    def ensure_answered(self) -> None:
+    def ensure_answered(self, ringback: bool = False) -> None:
+        """Answer the caller (once); with ``ringback`` the ring-back starts too. The applications go in
+        one pipelined write."""
         if self.answered:
+            if ringback:
+                self.start_ringback()
             return
         self.answered = True
-        self.execute("answer")
         # When a member's bridge ends the caller must not fall into the dialplan fallback.
-        self.execute("set", "hangup_after_bridge=true")
+        apps = [("answer", None), ("set", "hangup_after_bridge=true")]
+        if ringback and not self.ringback_playing:
+            self.ringback_playing = True
+            apps.append(("endless_playback", self.ringback or RINGBACK))
+        if self.caller_gone or self.s.hung_up.is_set():
+            self.caller_gone = True
+            raise CallerGone()
+        try:
+            self.s.execute_many(apps)
+        except SessionHangup as e:
+            self.caller_gone = True
+            raise CallerGone() from e
 
     def start_ringback(self) -> None:
         if self.ringback_playing or self.caller_gone:
@@ -357,9 +371,8 @@ class Call:
             # Members are rung first (the caller's answer and ring-back follow at once): the time to
             # the first originate is what a caller waits for.
             pending = self._apply(actions)
-            self.ensure_answered()
+            self.ensure_answered(ringback=True)
             waiting_from = self.now()  # the caller hears the ring-back from here
-            self.start_ringback()
             if impatient is not None and impatient.enabled:
                 offer_at = waiting_from + impatient.threshold_s
             while True:

@@ -227,12 +227,8 @@ class CallDriver:
             log.info("calls_unrouted call=%s dest=%s context=%s action=fallback", uuid, dest, context)
             self.calls_fallback += 1
             return
-        # myevents and linger pipelined: one round trip instead of two
-        lingering = gevent.spawn(_quietly, session.linger)
-        session.myevents()
-        err = lingering.get()
-        if isinstance(err, BaseException):
-            raise err
+        # myevents and linger pipelined: one write, one round trip
+        session.commands("myevents", "linger")
         call = Call(driver=self, session=session, data=data, link=link, snap=snap,
                     direction="internal" if internal else "inbound")
         self._connect_t[uuid] = t_connect
@@ -308,14 +304,6 @@ class CallDriver:
             call.ensure_answered()
             call.play(snap.prompt("invalid_choice"))
             call.hangup()
-
-
-def _quietly(fn):
-    """Run fn in a helper greenlet; hand an ESL error back instead of letting the greenlet fail."""
-    try:
-        return fn()
-    except ESLError as e:
-        return e
 
 
 def _looks_external(dest: str) -> bool:

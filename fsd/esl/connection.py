@@ -1,9 +1,11 @@
 """Shared gevent machinery for both ESL directions: one socket, one reader, ordered replies, dispatch.
 
-* :class:`Connection` owns a connected socket: a reader greenlet feeding :class:`FrameParser`, a FIFO of
-  reply waiters (FreeSWITCH answers commands strictly in order), and writes with ``sendall`` under a
-  lock bounded by a write timeout. When the socket ends - EOF, error, protocol error, write timeout or
-  ``close()`` - every waiter is woken at once with :class:`fsd.errors.ESLDisconnected`.
+* :class:`Connection` owns a connected socket: a reader feeding :class:`FrameParser` (a greenlet, or with
+  ``hub_reader=True`` a read watcher whose callback runs in the event loop: no greenlet and no stack per
+  connection), a FIFO of reply waiters (FreeSWITCH answers commands strictly in order), and one write
+  path (``_send``: one send per command or per pipelined batch, under a lock, bounded by a write
+  timeout). When the socket ends - EOF, error, protocol error, write timeout or ``close()`` - every
+  waiter is woken at once with :class:`fsd.errors.ESLDisconnected`.
 * :class:`Dispatcher` delivers events to handlers: each subscription has its own bounded queue and its
   own supervised greenlet, so a slow handler never blocks the reader or the other handlers. A handler for
   a specific event name never disables ``"*"``: every matching subscription gets the event.
@@ -22,6 +24,7 @@ import gevent
 import gevent.event
 import gevent.lock
 import gevent.queue
+import gevent.socket
 
 from fsd.errors import ESLDisconnected, ESLError, ESLTimeout, ProtocolError
 from fsd.esl.frames import (
@@ -254,8 +257,11 @@ class Dispatcher:
             return
         except gevent.queue.Full:
             pass
-        # a burst: let the handlers run once, then retry; a handler that is still behind loses the event
-        gevent.sleep(0)
+        # a burst: let the handlers run once, then retry; a handler that is still behind loses the event.
+        # A hub reader (callback in the event loop) cannot yield: there the event is lost at once.
+        hub = gevent.get_hub()
+        if gevent.getcurrent() is not hub:
+            gevent.sleep(0)
         try:
             sub.queue.put_nowait(event)
         except gevent.queue.Full:
@@ -294,7 +300,7 @@ class _Waiter:
         self.word = word
         self.result = gevent.event.AsyncResult()
         self.abandoned = False
-        self.sent_at = time.monotonic()
+        self.sent_at = 0.0  # set when the command is written
 
 
 _wire_trace: Callable[[str, str, bytes], None] | None = None
@@ -323,6 +329,7 @@ class Connection:
         on_event: Callable[[Event], None] | None = None,
         on_notice: Callable[[Frame], None] | None = None,
         on_close: Callable[[BaseException], None] | None = None,
+        hub_reader: bool = False,
     ):
         self.sock = sock
         self.name = name
@@ -339,6 +346,10 @@ class Connection:
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._write_lock = gevent.lock.Semaphore()
         self._reader: gevent.Greenlet | None = None
+        self._watcher = None  # hub reader: the read watcher
+        # the plain non-blocking socket under a gevent socket: sends are tried on it first (no timer)
+        self._raw = sock._sock if isinstance(sock, gevent.socket.socket) else None
+        self.hub_reader = hub_reader and self._raw is not None
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -348,6 +359,10 @@ class Connection:
     # ---- lifecycle
 
     def start(self) -> Connection:
+        if self.hub_reader:
+            self._watcher = gevent.get_hub().loop.io(self.sock.fileno(), 1)
+            self._watcher.start(self._on_readable)
+            return self
         self._reader = gevent.spawn(self._read_loop)
         self._reader.name = f"esl-reader:{self.name}"
         return self
@@ -362,6 +377,10 @@ class Connection:
         self.close_reason = reason or ESLDisconnected(f"{self.name}: connection closed")
         self.closed.set()
         self.auth_requested.set()  # wake a handshake waiting for auth/request
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
         try:
             self.sock.close()
         except OSError:
@@ -386,6 +405,32 @@ class Connection:
 
     # ---- reading
 
+    def _on_readable(self) -> None:
+        """Hub reader: the socket is readable (callback in the event loop; must never block)."""
+        if self._watcher is None:
+            return
+        try:
+            data = self._raw.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close(ESLDisconnected(f"{self.name}: socket error: {exc}"))
+            return
+        if not data:
+            self.close(ESLDisconnected(f"{self.name}: connection closed by peer"))
+            return
+        try:
+            if _wire_trace is not None:
+                _wire_trace(self.name, "in", data)
+            for frame in self.parser.feed(data):
+                self._handle_frame(frame)
+        except ProtocolError as exc:
+            log.error("esl_protocol_error conn=%s error=%s", self.name, exc)
+            self.close(exc)
+        except Exception as exc:  # a bug: never silent
+            log.exception("esl_reader_crashed conn=%s", self.name)
+            self.close(exc)
+
     def _read_loop(self) -> None:
         reason: BaseException | None = None
         try:
@@ -401,6 +446,7 @@ class Connection:
                     _wire_trace(self.name, "in", data)
                 for frame in feed(data):
                     handle(frame)
+                data = frame = None  # a parked reader must not pin the last chunk and frame
                 # let handler greenlets drain their queues before the next read
                 gevent.sleep(0)
         except gevent.GreenletExit:
@@ -455,18 +501,37 @@ class Connection:
 
     # ---- writing
 
-    def write(self, data: bytes) -> None:
-        """sendall under the write lock; a stalled peer raises ESLTimeout and drops the connection."""
+    def _send(self, data: bytes, waiters: tuple[_Waiter, ...] = ()) -> None:
+        """The one write path: ``data`` (one command, or several pipelined) goes out whole under the write
+        lock, and the waiters for their replies join the FIFO in the same step, so the FIFO order is the
+        wire order. Tried first as one non-blocking send (no timer); what does not fit is sent with
+        ``sendall`` bounded by ``write_timeout``: a stalled peer raises ESLTimeout and drops the
+        connection, a socket error ESLDisconnected."""
         if self.closed.is_set():
             raise self._closed_error()
-        timer = gevent.Timeout(self.write_timeout)
-        timer.start()
+        timer = None
         try:
             with self._write_lock:
                 if self.closed.is_set():
                     raise self._closed_error()
+                if waiters:
+                    now = time.monotonic()
+                    for w in waiters:
+                        w.sent_at = now
+                    self._waiters.extend(waiters)
                 if _wire_trace is not None:
                     _wire_trace(self.name, "out", data)
+                raw = self._raw
+                if raw is not None:
+                    try:
+                        n = raw.send(data)
+                    except (BlockingIOError, InterruptedError):
+                        n = 0
+                    if n == len(data):
+                        return
+                    data = data[n:]
+                timer = gevent.Timeout(self.write_timeout)
+                timer.start()
                 self.sock.sendall(data)
         except gevent.Timeout as t:
             if t is not timer:
@@ -479,44 +544,45 @@ class Connection:
             self.close(err)
             raise err from None
         finally:
-            timer.close()
+            if timer is not None:
+                timer.close()
+
+    def write(self, data: bytes) -> None:
+        """Send bytes that expect no reply (see ``_send``)."""
+        self._send(data)
 
     def _closed_error(self) -> ESLDisconnected:
         r = self.close_reason
         return r if isinstance(r, ESLDisconnected) else ESLDisconnected(f"{self.name}: connection closed ({r})")
 
-    def request(self, data: bytes, *, word: str, timeout: float | None) -> Frame:
-        """Send one command and wait for its command/reply or api/response (in order)."""
-        w = _Waiter(word)
-        # append and write under one lock so the FIFO order equals the wire order
-        if self.closed.is_set():
-            raise self._closed_error()
-        timer = gevent.Timeout(self.write_timeout)
-        timer.start()
-        try:
-            with self._write_lock:
-                if self.closed.is_set():
-                    raise self._closed_error()
-                self._waiters.append(w)
-                w.sent_at = time.monotonic()
-                if _wire_trace is not None:
-                    _wire_trace(self.name, "out", data)
-                self.sock.sendall(data)
-        except gevent.Timeout as t:
-            if t is not timer:
-                raise
-            exc = ESLTimeout(f"{self.name}: write stalled for {self.write_timeout}s")
-            self.close(exc)
-            raise exc from None
-        except OSError as exc:
-            err = ESLDisconnected(f"{self.name}: write failed: {exc}")
-            self.close(err)
-            raise err from None
-        finally:
-            timer.close()
+    def _wait_reply(self, w: _Waiter, timeout: float | None) -> Frame:
         try:
             return w.result.get(timeout=timeout)
         except gevent.Timeout:
             w.abandoned = True  # its reply will still arrive and must not go to the next waiter
             self.stats.command_timeouts += 1
-            raise ESLTimeout(f"{self.name}: no reply to {word!r} within {timeout}s") from None
+            raise ESLTimeout(f"{self.name}: no reply to {w.word!r} within {timeout}s") from None
+
+    def request(self, data: bytes, *, word: str, timeout: float | None) -> Frame:
+        """Send one command and wait for its command/reply or api/response (in order)."""
+        w = _Waiter(word)
+        self._send(data, (w,))
+        return self._wait_reply(w, timeout)
+
+    def request_many(self, commands: list[tuple[bytes, str]], *, timeout: float | None) -> list[Frame]:
+        """Pipeline: send several commands in one write, then wait for their replies (in order; ``timeout``
+        bounds the whole wait). Returns the reply frames; the first failure raises (later replies are
+        then discarded when they arrive)."""
+        waiters = tuple(_Waiter(word) for _, word in commands)
+        self._send(b"".join(data for data, _ in commands), waiters)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out = []
+        try:
+            for w in waiters:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                out.append(self._wait_reply(w, left))
+        except BaseException:
+            for w in waiters[len(out):]:
+                w.abandoned = True
+            raise
+        return out

@@ -311,6 +311,58 @@ def parse_header_block(block: bytes) -> list[tuple[str, str]]:
     return list(zip(keys, vals, strict=True))
 
 
+_KELVIN = "\u212a".encode(_ENC)  # the one non-ASCII character whose lower() is ASCII ("k")
+
+
+def _block_find(block: bytes, name: str, end: int | None = None) -> int | None:
+    """Where the value of header ``name`` starts in a raw header block (the first line whose name equals
+    ``name`` case-insensitively, as :meth:`Headers.get` compares after decoding), -1 when no line has
+    it, or None when only a full parse can tell (a name that is not plain ASCII)."""
+    if not name or not name.isascii() or ":" in name or "\n" in name:
+        return None
+    if end is None:
+        end = len(block)
+    key = name.lower().encode()
+    low = block[:end].lower()  # ASCII case folding, as bytes
+    if "k" in name.lower() and _KELVIN in low:
+        return None
+    if low.startswith(key + b":"):
+        return len(key) + 1
+    i = low.find(b"\n" + key + b":")
+    return -1 if i < 0 else i + len(key) + 2
+
+
+def _block_get(block: bytes, name: str, default=None):
+    """``Headers(parse_header_block(block)).get(name, default)`` without parsing the block (mostly)."""
+    i = _block_find(block, name)
+    if i is None:
+        return Headers(parse_header_block(block)).get(name, default)
+    return default if i < 0 else _block_value(block, i)
+
+
+def _block_value(block: bytes, start: int, end: int | None = None) -> str:
+    """The decoded value of the header line whose value starts at ``start`` (as parse_header_block)."""
+    if end is None:
+        end = len(block)
+    j = block.find(b"\n", start, end)
+    value = block[start : j if j >= 0 else end]
+    if value[:1] == b" ":
+        value = value[1:]
+    if value[-1:] == b"\r":
+        value = value[:-1]
+    return _decode_raw(value)
+
+
+def _plain_outer_block(block: bytes) -> bool:
+    """True when every line of an outer header block has a colon after a non-empty name: then
+    parse_header_block_reference(strict=True) accepts the block and parses it as parse_header_block does.
+    False: the strict reference must decide (it raises MalformedHeader, or skips blank and CR lines).
+    C-level byte operations only (no Python code per line)."""
+    if block[:1] == b":" or b"\n:" in block:
+        return False
+    return 0 not in list(map(bytes.count, block.split(b"\n"), repeat(b":")))
+
+
 # --------------------------------------------------------------------------- frames
 
 
@@ -318,22 +370,38 @@ class Frame:
     """One outer ESL frame: ordered headers (values URL-decoded) and the raw body bytes.
 
     ``offset`` is the stream position (bytes) of the frame's first byte; ``raw_headers`` the exact
-    header block bytes (without the terminating blank line).
+    header block bytes (without the terminating blank line). Frames made by :class:`FrameParser` parse
+    their header block only when ``headers`` is first read: ``get`` (and the properties below) look a
+    header up in the raw block, with the same result as ``headers.get``.
     """
 
-    __slots__ = ("body", "content_type", "headers", "offset", "raw_headers")
+    __slots__ = ("_headers", "body", "content_type", "offset", "raw_headers")
 
-    def __init__(self, headers: Headers, body: bytes = b"", *, offset: int = 0, raw_headers: bytes = b"",
+    def __init__(self, headers: Headers | None, body: bytes = b"", *, offset: int = 0, raw_headers: bytes = b"",
                  content_type: str | None = None):
-        self.headers = headers
+        self._headers = headers  # None: parsed from raw_headers on first use
         self.body = body
         self.offset = offset
         self.raw_headers = raw_headers
-        self.content_type = headers.get("Content-Type", "") if content_type is None else content_type
+        self.content_type = self.get("Content-Type", "") if content_type is None else content_type
+
+    @property
+    def headers(self) -> Headers:
+        h = self._headers
+        if h is None:
+            h = self._headers = Headers(parse_header_block(self.raw_headers))
+        return h
+
+    def get(self, name: str, default=None):
+        """First value of header ``name`` (case-insensitive), as ``headers.get``."""
+        h = self._headers
+        if h is None:
+            return _block_get(self.raw_headers, name, default)
+        return h.get(name, default)
 
     @property
     def reply_text(self) -> str | None:
-        return self.headers.get("Reply-Text")
+        return self.get("Reply-Text")
 
     @property
     def body_text(self) -> str:
@@ -346,7 +414,7 @@ class Frame:
     @property
     def disposition(self) -> str | None:
         """For text/disconnect-notice: ``linger`` or ``disconnect`` (Content-Disposition)."""
-        return self.headers.get("Content-Disposition")
+        return self.get("Content-Disposition")
 
     @property
     def is_linger_notice(self) -> bool:
@@ -355,12 +423,12 @@ class Frame:
 
     @property
     def controlled_session_uuid(self) -> str | None:
-        return self.headers.get("Controlled-Session-UUID")
+        return self.get("Controlled-Session-UUID")
 
     @property
     def linger_time(self) -> int | None:
         """``Linger-Time`` of a linger notice (-1: linger until the application closes)."""
-        value = self.headers.get("Linger-Time")
+        value = self.get("Linger-Time")
         try:
             return int(value) if value is not None else None
         except ValueError:
@@ -395,7 +463,7 @@ class FrameParser:
         self._need = 0  # joined length needed before parsing can progress (0: unknown)
         self._scan = 0  # offset in _buf where the search for b"\n\n" resumes
         self._base = 0  # stream offset of _buf[0]
-        self._pending: tuple[Headers, bytes, int, int, str] | None = None  # header parsed, waiting for body
+        self._pending: tuple[Headers | None, bytes, int, int, str] | None = None  # header parsed, waiting for body
         self._error: FrameError | None = None
 
     @property
@@ -516,16 +584,17 @@ class FrameParser:
             offset = base + pos
             pos = scan = end + 2
             m = _OUTER_EVENT.fullmatch(raw)
+            headers = None  # parsed from raw when first read (Frame.headers)
             if m is not None:
-                clen = m.group(1).decode()
                 ctype = m.group(2).decode()
-                headers = Headers([("Content-Length", clen), ("Content-Type", ctype)])
-                length = int(clen)
+                length = int(m.group(1))
             else:
-                headers = Headers(parse_header_block_reference(raw, strict=True))
-                ctype = headers.get("Content-Type", "")
+                if not _plain_outer_block(raw):
+                    # MalformedHeader, or a block with blank/CR lines (parsed now, as the reference does)
+                    headers = Headers(parse_header_block_reference(raw, strict=True))
+                ctype = _block_get(raw, "Content-Type", "")
                 length = 0
-                value = headers.get("Content-Length")
+                value = _block_get(raw, "Content-Length")
                 if value is not None:
                     value = value.strip()
                     if not (value.isascii() and value.isdigit()):
@@ -588,7 +657,7 @@ class Event:
 
     __slots__ = ("_data", "_fast", "_headers", "_hend", "_name", "body_bytes", "content_type", "raw")
 
-    _FAST_LOOKUPS = 4  # exact-case byte searches before a full parse pays off
+    _FAST_LOOKUPS = 4  # byte searches before a full parse pays off (from_plain's ``lookups`` changes it)
 
     def __init__(
         self,
@@ -603,7 +672,7 @@ class Event:
         self._headers: Headers | None = headers
         self._data: bytes = b""  # plain: undecoded header block is _data[:_hend]
         self._hend = 0
-        self._fast = 0
+        self._fast = self._FAST_LOOKUPS  # lookups left before get() parses the whole block
         self._name: str | None = None
         if isinstance(body, str):
             body = body.encode(_ENC, _ERR)
@@ -626,11 +695,17 @@ class Event:
         return cls(frame.headers, frame.body or None, content_type=ct, raw=frame.raw_headers)
 
     @classmethod
-    def from_plain(cls, data: bytes) -> Event:
+    def from_plain(cls, data: bytes, *, lookups: int | None = None) -> Event:
         """Header lines, then - if the last header is ``Content-Length: N`` - an empty line and N body
-        bytes. Blank lines inside the header block are ignored (FreeSWITCH never sends them)."""
+        bytes. Blank lines inside the header block are ignored (FreeSWITCH never sends them).
+
+        ``lookups``: how many ``get`` calls search the raw block before the whole block is parsed (default
+        4). An event kept for long and read now and then (the outbound channel data) stays smallest
+        unparsed: give it a large number."""
         ev = cls(None, None, content_type=CT_EVENT_PLAIN, raw=data)
         ev._data = data
+        if lookups is not None:
+            ev._fast = lookups
         # fast path: an event with a body has Content-Length as its last header line
         if data.startswith(b"Content-Length:"):
             i = 0
@@ -746,11 +821,14 @@ class Event:
         return _decode_raw(value)
 
     def get(self, name: str, default=None):
-        if self._headers is None and self._fast < self._FAST_LOOKUPS and name and ":" not in name and "\n" not in name:
-            self._fast += 1
+        if self._headers is None and self._fast > 0 and name and ":" not in name and "\n" not in name:
+            self._fast -= 1
             v = self._fast_get(name)
             if v is not None:
                 return v
+            # not there in this spelling: unless some line has it in another case, it is absent
+            if _block_find(self._data, name, self._hend) == -1:
+                return default
         return self.headers.get(name, default)
 
     def get_all(self, name: str) -> list[str]:

@@ -53,6 +53,7 @@ from fsd.esl.inbound import ApiResult, order_event_names
 log = logging.getLogger(__name__)
 
 HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
+CHANNEL_DATA_LOOKUPS = 1 << 20  # get() calls on the channel data answered from its raw block
 
 
 class OutboundSession:
@@ -68,6 +69,7 @@ class OutboundSession:
         queue_size: int = 1000,
         stats: ESLStats | None = None,
         name: str = "outbound",
+        hub_reader: bool = True,
     ):
         self.address = address
         self.command_timeout = command_timeout
@@ -87,6 +89,7 @@ class OutboundSession:
         self.conn = Connection(
             sock, name=name, write_timeout=write_timeout, stats=self.stats,
             on_event=self._on_event, on_notice=self._on_notice, on_close=self._on_close,
+            hub_reader=hub_reader,
         )
         self.conn.start()
 
@@ -154,16 +157,30 @@ class OutboundSession:
     def _request(self, data: bytes, word: str, timeout: float | None, check: bool = True) -> Frame:
         t = self.command_timeout if timeout is None else timeout
         reply = self.conn.request(data, word=word, timeout=t)
-        if check:
-            text = reply.reply_text or ""
-            if text.startswith("-ERR") or text.startswith("-USAGE"):
-                self.stats.command_errors += 1
-                raise CommandFailed(f"{self.name}: {word}: {text}", reply=text)
+        return self._check(reply, word) if check else reply
+
+    def _check(self, reply: Frame, word: str) -> Frame:
+        text = reply.reply_text or ""
+        if text.startswith("-ERR") or text.startswith("-USAGE"):
+            self.stats.command_errors += 1
+            raise CommandFailed(f"{self.name}: {word}: {text}", reply=text)
         return reply
 
     def command(self, cmd: str, *, headers=None, body=None, timeout: float | None = None,
                 check: bool = True) -> Frame:
         return self._request(encode_command(cmd, headers, body), cmd.split(" ", 1)[0], timeout, check)
+
+    def commands(self, *cmds: str, timeout: float | None = None, check: bool = True) -> list[Frame]:
+        """Several commands pipelined (one write, one wait for all the replies), e.g.
+        ``commands("linger", "myevents")``. With ``check`` the first ``-ERR`` reply raises CommandFailed."""
+        t = self.command_timeout if timeout is None else timeout
+        words = [c.split(" ", 1)[0] for c in cmds]
+        replies = self.conn.request_many([(encode_command(c), w) for c, w in zip(cmds, words, strict=True)],
+                                         timeout=t)
+        if check:
+            for reply, word in zip(replies, words, strict=True):
+                self._check(reply, word)
+        return replies
 
     def connect(self, timeout: float | None = None) -> Event:
         """``connect``: returns the channel data (Event-Name CHANNEL_DATA, Unique-ID, Caller-*, variable_*)."""
@@ -175,7 +192,8 @@ class OutboundSession:
         # parsed frame headers (about 50 KB of strings and index per call)
         raw = reply.raw_headers
         if isinstance(raw, bytes | bytearray | memoryview) and raw:
-            self.channel_data = Event.from_plain(bytes(raw))
+            # read now and then for the whole call: always looked up in the raw block, never parsed whole
+            self.channel_data = Event.from_plain(bytes(raw), lookups=CHANNEL_DATA_LOOKUPS)
         else:
             self.channel_data = Event(reply.headers, None, content_type=reply.content_type, raw=raw)
         self.uuid = self.channel_data.get("Unique-ID") or self.channel_data.get("Channel-Unique-ID")
@@ -225,11 +243,40 @@ class OutboundSession:
             raise
         if timeout is not None:
             def expire():
-                if self._executions.pop(event_uuid, None) is res and not res.ready():
+                timer.close()
+                if self._executions.get(event_uuid) is res and not res.ready():
+                    del self._executions[event_uuid]
                     res.set_exception(ESLTimeout(f"{self.name}: {app} did not complete within {timeout}s"))
 
-            gevent.spawn_later(timeout, expire)
+            # a timer in the event loop, not a greenlet per execute
+            timer = gevent.get_hub().loop.timer(max(0.0, timeout))
+            timer.start(expire)
         return res
+
+    def execute_many(self, apps: list[tuple[str, str | None]], *, lock: bool = True,
+                     timeout: float | None = None) -> list[PendingResult]:
+        """Several ``execute`` pipelined: one write, then their replies (FreeSWITCH queues the
+        applications in this order). One AsyncResult per application, as ``execute`` returns; a ``-ERR``
+        reply raises CommandFailed (none of the results is then tracked)."""
+        if self.hung_up.is_set():
+            raise SessionHangup(f"{self.name}: channel already hung up")
+        results = []
+        cmds = []
+        for app, arg in apps:
+            event_uuid = new_uuid()
+            res = PendingResult(event_uuid)
+            self._executions[event_uuid] = res
+            results.append(res)
+            cmds.append((encode_execute(app, arg, event_uuid=event_uuid, lock=lock), "sendmsg"))
+        try:
+            t = self.command_timeout if timeout is None else timeout
+            for reply in self.conn.request_many(cmds, timeout=t):
+                self._check(reply, "sendmsg")
+        except BaseException:
+            for res in results:
+                self._executions.pop(res.key, None)
+            raise
+        return results
 
     def hangup(self, cause: str = "NORMAL_CLEARING", *, timeout: float | None = None) -> Frame:
         return self.sendmsg([("call-command", "hangup"), ("hangup-cause", cause)], timeout=timeout)

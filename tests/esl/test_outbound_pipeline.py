@@ -1,0 +1,175 @@
+"""Outbound sessions: pipelined commands (one write, replies in order), the hub reader (no reader greenlet
+per session), and the one write path of Connection."""
+
+from __future__ import annotations
+
+import gc
+
+import gevent
+import gevent.event
+import greenlet
+import pytest
+
+from fsd.errors import ESLDisconnected
+from fsd.esl import OutboundServer
+from fsd.esl.connection import CommandFailed
+from tests.esl.fakes import reply
+from tests.esl.test_outbound import CONNECT_REPLY, ScriptedFS, _event_bytes
+from tests.helpers import wait_for
+
+
+@pytest.fixture
+def server_factory():
+    servers = []
+
+    def make(handler, **kw):
+        srv = OutboundServer(host="127.0.0.1", port=0, handler=handler, **kw).start()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for s in servers:
+        s.stop(timeout=1)
+
+
+class ChunkRecordingFS(ScriptedFS):
+    """ScriptedFS that also records how the commands arrived (recv chunks) and can refuse one command."""
+
+    def __init__(self, port, *, refuse: tuple[bytes, ...] = ()):
+        self.refuse = refuse
+        self.chunks: list[bytes] = []
+        super().__init__(port)
+
+    def _run(self):
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                self.chunks.append(data)
+                self.parser_buf += data
+                while b"\n\n" in self.parser_buf:
+                    head, _, self.parser_buf = self.parser_buf.partition(b"\n\n")
+                    self.commands.append(head)
+                    if head == b"connect":
+                        self.sock.sendall(CONNECT_REPLY)
+                    elif any(token in head for token in self.refuse):
+                        self.sock.sendall(reply("-ERR refused"))
+                    else:
+                        self.sock.sendall(reply("+OK"))
+        except OSError:
+            pass
+        finally:
+            self.closed.set()
+
+
+def test_commands_are_pipelined_in_one_write_and_replies_stay_in_order(server_factory):
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            session.connect()
+            replies = session.commands("myevents", "linger")
+            out["replies"] = [r.reply_text for r in replies]
+            res = session.execute_many([("answer", None), ("set", "hangup_after_bridge=true"),
+                                        ("endless_playback", "tone_stream://%(2000,4000,440,480);loops=-1")])
+            out["keys"] = [r.event_uuid for r in res]
+            out["after"] = session.command("noevents").reply_text
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    fs = ChunkRecordingFS(srv.port)
+    assert done.wait(10)
+    assert out["replies"] == ["+OK", "+OK"]
+    assert out["after"] == "+OK"
+    assert fs.commands[1:3] == [b"myevents", b"linger"]
+    assert b"myevents\n\nlinger\n\n" in fs.chunks  # one write for both
+    apps = fs.commands[3:6]
+    assert [c.split(b"execute-app-name: ")[1].split(b"\n")[0] for c in apps] == [b"answer", b"set",
+                                                                                 b"endless_playback"]
+    for key, cmd in zip(out["keys"], apps, strict=True):
+        assert b"event-uuid: " + key.encode() in cmd
+    assert fs.commands[6] == b"noevents"
+    fs.close()
+
+
+def test_pipelined_error_raises_and_later_replies_do_not_shift(server_factory):
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            session.connect()
+            with pytest.raises(CommandFailed) as ei:
+                session.commands("myevents", "linger", "event plain ALL")
+            out["err"] = ei.value.reply
+            with pytest.raises(CommandFailed):
+                session.execute_many([("answer", None), ("bogus_refused_app", "x")])
+            out["executions"] = len(session._executions)
+            out["next"] = session.command("noevents").reply_text
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    fs = ChunkRecordingFS(srv.port, refuse=(b"linger", b"bogus_refused_app"))
+    assert done.wait(10)
+    assert out["err"] == "-ERR refused"
+    assert out["next"] == "+OK"  # the replies after the error were consumed in order
+    assert out["executions"] == 0  # a refused pipeline leaves no execution tracked
+    fs.close()
+
+
+def test_execute_many_completion_and_hangup(server_factory):
+    out = {}
+    started = gevent.event.Event()
+
+    def handler(session):
+        session.connect()
+        session.myevents()
+        res = session.execute_many([("playback", "/a.wav"), ("park", None)])
+        started.set()
+        for i, r in enumerate(res):
+            try:
+                r.get(timeout=5)
+            except Exception as exc:
+                out[i] = type(exc).__name__
+
+    srv = server_factory(handler)
+    fs = ScriptedFS(srv.port)
+    assert started.wait(5)
+    fs.send(_event_bytes("CHANNEL_HANGUP"))
+    wait_for(lambda: len(out) == 2, 5)
+    assert out == {0: "SessionHangup", 1: "SessionHangup"}
+    fs.close()
+
+
+def test_session_reader_runs_in_the_event_loop_without_a_greenlet(server_factory):
+    seen = {}
+    release = gevent.event.Event()
+
+    def handler(session):
+        session.connect()
+        seen["hub_reader"] = session.conn.hub_reader
+        seen["reader"] = session.conn._reader
+        release.wait(10)
+        try:
+            session.api("status", timeout=5)
+        except ESLDisconnected as exc:
+            seen["api"] = exc
+
+    srv = server_factory(handler)
+    fss = [ScriptedFS(srv.port, answer_api=False) for _ in range(20)]
+    wait_for(lambda: len(srv.sessions) == 20 and all(s.uuid for s in srv.sessions), 10)
+    gc.collect()
+    readers = [g for g in gc.get_objects()
+               if isinstance(g, greenlet.greenlet) and str(getattr(g, "name", "")).startswith("esl-reader:outbound")]
+    assert readers == []
+    assert seen["hub_reader"] is True and seen["reader"] is None
+    release.set()
+    wait_for(lambda: sum(1 for f in fss for c in f.commands if c.startswith(b"api status")) == 20, 10)
+    for f in fss:
+        f.close()  # socket loss seen by the hub reader wakes the api waiter at once
+    wait_for(lambda: "api" in seen and not srv.sessions, 10)
+    assert isinstance(seen["api"], ESLDisconnected)
