@@ -70,7 +70,8 @@ class FastLaneServer(WSGIServer):
         super().__init__(listener, application, **kwargs)
         self.xmlcurl = xmlcurl
         self.directory = xmlcurl.directory
-        self.inline = inline
+        # a directory that cannot say whether it would wait (not a fsd.directory.Directory) is never asked inline
+        self.inline = inline and callable(getattr(self.directory, "answers_now", None))
         self._marker = b"POST " + path.encode("ascii") + b" HTTP/1."
         self.fast_requests = 0
         self.inline_requests = 0
