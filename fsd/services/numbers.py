@@ -93,11 +93,12 @@ class NumberService(common.ConfigService):
             cur, old, merged = ed.cur, ed.old, ed.merged
             _normalise_targets(merged)
             common.check_refs(cur, tenant_id, merged, NUMBER_REFS)
-            if old is None:
-                if not repos.number_list(cur, tenant_id):
-                    merged["is_main"] = True  # the first number is the company's caller ID
-            elif merged.get("is_main") and not old.is_main:  # one main number: the previous one steps down
-                for other in repos.number_list(cur, tenant_id):
+            existing = repos.number_list(cur, tenant_id) if old is None or merged.get("is_main") else []
+            if old is None and not existing:
+                merged["is_main"] = True  # the first number is the company's caller ID
+            elif merged.get("is_main") and (old is None or not old.is_main):
+                # one main number: the previous one steps down (on create as on update)
+                for other in existing:
                     if other.is_main and other.id != number_id:
                         repos.number_update(cur, tenant_id, other.id, is_main=False)
             num = ed.write(repos.number_insert, repos.number_update)

@@ -245,3 +245,18 @@ def test_audit_and_notify_of_each_change(co, pool, monkeypatch):
         {"entity": "number", "op": "delete", "tenant_id": tid, "id": num.id, "did": "+74951110000"},
         {"entity": "department", "op": "delete", "tenant_id": tid, "id": dep.id},
     ]
+
+
+def test_a_new_main_number_takes_over_from_the_old_one(pool):
+    from fsd.services import Actor, Services
+
+    svc, sys_ = Services(pool=pool), Actor.system("test")
+    t = svc.tenants.create(sys_, name="Main Co", domain="main.example.ru", max_users=3)
+    first = svc.numbers.create(sys_, t.id, did="+74950000001")
+    assert first.is_main
+    second = svc.numbers.create(sys_, t.id, did="+74950000002", is_main=True)
+    assert second.is_main
+    by_id = {n.id: n for n in svc.numbers.list(sys_, t.id)}
+    assert not by_id[first.id].is_main and by_id[second.id].is_main
+    third = svc.numbers.create(sys_, t.id, did="+74950000003")
+    assert not third.is_main and svc.numbers.get(sys_, t.id, second.id).is_main
