@@ -72,6 +72,17 @@ def test_two_fsd_two_switches_one_database(db_dsn, pool):
 
         placed = []
         names = list(sw)
+        dump = os.environ.get("FSD_MULTINODE_DUMP")
+        if dump:  # investigation aid: every reservation change, with the database's clock
+            co.rows("CREATE TABLE reservations_audit (at timestamptz DEFAULT clock_timestamp(), op text, "
+                    "employee_id bigint, call_uuid text, node text) ; SELECT 1")
+            co.rows("CREATE FUNCTION reservations_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "IF TG_OP = 'DELETE' THEN INSERT INTO reservations_audit (op, employee_id, call_uuid, node) "
+                    "VALUES (TG_OP, OLD.employee_id, OLD.call_uuid, OLD.node); RETURN OLD; END IF; "
+                    "INSERT INTO reservations_audit (op, employee_id, call_uuid, node) "
+                    "VALUES (TG_OP, NEW.employee_id, NEW.call_uuid, NEW.node); RETURN NEW; END $$; SELECT 1")
+            co.rows("CREATE TRIGGER reservations_audit AFTER INSERT OR UPDATE OR DELETE ON reservations "
+                    "FOR EACH ROW EXECUTE FUNCTION reservations_audit(); SELECT 1")
 
         in_flight = gevent.lock.Semaphore(IN_FLIGHT)
 
@@ -95,13 +106,47 @@ def test_two_fsd_two_switches_one_database(db_dsn, pool):
         t_start = time.monotonic()
         g = gevent.spawn(traffic)
         g.join(timeout=BUDGET_S + 30)
-        assert g.dead and len(placed) >= MIN_CALLS, len(placed)
         n_calls = len(placed)
 
         def done():
             return all(c.hungup.is_set() for c in placed)
 
-        wait_for(done, timeout=60, interval=0.1, message="every call over")
+        try:
+            wait_for(done, timeout=60, interval=0.1, message="every call over")
+            not_over = None
+        except AssertionError as e:
+            not_over = e  # reported after the overlap check: a leg still up counts as offered until now
+
+        # no member was ever offered two calls at once, whichever fsd and switch offered them
+        overlaps = []
+        offers = 0
+        for _dept, members in depts:
+            for m in members:
+                offers += len(member_legs(sw.values(), m.extension, co.domain))
+                overlaps += [(m.extension, a.brief(), b.brief())
+                             for a, b in overlapping_offers(sw.values(), m.extension, co.domain)]
+        assert offers >= n_calls
+        if overlaps and dump:  # every leg and reservation change (simulated µs), for a closer look
+            ext_of = {m.id: m.extension for _d, ms in depts for m in ms}
+            audit = [{"op": r["op"], "employee_id": r["employee_id"], "call": r["call_uuid"], "node": r["node"],
+                      "ext": ext_of.get(r["employee_id"]),
+                      "at_us": int((clock._sim0 + (r["at"].timestamp() - clock._sim0) / SCALE) * 1e6)}
+                     for r in co.rows("SELECT * FROM reservations_audit ORDER BY at")]
+            with open(dump, "w") as f:
+                json.dump({"legs": {m.extension: [leg.__dict__ for leg in member_legs(sw.values(), m.extension,
+                                                                                       co.domain)]
+                                    for _d, ms in depts for m in ms}, "audit": audit}, f)
+        if overlaps:  # what fsd logged about the first overlapping legs and their calls
+            keys = {k for _ext, a, b in overlaps[:3] for k in (a[1], a[4], b[1], b[4]) if k}
+            for f in (fsd1, fsd2):
+                print(f"--- {f.node} log {f.logpath}")  # noqa: T201
+                lines = [ln for ln in f.log_text().splitlines() if any(k in ln for k in keys)]
+                for line in lines[:80]:
+                    print(line[:400])  # noqa: T201
+        assert not overlaps, (len(overlaps), overlaps[:3])
+        if not_over is not None:
+            raise not_over
+        assert g.dead and n_calls >= MIN_CALLS, n_calls
 
         def counted():
             return co.rows("SELECT count(*) AS n FROM calls")[0]["n"] >= n_calls
@@ -125,22 +170,6 @@ def test_two_fsd_two_switches_one_database(db_dsn, pool):
             "SELECT call_uuid, node, department_id, route, wait_s, started_at, ended_at FROM calls "
             "WHERE result <> 'answered'"))
 
-        # no member was ever offered two calls at once, whichever fsd and switch offered them
-        overlaps = []
-        offers = 0
-        for _dept, members in depts:
-            for m in members:
-                offers += len(member_legs(sw.values(), m.extension, co.domain))
-                overlaps += [(m.extension, a.brief(), b.brief())
-                             for a, b in overlapping_offers(sw.values(), m.extension, co.domain)]
-        assert offers >= n_calls
-        if overlaps:
-            for f in (fsd1, fsd2):
-                print(f"--- {f.node} log {f.logpath}")  # noqa: T201
-                for line in f.log_text().splitlines():
-                    if "level=warning" in line or "level=error" in line:
-                        print(line)  # noqa: T201
-        assert not overlaps, (len(overlaps), overlaps[:3])
         # both processes did real work on both departments
         per_node = co.rows("SELECT node, department_id, count(*) AS n FROM calls GROUP BY node, department_id")
         assert len(per_node) == 4 and all(r["n"] >= n_calls // 5 for r in per_node), per_node
