@@ -73,7 +73,7 @@ class CallerGone(Exception):
     """The caller hung up."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Leg:
     uuid: str
     member_id: int
@@ -84,7 +84,7 @@ class Leg:
     job_done: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """The history row being built."""
 
