@@ -2,7 +2,7 @@
 
 Setup: a private PostgreSQL with 1,000 companies x 10 employees (10,000 directory users); one fsd
 process per server kind (fsd.directory.Directory + fsd.web.xmlcurl.XmlCurlApp, cache warmed, metrics on)
-pinned to one CPU: behind fsd.directory.fastlane.FastLaneServer, behind fsd.web.xmlcurl.XmlCurlFrontServer,
+pinned to one CPU: behind fsd.web.fastlane.FastLaneServer (inline answers on, and off: a greenlet per lookup),
 and on pywsgi with the Dispatcher; the load generator is a separate process on the other CPU. Every
 request is a REGISTER's `action=sip_auth` POST shaped like the captured one (about 1.1 kB, HTTP basic
 credentials) for a random user, on a NEW TCP connection, as mod_xml_curl does.
@@ -129,8 +129,9 @@ def _serve(conn, dsn: str, cpu: int, kind: str) -> None:
     from fsd.directory import Directory
     from fsd.metrics import Metrics
     from fsd.store.pool import Pool
+    from fsd.web.fastlane import FastLaneServer
     from fsd.web.server import Dispatcher, HttpServer
-    from fsd.web.xmlcurl import XmlCurlApp, XmlCurlFrontServer
+    from fsd.web.xmlcurl import XmlCurlApp
 
     logging.basicConfig(level=logging.WARNING)
     _pin(cpu)
@@ -147,13 +148,11 @@ def _serve(conn, dsn: str, cpu: int, kind: str) -> None:
         http = HttpServer(host="127.0.0.1", port=0, app=dispatcher)
         http.start()
         port = http.port
-    elif kind == "front":  # the same, behind XmlCurlFrontServer's fast lane
-        front = XmlCurlFrontServer(("127.0.0.1", 0), dispatcher, xmlcurl=app, log=None)
+    elif kind == "front":  # the same, behind FastLaneServer with inline answers off (a greenlet per lookup)
+        front = FastLaneServer(("127.0.0.1", 0), dispatcher, xmlcurl=app, log=None, inline=False)
         front.start()
         port = front.server_port
     else:  # the same, behind FastLaneServer (cached lookups answered in its accept loop)
-        from fsd.directory.fastlane import FastLaneServer
-
         front = FastLaneServer(("127.0.0.1", 0), dispatcher, xmlcurl=app, log=None)
         front.start()
         port = front.server_port
@@ -365,7 +364,7 @@ def _start_fsd(dsn: str, kind: str):
 
 
 def run() -> list[dict]:
-    """Servers: fsd with FastLaneServer, with XmlCurlFrontServer, with HttpServer (pywsgi), nginx; all on
+    """Servers: fsd with FastLaneServer (inline on and off), with HttpServer (pywsgi), nginx; all on
     CPU 0 and all up at once, measured in alternating rounds (the median round counts) so that a busy machine hurts them
     alike."""
     import socket
@@ -437,7 +436,7 @@ def run() -> list[dict]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     scen = (f"{TENANTS * PER_TENANT} users in {TENANTS} tenants, new TCP connection per request, {doc_size} B answer, "
             f"median of {ROUNDS} rounds of {DURATION_S:g} s, load average {load:.1f} on {os.cpu_count()} CPUs")
-    names = {"lane": "fsd FastLaneServer", "front": "fsd XmlCurlFrontServer",
+    names = {"lane": "fsd FastLaneServer", "front": "fsd FastLaneServer, inline answers off",
              "pywsgi": "fsd HttpServer (pywsgi) + Dispatcher",
              "nginx": "nginx 1 worker, static file of the same size"}
     rows = []

@@ -104,7 +104,7 @@ def parse_form(body: bytes) -> dict[str, str]:
     return fields
 
 
-# The last body parsed and its request, by identity: fsd.directory.fastlane parses a request to see whether
+# The last body parsed and its request, by identity: fsd.web.fastlane parses a request to see whether
 # the directory can answer it at once, then hands the same bytes object to XmlCurlApp.respond, which
 # parses it again. (A DirectoryRequest is immutable; the memo holds a reference, so `is` cannot be
 # fooled by a reused address.)

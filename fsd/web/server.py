@@ -51,7 +51,7 @@ class _QuietHandler(WSGIHandler):
 class HttpServer:
     def __init__(self, *, host: str, port: int, app: WSGIApp, max_body_bytes: int = 10 * 1024 * 1024,
                  xmlcurl=None):
-        """`xmlcurl`: the XmlCurlApp to answer on the fast lane (see fsd.web.xmlcurl.XmlCurlFrontServer)."""
+        """`xmlcurl`: the XmlCurlApp to answer on the fast lane (see fsd.web.fastlane.FastLaneServer)."""
         self.xmlcurl = xmlcurl
         self.host = host
         self.requested_port = port
@@ -66,10 +66,9 @@ class HttpServer:
     def start(self) -> None:
         kwargs = dict(handler_class=_QuietHandler, log=None, error_log=logging.getLogger("fsd.web.wsgi"))
         if self.xmlcurl is not None:
-            from fsd.web.xmlcurl import XmlCurlFrontServer
+            from fsd.web.fastlane import FastLaneServer
 
-            self._server = XmlCurlFrontServer((self.host, self.requested_port), self.app, xmlcurl=self.xmlcurl,
-                                              **kwargs)
+            self._server = FastLaneServer((self.host, self.requested_port), self.app, xmlcurl=self.xmlcurl, **kwargs)
         else:
             self._server = WSGIServer((self.host, self.requested_port), self.app, **kwargs)
         self._server.start()

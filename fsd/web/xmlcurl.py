@@ -14,12 +14,10 @@ import base64
 import hmac
 import ipaddress
 import logging
-import socket
 import time
 from collections.abc import Callable
 
 import gevent
-from gevent.pywsgi import WSGIServer
 
 from fsd.directory import BadRequest, parse
 
@@ -91,7 +89,7 @@ class XmlCurlApp:
     # ------------------------------------------------------------------ the request
     def respond(self, *, remote_addr: str, method: str, authorization: str, content_length: str,
                 read_body: Callable[[int], bytes]) -> tuple[str, list, bytes]:
-        """(status, headers, body) for one request; shared by the WSGI app and XmlCurlFrontServer."""
+        """(status, headers, body) for one request; shared by the WSGI app and fsd.web.fastlane.FastLaneServer."""
         t0 = time.perf_counter()
         if not self._address_allowed(remote_addr):
             self._count("other", "denied", t0)
@@ -165,104 +163,6 @@ class XmlCurlApp:
                 pass
         start_response(status, headers)
         return [body]
-
-
-class XmlCurlFrontServer(WSGIServer):
-    """gevent's pywsgi WSGIServer with a fast lane for mod_xml_curl.
-
-    A connection whose first bytes are exactly `POST <path> HTTP/1.x` (what mod_xml_curl sends, one
-    request per connection) is answered by a minimal HTTP/1.1 reader and XmlCurlApp.respond, without
-    pywsgi's header parsing and environ; the connection is closed after the answer. Every other
-    connection (the cabinet, the API, /metrics, or anything unexpected) is handed, untouched, to pywsgi
-    and `application` (the bytes are only peeked). A drop-in for WSGIServer.
-    """
-
-    max_head_bytes = 8192
-
-    def __init__(self, listener, application=None, *, xmlcurl: XmlCurlApp, path: str = "/freeswitch/directory",
-                 **kwargs):
-        super().__init__(listener, application, **kwargs)
-        self.xmlcurl = xmlcurl
-        self._marker = b"POST " + path.encode("ascii") + b" HTTP/1."
-        self.fast_requests = 0
-
-    def handle(self, sock, address):
-        if self._is_xmlcurl(sock):
-            self.fast_requests += 1
-            self._fast(sock, address)
-        else:
-            super().handle(sock, address)
-
-    def _is_xmlcurl(self, sock) -> bool:
-        marker = self._marker
-        try:
-            with gevent.Timeout(self.xmlcurl.deadline_s, False):
-                while True:
-                    head = sock.recv(len(marker), socket.MSG_PEEK)
-                    if not head or not marker.startswith(head[: len(marker)]):
-                        return False
-                    if len(head) >= len(marker):
-                        return True
-                    gevent.sleep(0.001)  # a split request line: wait for the rest
-        except OSError:
-            return False
-        return False
-
-    def _fast(self, sock, address) -> None:
-        app = self.xmlcurl
-        try:
-            # a little longer than the request's own deadline, which answers a slow body with 408
-            with gevent.Timeout(app.deadline_s + 0.5, False):
-                status, headers, body = self._fast_request(sock, address)
-                head = "".join(f"{k}: {v}\r\n" for k, v in headers)
-                sock.sendall(f"HTTP/1.1 {status}\r\n{head}\r\n".encode("latin-1") + body)
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-    def _fast_request(self, sock, address) -> tuple[str, list, bytes]:
-        buf = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return self.xmlcurl.reject("400 Bad Request", "incomplete request")
-            buf += chunk
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(buf) > self.max_head_bytes:
-                return self.xmlcurl.reject("431 Request Header Fields Too Large", "request head too large")
-        head = buf[:end].decode("latin-1")
-        rest = buf[end + 4:]
-        lines = head.split("\r\n")
-        auth = ""
-        length = ""
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                return self.xmlcurl.reject("400 Bad Request", "malformed header")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = value.strip()
-            elif name == "authorization":
-                auth = value.strip()
-            elif name == "transfer-encoding":
-                return self.xmlcurl.reject("400 Bad Request", "Content-Length required")
-            elif name == "expect" and value.strip().lower() == "100-continue":
-                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-        def read_body(n: int) -> bytes:
-            data = rest
-            while len(data) < n:
-                chunk = sock.recv(min(65536, n - len(data)))
-                if not chunk:
-                    break
-                data += chunk
-            return data[:n] if len(data) > n else data
-
-        return self.xmlcurl.respond(remote_addr=address[0] if address else "", method="POST", authorization=auth,
-                                    content_length=length, read_body=read_body)
 
 
 def make_xmlcurl_app(*, directory, config, metrics=None) -> XmlCurlApp:

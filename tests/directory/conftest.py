@@ -12,13 +12,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from fsd.directory import Directory
-from fsd.directory.fastlane import FastLaneServer
 from fsd.metrics import Metrics
 from fsd.services import Actor, Services
 from fsd.sim.switch import Switch
 from fsd.store.listen import ConfigListener
+from fsd.web.fastlane import FastLaneServer
 from fsd.web.server import Dispatcher, HttpServer
-from fsd.web.xmlcurl import XmlCurlApp, XmlCurlFrontServer
+from fsd.web.xmlcurl import XmlCurlApp
 from tests.helpers import wait_for
 
 PATH = "/freeswitch/directory"
@@ -71,8 +71,9 @@ class Stack:
         dispatcher.mount(PATH, self.app)
         if server == "pywsgi":  # fsd's HttpServer with the app mounted on the Dispatcher
             self.http = HttpServer(host="127.0.0.1", port=0, app=dispatcher)
-        elif server == "front":  # the same Dispatcher behind XmlCurlFrontServer's fast lane
-            self.http = _FrontHttp(XmlCurlFrontServer(("127.0.0.1", 0), dispatcher, xmlcurl=self.app, log=None))
+        elif server == "front":  # the same Dispatcher behind FastLaneServer, a greenlet per lookup
+            self.http = _FrontHttp(FastLaneServer(("127.0.0.1", 0), dispatcher, xmlcurl=self.app, log=None,
+                                                  inline=False))
         else:  # the same behind FastLaneServer (cached answers from the accept loop)
             self.http = _FrontHttp(FastLaneServer(("127.0.0.1", 0), dispatcher, xmlcurl=self.app, log=None))
         self.http.start()
@@ -124,8 +125,8 @@ class _FrontHttp:
 
 @pytest.fixture(params=["pywsgi", "front", "lane"])
 def server_kind(request):
-    """The HTTP guards are tested against fsd's HttpServer (Dispatcher), XmlCurlFrontServer's fast lane and
-    FastLaneServer."""
+    """The HTTP guards are tested against fsd's HttpServer (Dispatcher), FastLaneServer with its inline
+    answers off and on."""
     return request.param
 
 

@@ -12,8 +12,8 @@ from gevent.socket import wait_read
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from fsd.directory.fastlane import FastLaneServer
 from fsd.services import Actor
+from fsd.web.fastlane import FastLaneServer
 from fsd.web.xmlcurl import XmlCurlApp
 from tests.directory import captures
 from tests.directory.conftest import DOMAIN, PASSWORD, PATH, USER, Stack, counter, form
@@ -247,7 +247,7 @@ _bodies = st.one_of(st.sampled_from([form(action="sip_auth", key="id", user="iva
 @example(lines=[f"Authorization: {AUTH}", "Content-Length: 7"], body=b"garbage")
 @example(lines=[f"Authorization: {AUTH}", "Content-Length: 3"], body=b"a=b")
 def test_inline_answers_are_the_greenlet_paths_answers(lines, body):
-    """Whatever the inline path answers, the greenlet path (XmlCurlFrontServer's reader) answers alike."""
+    """Whatever the inline path answers, the greenlet path (inline=False) answers alike."""
     head = "\r\n".join([f"POST {PATH} HTTP/1.1", *lines]).encode("latin-1", "replace")
     data = head + b"\r\n\r\n" + body
     server = FastLaneServer(("127.0.0.1", 0), lambda env, sr: [], xmlcurl=_app(_Directory()))

@@ -1,5 +1,5 @@
-"""XmlCurlFrontServer and FastLaneServer: mod_xml_curl's requests take the fast lane, everything else reaches pywsgi
-untouched."""
+"""FastLaneServer (inline answers off and on): mod_xml_curl's requests take the fast lane, everything else
+reaches pywsgi untouched."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 @pytest.fixture(params=["front", "lane"])
 def front(request, pool, db_dsn, services, tenant):
-    """XmlCurlFrontServer, and FastLaneServer which answers cached lookups in its accept loop."""
+    """FastLaneServer with a greenlet per lookup, and answering cached lookups in its accept loop."""
     services.employees.create(Actor.system(), tenant.id, name="Ivan", login="ivan", extension="201",
                               password="Secret-pass-11")
     s = Stack(pool=pool, dsn=db_dsn, server=request.param, listen=False)

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from fsd.directory import request as rq
 from fsd.directory.request import BadRequest, DirectoryRequest, parse, parse_form
-from fsd.web.xmlcurl import XmlCurlApp, XmlCurlFrontServer
+from fsd.web.fastlane import FastLaneServer
+from fsd.web.xmlcurl import XmlCurlApp
 from tests.directory import captures
 from tests.fuzz import fuzz_settings
 
@@ -172,8 +173,8 @@ class _FakeSock:
         self.sent.append(data)
 
 
-def _server() -> XmlCurlFrontServer:
-    return XmlCurlFrontServer(("127.0.0.1", 0), lambda env, sr: [], xmlcurl=_app())
+def _server() -> FastLaneServer:
+    return FastLaneServer(("127.0.0.1", 0), lambda env, sr: [], xmlcurl=_app())
 
 
 _head_lines = st.lists(st.one_of(

@@ -1,10 +1,9 @@
 """FastLaneServer: fsd's HTTP server with mod_xml_curl's lookups answered in the accept loop.
 
-A drop-in for gevent's pywsgi WSGIServer (and for fsd.web.xmlcurl.XmlCurlFrontServer, whose behaviour it
-keeps): every connection that is not a mod_xml_curl POST to `path` goes, untouched, to pywsgi and the
-WSGI `application`; mod_xml_curl's requests are answered by the `xmlcurl` app's `respond` (the same
-checks, metrics and answers as on the WSGI path: address, credentials, Content-Length, size limit,
-form, deadline).
+A drop-in for gevent's pywsgi WSGIServer: every connection that is not a mod_xml_curl POST to `path`
+goes, untouched, to pywsgi and the WSGI `application`; mod_xml_curl's requests are answered by the
+`xmlcurl` app's `respond` (the same checks, metrics and answers as on the WSGI path: address,
+credentials, Content-Length, size limit, form, deadline).
 
 Where the time goes with one short-lived TCP connection per lookup is mostly around the request, not
 in it, so the common case takes no greenlet at all: when the listening socket is readable the accept
@@ -15,7 +14,7 @@ or a cached "not found"; or it is refused before any lookup), the request is rea
 non-blocking send and the connection closed, right there. Anything else - data not there yet, a split
 or unusual head (Expect, Transfer-Encoding, malformed), a body still on its way, a lookup that needs the
 database, an answer that does not fit in the socket buffer - is handed to a greenlet of its own, which
-reads and answers as XmlCurlFrontServer does (with the request's deadline).
+reads and answers with a minimal HTTP/1.1 reader (with the request's deadline).
 
 Nothing on the inline path may wait: it runs in the hub. Should it try to anyway (a cache entry that
 expired in the microseconds between the check and the lookup), gevent refuses the switch before
@@ -58,7 +57,7 @@ class FastLaneServer(WSGIServer):
 
     `xmlcurl`: the fsd.web.xmlcurl.XmlCurlApp (anything with `respond(...)`, `reject(status, text)`,
     `deadline_s`, `max_body_bytes` and `directory`, a fsd.directory.Directory). `inline=False` turns the
-    accept-loop answers off (every lookup then gets a greenlet, as on XmlCurlFrontServer).
+    accept-loop answers off (every lookup then gets a greenlet).
     Counters: `fast_requests` (every request answered on the fast lane), `inline_requests` (those of
     them answered without a greenlet)."""
 
