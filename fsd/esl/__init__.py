@@ -28,13 +28,14 @@ from fsd.esl.frames import (
     encode_sendmsg,
     new_uuid,
 )
-from fsd.esl.inbound import ApiResult, BackgroundJob, InboundClient
+from fsd.esl.inbound import ApiResult, BackgroundJob, BgapiReplyTimeout, InboundClient
 from fsd.esl.outbound import OutboundServer, OutboundSession
 
 __all__ = [
     "ApiResult",
     "AuthenticationFailed",
     "BackgroundJob",
+    "BgapiReplyTimeout",
     "CommandFailed",
     "Connection",
     "Dispatcher",

@@ -131,6 +131,16 @@ def _positive(name: str, value: float) -> float:
     return v
 
 
+class BgapiReplyTimeout(ESLTimeout):
+    """A bgapi whose command reply did not come in time. FreeSWITCH may still run the job: ``job`` (the
+    PendingResult) is still completed by its BACKGROUND_JOB, or fails with ESLTimeout after the job
+    timeout (``late_job_timeout`` when none was given) or with ESLDisconnected if the link drops."""
+
+    def __init__(self, message: str, *, job: PendingResult):
+        super().__init__(message)
+        self.job = job
+
+
 class ApiResult:
     """Body of an ``api`` (or ``bgapi`` BACKGROUND_JOB) response. ``ok`` is False for ``-ERR ...``."""
 
@@ -190,6 +200,9 @@ def order_event_names(names: Iterable[str]) -> list[str]:
 
 class InboundClient:
     """gevent inbound ESL client with reconnect, supervised greenlets and per-handler queues."""
+
+    # how long the job of a bgapi whose reply came late stays registered when the caller gave no job timeout
+    late_job_timeout = 300.0
 
     def __init__(
         self,
@@ -542,6 +555,13 @@ class InboundClient:
         t = self.command_timeout if timeout is None else timeout
         try:
             reply = conn.request(encode_bgapi(cmd, job), word="bgapi", timeout=t)
+        except ESLTimeout as e:
+            # the command went out and its reply is late: FreeSWITCH may well have started the job (a
+            # loaded switch answers late, it does not forget). Its fate is unknown, not failed: the Job-UUID
+            # stays registered so its BACKGROUND_JOB still completes `job`, which the caller gets here
+            self._expire_job(job, res, job_timeout if job_timeout is not None else self.late_job_timeout)
+            raise BgapiReplyTimeout(f"{self.name}: bgapi {_command_word(cmd)}: no reply in {t}s "
+                                    f"(the job may still run)", job=res) from e
         except BaseException:
             self._jobs.pop(job, None)
             raise
@@ -551,12 +571,17 @@ class InboundClient:
             self.stats.command_errors += 1
             raise CommandFailed(f"{self.name}: bgapi {_command_word(cmd)}: {text}", reply=text)
         if job_timeout is not None:
-            def expire():
-                if self._jobs.pop(job, None) is res and not res.ready():
-                    res.set_exception(ESLTimeout(f"{self.name}: background job {job} not done in {job_timeout}s"))
-
-            gevent.spawn_later(job_timeout, expire)
+            self._expire_job(job, res, job_timeout)
         return res
+
+    def _expire_job(self, job: str, res: PendingResult, after: float) -> None:
+        def expire():
+            if self._jobs.get(job) is res:
+                del self._jobs[job]
+            if not res.ready():
+                res.set_exception(ESLTimeout(f"{self.name}: background job {job} not done in {after}s"))
+
+        gevent.spawn_later(after, expire)
 
     def pending_jobs(self) -> int:
         return len(self._jobs)

@@ -128,7 +128,11 @@ class FakeConn:
         if cmd.startswith("bgapi "):
             job = next((h.split(": ", 1)[1] for h in headers if h.startswith("Job-UUID: ")), "generated-uuid")
             srv.jobs.put((job, cmd[6:], self))
-            self.send(reply(f"+OK Job-UUID: {job}", f"Job-UUID: {job}\n"))
+            data = reply(f"+OK Job-UUID: {job}", f"Job-UUID: {job}\n")
+            if srv.hold_bgapi_replies:  # a loaded switch: the reply comes when the test releases it
+                srv.held_replies.append((self, data))
+            else:
+                self.send(data)
             return
         if cmd.startswith("event "):
             fmt = cmd.split()[1]
@@ -146,6 +150,8 @@ class FakeESLServer:
         self.password = password
         self.conns: list[FakeConn] = []
         self.jobs: gevent.queue.Queue = gevent.queue.Queue()
+        self.hold_bgapi_replies = False
+        self.held_replies: list = []
         self.connected = gevent.event.Event()
         self.command_seen = gevent.event.Event()
         self.stalled = gevent.event.Event()

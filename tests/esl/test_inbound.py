@@ -368,3 +368,40 @@ def test_queue_depth_and_stats_are_plain_values(fake, client):
     client.stats.latency_observers.append(lambda word, secs: latencies.append((word, secs)))
     client.api("status")
     assert latencies and latencies[0][0] == "status" and latencies[0][1] >= 0
+
+
+def test_bgapi_reply_timeout_keeps_the_job_whose_fate_is_unknown(fake, client):
+    """A late bgapi reply is not a failed job: FreeSWITCH may run it (an originate then rings a phone)."""
+    from fsd.esl import BgapiReplyTimeout
+
+    fake.hold_bgapi_replies = True
+    with pytest.raises(BgapiReplyTimeout) as ei:
+        client.bgapi("originate {origination_uuid=leg-1}user/201 &park()", timeout=0.2, job_timeout=30)
+    job = ei.value.job
+    assert isinstance(ei.value, ESLTimeout) and not job.ready() and client.pending_jobs() == 1
+    job_uuid, cmd, conn = fake.jobs.get(timeout=5)
+    assert job.job_uuid == job_uuid and cmd.startswith("originate")
+    # the late reply arrives and is consumed (not handed to the next command), then the job's end
+    fake.hold_bgapi_replies = False
+    for c, data in fake.held_replies:
+        c.send(data)
+    fake.emit(background_job(job_uuid, "+OK leg-1\n", "originate"))
+    assert job.get(timeout=5).body == "+OK leg-1\n"
+    assert client.pending_jobs() == 0
+    assert client.api("status").body  # the reply stream is still in step
+
+
+def test_bgapi_reply_timeout_job_expires_or_fails_on_disconnect(fake, client):
+    from fsd.esl import BgapiReplyTimeout
+
+    fake.hold_bgapi_replies = True
+    with pytest.raises(BgapiReplyTimeout) as expiring:
+        client.bgapi("originate user/201 &park()", timeout=0.1, job_timeout=0.3)
+    with pytest.raises(ESLTimeout):
+        expiring.value.job.get(timeout=5)
+    with pytest.raises(BgapiReplyTimeout) as dropped:
+        client.bgapi("originate user/202 &park()", timeout=0.1, job_timeout=30)
+    fake.drop()
+    with pytest.raises(ESLDisconnected):
+        dropped.value.job.get(timeout=5)
+    wait_for(lambda: client.pending_jobs() == 0, 5, message="jobs forgotten")
