@@ -27,7 +27,8 @@ from fsd import mailtemplates
 from fsd import prompts as fprompts
 from fsd.calls import adapters
 from fsd.errors import ESLError, FsdError, StoreError
-from fsd.esl.connection import SessionHangup
+from fsd.esl.connection import CommandFailed, SessionHangup
+from fsd.esl.inbound import BgapiReplyTimeout
 from fsd.queue import callback as cbq
 from fsd.queue import waiting as wq
 from fsd.queue.noanswer import resolve_no_answer
@@ -82,6 +83,9 @@ class Leg:
     answered: bool = False
     done: bool = False  # the leg is gone (hung up, or originate failed)
     job_done: bool = False
+    seen: bool = False  # an event of the channel arrived: FreeSWITCH created it
+    killing: bool = False  # a uuid_kill greenlet runs for it
+    alive_at: float = 0.0  # monotonic time uuid_exists last said true
 
 
 @dataclass(slots=True)
@@ -130,6 +134,7 @@ class Call:
         self.ringback: str | None = None
         self.ringback_playing = False
         self.bridged_leg: Leg | None = None
+        self.bridge_over = False  # the conversation ended; the bridged leg is an ordinary stopped leg now
         self._cb_position = 0
         self.exclude: set[int] = set()  # never ring these members (the caller of an internal call)
         self.caller_number = data.get("Caller-Caller-ID-Number") or ""
@@ -457,6 +462,16 @@ class Call:
                         evs.append(MemberChanged(member=self._member(leg.member_id)))
                     st, actions = next_actions(st, now, evs)
                     continue
+                if kind == "leg_unknown":
+                    # the originate's fate is unknown (no reply, link lost): the leg may ring. Stop it; its
+                    # member stays held until FreeSWITCH shows the leg gone (hangup, job end, uuid_exists)
+                    leg = self.legs.get(item[1])
+                    if leg is None or leg.done or leg.stopped:
+                        actions = []
+                        continue
+                    self._stop(leg)
+                    st, actions = next_actions(st, now, [LegEnded(member_id=leg.member_id, target=leg.target)])
+                    continue
                 if kind == "offer_done":
                     if offer_res == "done":
                         actions = []
@@ -482,9 +497,9 @@ class Call:
                 if leg is not self.bridged_leg and not leg.done:
                     self._stop(leg)
             for emp in list(self.held):
-                if self.bridged_leg is None or emp != self.bridged_leg.member_id:
+                if not self._talking(emp):
                     self._maybe_release(emp)
-            if any(self.bridged_leg is None or emp != self.bridged_leg.member_id for emp in self.held):
+            if any(not self._talking(emp) for emp in self.held):
                 self._spawn_stragglers()
 
     def _apply(self, actions):
@@ -546,13 +561,25 @@ class Call:
 
     def _originate(self, leg_uuid: str, cmd: str) -> None:
         try:
-            job = self.link.bgapi(cmd)
+            try:
+                job = self.link.bgapi(cmd)
+            except BgapiReplyTimeout as e:
+                # a loaded switch answered late: the originate may well run, its BACKGROUND_JOB still counts
+                log.warning("calls_originate_reply_late call=%s leg=%s", self.uuid, leg_uuid)
+                job = e.job
             res = job.get(timeout=self.clock.real(180.0) + 10.0)
-        except (ESLError, gevent.Timeout) as e:
+        except CommandFailed as e:  # -ERR to the bgapi itself: no job, no channel
             self._leg_gone(leg_uuid, job=True)
             self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
             return
-        except Exception as e:  # CommandFailed etc.
+        except (ESLError, gevent.Timeout) as e:
+            # the link dropped or the job never reported: whether the leg rings is unknown, so it is not
+            # taken for failed (its member would be offered another call while the phone rings)
+            log.warning("calls_originate_fate_unknown call=%s leg=%s error=%s", self.uuid, leg_uuid,
+                        type(e).__name__)
+            self.q.put(("leg_unknown", leg_uuid))
+            return
+        except Exception as e:
             self._leg_gone(leg_uuid, job=True)
             self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
             return
@@ -564,6 +591,9 @@ class Call:
 
     def _leg_event(self, ev) -> None:
         name = ev.name
+        leg = self.legs.get(ev.uuid)
+        if leg is not None:
+            leg.seen = True
         if name == "CHANNEL_ANSWER":
             self.q.put(("answer", ev.uuid, None))
         elif name == "CHANNEL_HANGUP":
@@ -574,7 +604,7 @@ class Call:
         """A leg fsd had stopped is gone: its member may be offered other calls now (not before: a
         member whose phone still rings for this call must not be offered a second one)."""
         leg = self.legs.get(leg_uuid)
-        if leg is None or not leg.stopped or leg is self.bridged_leg:
+        if leg is None or not leg.stopped or (leg is self.bridged_leg and not self.bridge_over):
             return
         leg.done = True
         if job:
@@ -589,19 +619,26 @@ class Call:
             self._kill(leg)
 
     def _kill(self, leg: Leg, cause: str = "ORIGINATOR_CANCEL") -> None:
-        def run():
-            for _ in range(20):
-                if leg.done and leg.job_done:
-                    return
-                try:
-                    r = self.link.api(f"uuid_kill {leg.uuid} {cause}", timeout=5.0)
-                except ESLError:
-                    return
-                if r.ok or leg.job_done:
-                    return
-                # The channel may not exist yet (originate still starting): try again shortly.
-                gevent.sleep(0.02)
+        if leg.killing:
+            return  # one kill at a time per leg (stopped-leg checks would otherwise pile them up)
 
+        def run():
+            try:
+                for _ in range(20):
+                    if leg.done and leg.job_done:
+                        return
+                    try:
+                        r = self.link.api(f"uuid_kill {leg.uuid} {cause}", timeout=5.0)
+                    except ESLError:
+                        return
+                    if r.ok or leg.job_done:
+                        return
+                    # The channel may not exist yet (originate still starting): try again shortly.
+                    gevent.sleep(0.02)
+            finally:
+                leg.killing = False
+
+        leg.killing = True
         gevent.spawn(run)
 
     def release_when_gone(self) -> None:
@@ -627,21 +664,26 @@ class Call:
     def _release_stragglers(self, wait_s: float = 60.0) -> None:
         """Members whose stopped legs have not reported their end: released when they do (see
         _leg_gone), or after `wait_s` real seconds at the latest, so no reservation is left stuck."""
-        deadline = time.monotonic() + wait_s
+        start = time.monotonic()
+        deadline = start + wait_s
         every = min(1.0, max(0.05, self.clock.real(1.0)))  # one (simulated) second between checks
         next_check = time.monotonic() + every
         try:
             while time.monotonic() < deadline:
-                waiting = [e for e in self.held if self.bridged_leg is None or e != self.bridged_leg.member_id]
+                waiting = [e for e in self.held if not self._talking(e)]
                 if not waiting:
                     return
+                # a leg FreeSWITCH still had at the last check keeps its member held (10 × wait_s at most)
+                alive = max((leg.alive_at for leg in self.legs.values()
+                             if leg.member_id in waiting and not leg.done), default=0.0)
+                deadline = min(max(deadline, alive + wait_s), start + 10 * wait_s)
                 if time.monotonic() >= next_check:
                     # events can be lost (the switch connection dropped): ask the switch itself
                     next_check = time.monotonic() + every
                     self._check_stopped_legs()
                 gevent.sleep(min(0.05, every))
             for emp in list(self.held):
-                if self.bridged_leg is None or emp != self.bridged_leg.member_id or self._finished:
+                if not self._talking(emp) or self._finished:
                     log.warning("calls_release_unconfirmed call=%s employee=%s", self.uuid, emp)
                     self._maybe_release(emp, force=True)
         finally:
@@ -655,21 +697,29 @@ class Call:
     def _check_stopped_legs(self) -> None:
         """A stopped leg the switch no longer has is gone; one it still has is killed again."""
         for leg in list(self.legs.values()):
-            if not leg.stopped or leg.done or leg is self.bridged_leg:
+            if not leg.stopped or leg.done or (leg is self.bridged_leg and not self.bridge_over):
                 continue
             try:
                 r = self.link.api(f"uuid_exists {leg.uuid}", timeout=2.0)
             except ESLError:
                 return  # the switch is unreachable: ask again later
             if r.ok and (r.body or "").strip().startswith("false"):
-                self._leg_gone(leg.uuid)
+                # not (yet) there: gone only if it existed or its originate has ended - a bgapi originate
+                # runs in a thread of its own and may create the channel after this answer
+                if leg.seen or leg.job_done:
+                    self._leg_gone(leg.uuid)
             elif r.ok:
+                leg.alive_at = time.monotonic()
                 self._kill(leg)
+
+    def _talking(self, emp_id) -> bool:
+        """The member is in this call's conversation (held until it ends)."""
+        return self.bridged_leg is not None and emp_id == self.bridged_leg.member_id and not self.bridge_over
 
     def _maybe_release(self, emp_id, force: bool = False) -> None:
         if emp_id not in self.held:
             return
-        if self.bridged_leg is not None and emp_id == self.bridged_leg.member_id and not force:
+        if self._talking(emp_id) and not force:
             return
         live = [leg for leg in self.legs.values() if leg.member_id == emp_id and not leg.done]
         if live and not force:
@@ -738,12 +788,18 @@ class Call:
                 leg.done = True
                 leg_gone = True  # hangup_after_bridge hangs the caller up; wait for it briefly
         self.rec.talk_s = max(0.0, self.clock.now() - answered_at)
+        self.bridge_over = True
+        self.d.board.call_ended(emp)
         if not leg.done:
+            # the caller is gone but the member's leg is not (yet): released when FreeSWITCH reports it
+            # gone (hangup event, or uuid_exists on a leg whose originate has ended), not before
+            leg.stopped = True
             self._kill(leg, "NORMAL_CLEARING")
+            self._spawn_stragglers()
+            return "answered"
         self.link.disown(leg.uuid)
         self.held.discard(emp)
         self.d.board.release(self.uuid, [emp])
-        self.d.board.call_ended(emp)
         return "answered"
 
     # ------------------------------------------------------------------ impatient offer

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 
 import gevent.event
-import pytest
 
 from fsd.sim import Answer, NoAnswer, Switch
 from fsd.sim.clock import Clock as SimClock
@@ -91,10 +90,6 @@ def test_member_not_released_before_its_stopped_leg_is_gone(pool, db_dsn):
         pool2.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product defect (fsd/calls/call.py Call._originate): a bgapi originate whose command reply comes later "
-    "than the 5 s command timeout is taken for a failed leg: the member is released although the switch "
-    "still creates the leg and rings it, and another fsd offers the member a second call meanwhile"))
 def test_member_not_released_while_an_originate_without_reply_may_still_ring(pool, db_dsn):
     clock = SimClock(time_scale=SCALE)
     sim_a = Switch(hostname="simA", clock=clock, heartbeat_interval=0).start()
@@ -139,11 +134,6 @@ def test_member_not_released_while_an_originate_without_reply_may_still_ring(poo
         pool2.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product defect (fsd/calls/call.py Call._check_stopped_legs): `uuid_exists` false is taken for 'the "
-    "stopped leg is gone' although its originate has not finished (no BACKGROUND_JOB yet): FreeSWITCH runs a "
-    "bgapi originate in its own thread, so on a loaded switch the channel may be created after a later "
-    "uuid_exists; the member is released and offered a second call by another fsd while the leg then rings"))
 def test_member_not_released_while_its_originate_is_still_starting(pool, db_dsn):
     clock = SimClock(time_scale=SCALE)
     sim_a = Switch(hostname="simA", clock=clock, heartbeat_interval=0).start()
