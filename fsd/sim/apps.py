@@ -424,7 +424,13 @@ def parse_app_target(target: str) -> list[tuple[str, str]]:
     return []
 
 
+# quotes, backslash, and the whitespace str.split() knows but shlex does not
+_SHLEX_SPECIAL = re.compile("[\"'\\\\\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+
+
 def shell_split(text: str) -> list[str]:
+    if _SHLEX_SPECIAL.search(text) is None:
+        return text.split()  # what shlex.split gives when there is nothing to unquote
     try:
         return shlex.split(text)
     except ValueError:

@@ -8,14 +8,15 @@ switch_channel_perform_hangup does) and lets the session thread unwind.
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import os
 import re
 import struct
 import time
 import uuid as uuidlib
 import wave
-from collections import OrderedDict
 
 import gevent
 import gevent.event
@@ -202,6 +203,82 @@ def switch_true(value) -> bool:
         return False
 
 
+_TIMES = operator.itemgetter(*TIME_FIELDS)
+
+
+class _VarNames(dict):
+    """variable name -> its event header name (variable_NAME), memoised."""
+
+    def __missing__(self, name: str) -> str:
+        if len(self) > 20000:
+            self.clear()
+        header = self[name] = "variable_" + name
+        return header
+
+
+_VAR_NAMES = _VarNames()
+_CODEC_HEADERS = (
+    ("Channel-Read-Codec-Name", "PCMU"),
+    ("Channel-Read-Codec-Rate", "8000"),
+    ("Channel-Read-Codec-Bit-Rate", "64000"),
+    ("Channel-Write-Codec-Name", "PCMU"),
+    ("Channel-Write-Codec-Rate", "8000"),
+    ("Channel-Write-Codec-Bit-Rate", "64000"),
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def _profile_block(prefix: str, profile: tuple, times: tuple, other: bool = False) -> tuple[tuple[str, str], ...]:
+    """Caller-* / Other-Leg-* headers from profile items and the TIME_FIELDS values (memoised: a profile
+    changes far less often than events are rendered)."""
+    out = []
+    for k, v in profile:
+        if other and k in OTHER_LEG_SKIP:
+            continue
+        if other and k == "Logical-Direction":
+            v = "inbound"
+        if v:
+            out.append((f"{prefix}-{k}", v))
+    for k, t in zip(TIME_FIELDS, times, strict=True):
+        out.append((f"{prefix}-{k}", str(t)))
+    out.append((f"{prefix}-Screen-Bit", "true"))
+    out.append((f"{prefix}-Privacy-Hide-Name", "false"))
+    out.append((f"{prefix}-Privacy-Hide-Number", "false"))
+    return tuple(out)
+
+
+def render_headers(snap: tuple) -> list[tuple[str, str]]:
+    """The channel part of an event (switch_channel_event_set_data) from Channel.header_snapshot()."""
+    (state, call_state, state_number, name, uuid, direction, hit_dialplan, presence_id, answer_state,
+     hangup_cause, has_media, profile, times, other, variables) = snap
+    h = [
+        ("Channel-State", state),
+        ("Channel-Call-State", call_state),
+        ("Channel-State-Number", str(state_number)),
+        ("Channel-Name", name),
+        ("Unique-ID", uuid),
+        ("Call-Direction", direction),
+        ("Presence-Call-Direction", direction),
+        ("Channel-HIT-Dialplan", "true" if hit_dialplan else "false"),
+    ]
+    if presence_id:
+        h.append(("Channel-Presence-ID", presence_id))
+    h.append(("Channel-Call-UUID", uuid))
+    h.append(("Answer-State", answer_state))
+    if hangup_cause:
+        h.append(("Hangup-Cause", hangup_cause))
+    if has_media:
+        h += _CODEC_HEADERS
+    if profile is not None:
+        h += _profile_block("Caller", profile, times)
+        if other is not None:
+            h.append(("Other-Type", other[0]))
+            h += _profile_block("Other-Leg", other[1], other[2], True)
+    if variables is not None:
+        h += zip(map(_VAR_NAMES.__getitem__, variables), variables.values(), strict=True)
+    return h
+
+
 class BridgeSteps:
     """Lock-step coordination of the two legs of a uuid_bridge."""
 
@@ -317,7 +394,7 @@ class Channel:
         self.times = dict.fromkeys(TIME_FIELDS, 0)
         self.times["Profile-Created-Time"] = self.created_us
         self.times["Channel-Created-Time"] = self.created_us
-        self.profile = OrderedDict(
+        self.profile = dict(
             [
                 ("Direction", direction),
                 ("Logical-Direction", direction),
@@ -341,7 +418,7 @@ class Channel:
                 ("Profile-Index", "1"),
             ]
         )
-        self.variables: OrderedDict[str, str] = OrderedDict()
+        self.variables: dict[str, str] = {}  # insertion order = the order events show
         self.set_var("direction", direction)
         if direction == "outbound":
             self.set_var("is_outbound", "true")
@@ -413,25 +490,12 @@ class Channel:
         }
 
     # ------------------------------------------------------------------ events
-    def snapshot_profile(self) -> tuple[OrderedDict, dict]:
-        return OrderedDict(self.profile), dict(self.times)
+    def snapshot_profile(self) -> tuple[dict, dict]:
+        return dict(self.profile), dict(self.times)
 
     def _profile_headers(self, prefix: str, other: bool = False, snapshot=None) -> list[tuple[str, str]]:
         profile, times = snapshot if snapshot is not None else (self.profile, self.times)
-        out = []
-        for k, v in profile.items():
-            if other and k in OTHER_LEG_SKIP:
-                continue
-            if other and k == "Logical-Direction":
-                v = "inbound"
-            if v:
-                out.append((f"{prefix}-{k}", v))
-        for k in TIME_FIELDS:
-            out.append((f"{prefix}-{k}", str(times[k])))
-        out.append((f"{prefix}-Screen-Bit", "true"))
-        out.append((f"{prefix}-Privacy-Hide-Name", "false"))
-        out.append((f"{prefix}-Privacy-Hide-Number", "false"))
-        return out
+        return list(_profile_block(prefix, tuple(profile.items()), _TIMES(times), other))
 
     def ack_received(self) -> None:
         """The caller's ACK to our 200 OK (sets the To tag and CSeq variables once)."""
@@ -481,47 +545,45 @@ class Channel:
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
         self.times["Profile-Created-Time"] = now
 
-    def channel_headers(self, event_name: str, *, with_profile: bool = True) -> list[tuple[str, str]]:
-        h = [
-            ("Channel-State", self.state),
-            ("Channel-Call-State", self.call_state),
-            ("Channel-State-Number", str(STATE_NUMBERS.get(self._desired_state or self.state, 0))),
-            ("Channel-Name", self.name),
-            ("Unique-ID", self.uuid),
-            ("Call-Direction", self.direction),
-            ("Presence-Call-Direction", self.direction),
-            ("Channel-HIT-Dialplan", "true" if self.hit_dialplan else "false"),
-        ]
-        if self.presence_id:
-            h.append(("Channel-Presence-ID", self.presence_id))
-        h.append(("Channel-Call-UUID", self.uuid))
-        h.append(("Answer-State", self.answer_state))
-        if self.hangup_cause:
-            h.append(("Hangup-Cause", self.hangup_cause))
-        if self.has_media:
-            h += [
-                ("Channel-Read-Codec-Name", "PCMU"),
-                ("Channel-Read-Codec-Rate", "8000"),
-                ("Channel-Read-Codec-Bit-Rate", "64000"),
-                ("Channel-Write-Codec-Name", "PCMU"),
-                ("Channel-Write-Codec-Rate", "8000"),
-                ("Channel-Write-Codec-Bit-Rate", "64000"),
-            ]
+    def header_snapshot(self, event_name: str, *, with_profile: bool = True) -> tuple:
+        """What channel_headers shows, captured now (cheap copies; rendered later by render_headers)."""
+        profile = times = other = None
         if with_profile:
-            h += self._profile_headers("Caller")
+            profile = tuple(self.profile.items())
+            times = _TIMES(self.times)
             if self.other is not None:
-                h.append(("Other-Type", self.other_type))
-                h += self.other._profile_headers("Other-Leg", other=True, snapshot=self.other_profile)
-        if event_name in VAR_EVENTS:
-            h += [(f"variable_{k}", v) for k, v in self.variables.items()]
-        return h
+                op, ot = self.other_profile or (self.other.profile, self.other.times)
+                other = (self.other_type, tuple(op.items()), _TIMES(ot))
+        variables = self.variables.copy() if event_name in VAR_EVENTS else None
+        return (
+            self.state,
+            self.call_state,
+            STATE_NUMBERS.get(self._desired_state or self.state, 0),
+            self.name,
+            self.uuid,
+            self.direction,
+            self.hit_dialplan,
+            self.presence_id,
+            self.answer_state,
+            self.hangup_cause,
+            self.has_media,
+            profile,
+            times,
+            other,
+            variables,
+        )
+
+    def channel_headers(self, event_name: str, *, with_profile: bool = True) -> list[tuple[str, str]]:
+        return render_headers(self.header_snapshot(event_name, with_profile=with_profile))
 
     def fire(self, name: str, *, before=(), after=(), body: str | None = None, calling=None):
-        ev = self.switch.new_event(name, calling=calling or CALLING.get(name))
+        snap = self.header_snapshot(name, with_profile=not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
+        before = tuple(before)
+        after = tuple(after)
+        ev = self.switch.new_lazy_event(
+            name, lambda: [*before, *render_headers(snap), *after], calling=calling or CALLING.get(name)
+        )
         ev.uuid = self.uuid
-        ev.headers += list(before)
-        ev.headers += self.channel_headers(name, with_profile=not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
-        ev.headers += list(after)
         ev.body = body
         self.switch.fire(ev)
         return ev

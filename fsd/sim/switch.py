@@ -124,20 +124,62 @@ EVENT_NAMES = {
 }
 
 
-class Event:
-    """One fired event: ordered headers (duplicates allowed) and an optional body."""
+def _connect_tcp(host: str, port: int, *, timeout: float):
+    """socket.create_connection, without the resolver round trip (a thread-pool hop in gevent) when
+    `host` is already an IP address."""
+    family = None
+    for fam in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(fam, host)
+        except OSError:
+            continue
+        family = fam
+        break
+    if family is None:
+        return gsocket.create_connection((host, port), timeout=timeout)
+    sock = gsocket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
-    __slots__ = ("name", "subclass", "headers", "body", "uuid", "seq", "t", "_frames")
+
+class Event:
+    """One fired event: ordered headers (duplicates allowed) and an optional body.
+
+    Channel events are built lazily: their `headers` list is rendered on first use (a connection that
+    wants the event, or a reader of Switch.events) from a snapshot taken when the event was fired, so the
+    many events nobody subscribed to cost no formatting."""
+
+    __slots__ = ("name", "subclass", "_headers", "_build", "body", "uuid", "seq", "t", "_frames")
 
     def __init__(self, name: str, subclass: str | None = None):
         self.name = name
         self.subclass = subclass
-        self.headers: list[tuple[str, str]] = []
+        self._headers: list[tuple[str, str]] | None = []
+        self._build = None
         self.body: str | None = None
         self.uuid: str | None = None
         self.seq = 0
         self.t = 0.0
         self._frames: dict[str, bytes] = {}
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        h = self._headers
+        if h is None:
+            switch, calling, tail = self._build
+            self._build = None
+            h = self._headers = switch._base_headers(self, calling) + tail()
+        return h
+
+    @headers.setter
+    def headers(self, value: list[tuple[str, str]]) -> None:
+        self._headers = value
+        self._build = None
 
     def get(self, name: str, default=None):
         for k, v in self.headers:
@@ -244,10 +286,15 @@ class Switch:
         self.channels_by_uuid: dict[str, Channel] = {}
         self.all_channels: list[Channel] = []
         self.connections: set = set()
+        # event routing: connections that may want any event, and myevents connections by channel uuid
+        self._subs_all: list = []
+        self._subs_uuid: dict[str, list] = {}
+        self._outbound_conns: dict[str, list] = {}  # outbound sockets by the uuid of their channel
         self.log: list[LogEntry] = []
         self.events: list[Event] = []
         self.xmlcurl = None
         self._seq = itertools.count(1)
+        self._date_cache = None
         self._session_ids = itertools.count(1)
         self.sessions_since_start = 0
         self.session_peak = 0
@@ -311,7 +358,33 @@ class Switch:
 
     def _connection_closed(self, conn) -> None:
         self.connections.discard(conn)
+        self._subscription_changed(conn)
+        if conn.outbound and conn.channel is not None:
+            conns = self._outbound_conns.get(conn.channel.uuid)
+            if conns and conn in conns:
+                conns.remove(conn)
+                if not conns:
+                    del self._outbound_conns[conn.channel.uuid]
         self._log("disconnect", conn.id, "")
+
+    def _subscription_changed(self, conn) -> None:
+        """Re-file `conn` in the event routing after a command or its close (see EslConnection.sub_key)."""
+        new = conn.sub_key()
+        old = conn._sub_key
+        if new == old:
+            return
+        if old is not None:
+            lst = self._subs_all if old[0] == "all" else self._subs_uuid.get(old[1])
+            if lst is not None and conn in lst:
+                lst.remove(conn)
+                if old[0] == "uuid" and not lst:
+                    del self._subs_uuid[old[1]]
+        if new is not None:
+            if new[0] == "all":
+                self._subs_all.append(conn)
+            else:
+                self._subs_uuid.setdefault(new[1], []).append(conn)
+        conn._sub_key = new
 
     # ------------------------------------------------------------------ control surface for tests
     def crash(self, *, drop_channels: bool = False) -> None:
@@ -396,8 +469,36 @@ class Switch:
 
     def new_event(self, name: str, *, calling=None, subclass: str | None = None) -> Event:
         ev = Event(name, subclass)
-        now = self.clock.now()
-        ev.t = now
+        ev.t = self.clock.now()
+        ev.seq = next(self._seq)
+        ev.headers = self._base_headers(ev, calling)
+        return ev
+
+    def new_lazy_event(self, name: str, tail, *, calling=None, subclass: str | None = None) -> Event:
+        """An event whose headers are rendered on first use: the common headers, then `tail()`, which
+        must only read values captured now (a snapshot), not live state."""
+        ev = Event(name, subclass)
+        ev.t = self.clock.now()
+        ev.seq = next(self._seq)
+        ev._headers = None
+        ev._build = (self, calling, tail)
+        return ev
+
+    def _date_headers(self, now: float) -> tuple[tuple[str, str], tuple[str, str]]:
+        """Event-Date-Local and Event-Date-GMT (whole seconds: the strings of one second are reused)."""
+        sec = int(now)
+        cached = self._date_cache
+        if cached is None or cached[0] != sec:
+            cached = self._date_cache = (
+                sec,
+                (("Event-Date-Local", self.format_local(now)), ("Event-Date-GMT", formatdate(now, usegmt=True))),
+            )
+        return cached[1]
+
+    def _base_headers(self, ev: Event, calling) -> list[tuple[str, str]]:
+        """Event-Name ... Event-Sequence, as switch_event_prep_for_delivery adds them."""
+        now = ev.t
+        name, subclass = ev.name, ev.subclass
         h = []
         if subclass:
             h.append(("Event-Subclass", subclass))
@@ -408,8 +509,7 @@ class Switch:
             ("FreeSWITCH-Switchname", self.hostname),
             ("FreeSWITCH-IPv4", self.ipv4),
             ("FreeSWITCH-IPv6", self.ipv6),
-            ("Event-Date-Local", self.format_local(now)),
-            ("Event-Date-GMT", formatdate(now, usegmt=True)),
+            *self._date_headers(now),
             ("Event-Date-Timestamp", str(int(now * 1_000_000))),
         ]
         if calling:
@@ -418,10 +518,8 @@ class Switch:
                 ("Event-Calling-Function", calling[1]),
                 ("Event-Calling-Line-Number", calling[2]),
             ]
-        ev.seq = next(self._seq)
         h.append(("Event-Sequence", str(ev.seq)))
-        ev.headers = h
-        return ev
+        return h
 
     def fire(self, ev: Event) -> None:
         self.events.append(ev)
@@ -430,7 +528,14 @@ class Switch:
         if keep and len(self.events) > 2 * keep:  # long runs (the CLI) keep only the recent history
             del self.events[: len(self.events) - keep]
             del self.log[: max(0, len(self.log) - 2 * keep)]
-        for conn in list(self.connections):
+        # only the connections that may want it: the general ones and the myevents ones of its channel
+        # (each still applies its own event list and filters in deliver())
+        targets = self._subs_all
+        if ev.uuid is not None:
+            mine = self._subs_uuid.get(ev.uuid)
+            if mine:
+                targets = targets + mine
+        for conn in tuple(targets):
             conn.deliver(ev)
         self._state_cond.set()
 
@@ -487,8 +592,8 @@ class Switch:
         self._state_cond.set()
 
     def _after_hangup_complete(self, ch: Channel) -> None:
-        for conn in list(self.connections):
-            if conn.outbound and conn.channel is ch:
+        for conn in tuple(self._outbound_conns.get(ch.uuid, ())):
+            if conn.channel is ch:
                 conn.on_channel_hangup_complete(ch)
 
     def _destroyed(self, ch: Channel) -> None:
@@ -838,7 +943,7 @@ class Switch:
         from fsd.sim.esl import EslConnection
 
         try:
-            sock = gsocket.create_connection((host, port), timeout=2.0)
+            sock = _connect_tcp(host, port, timeout=2.0)
         except OSError as e:
             log.info("sim_outbound_refused host=%s port=%s error=%s", host, port, e)
             return None
@@ -846,6 +951,7 @@ class Switch:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = EslConnection(switch=self, sock=sock, channel=ch, async_mode=async_mode, full=full)
         self.connections.add(conn)
+        self._outbound_conns.setdefault(ch.uuid, []).append(conn)
         self._log("connect", conn.id, f"outbound {host}:{port} uuid={ch.uuid}")
         conn.start()
         return conn

@@ -7,6 +7,7 @@ Only formatting lives here: URL-encoding of header values, the three event seria
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 
 GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
@@ -85,8 +86,13 @@ def linger_notice(uuid: str, channel_name: str, linger_time: int) -> bytes:
     ).encode()
 
 
+@functools.lru_cache(maxsize=65536)
+def _plain_line(name: str, value: str) -> str:
+    return f"{name}: {url_encode(value)}\n"
+
+
 def serialize_plain(headers: list[tuple[str, str]], body: str | None) -> bytes:
-    parts = [f"{k}: {url_encode(v)}\n" for k, v in headers]
+    parts = list(itertools.starmap(_plain_line, headers))
     if body is not None:
         b = body.encode("utf-8")
         parts.append(f"Content-Length: {len(b)}\n\n")
