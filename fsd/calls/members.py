@@ -243,6 +243,10 @@ class MemberBoard:
             with self.pool.transaction() as cur:
                 db = calls_repo.reserved_members(cur)
                 for emp, call in pend:
+                    # checked right before its DELETE (the poll yields between statements): a member the
+                    # same call reserved again meanwhile is held by it, and its row must stay
+                    if self.local.get(emp) == call:
+                        continue
                     calls_repo.release(cur, [emp], call_uuid=call)
                 synced = self._sync_local(cur, unsynced, db)
                 for emp, call in talk.items():

@@ -137,3 +137,27 @@ def test_a_member_refused_for_slowness_is_reserved_locally_once_the_database_is_
         board.stop()
         proxy.stop()
         via.close()
+
+
+def test_a_queued_release_never_deletes_the_row_its_call_reserved_again_during_the_poll(pool, monkeypatch):
+    """The poller writes queued releases in its own transaction and yields between statements: a call that
+    reserves the member again in that window holds it, so the queued DELETE must not take its row away
+    (seen at 80 callers in flight: UPDATE by the call, then the old release's DELETE, then its legs rang
+    a member another fsd had reserved meanwhile)."""
+    (m,) = [Company(pool).employee("Maria Ivanova", "201").id]
+    board = _board(pool)
+    assert board.reserve("call-1", [m]) == {m}
+    board._pending_release.append((m, "call-1"))  # a release the database could not take at once
+    board.local.pop(m)
+    board.reserved.pop(m)
+    real = calls_repo.reserved_members
+
+    def reserved_then_reserve_again(cur):
+        out = real(cur)
+        gevent.spawn(board.reserve, "call-1", [m]).join()  # the same call reserves her again meanwhile
+        return out
+
+    monkeypatch.setattr(calls_repo, "reserved_members", reserved_then_reserve_again)
+    board.poll_once()
+    assert board.local.get(m) == "call-1"
+    assert _rows(pool) == {m: "call-1"}, "the row of the new reservation must stay"
