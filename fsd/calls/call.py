@@ -28,7 +28,7 @@ from fsd import prompts as fprompts
 from fsd.calls import adapters
 from fsd.errors import ESLError, FsdError, StoreError
 from fsd.esl.connection import CommandFailed, SessionHangup
-from fsd.esl.inbound import BgapiReplyTimeout
+from fsd.esl.inbound import BgapiReplyTimeout, ESLNotConnected
 from fsd.queue import callback as cbq
 from fsd.queue import waiting as wq
 from fsd.queue.noanswer import resolve_no_answer
@@ -135,6 +135,9 @@ class Call:
         self.ringback_playing = False
         self.bridged_leg: Leg | None = None
         self.bridge_over = False  # the conversation ended; the bridged leg is an ordinary stopped leg now
+        # (member, target) rings asked for while that member's previous leg of this call was still being
+        # stopped: started once it is gone, so a phone never gets two INVITEs of one call at once
+        self._deferred: set[tuple[int, str]] = set()
         self._cb_position = 0
         self.exclude: set[int] = set()  # never ring these members (the caller of an internal call)
         self.caller_number = data.get("Caller-Caller-ID-Number") or ""
@@ -454,6 +457,7 @@ class Call:
                     leg.done = True
                     self._maybe_release(leg.member_id)
                     if leg.stopped or was_done:
+                        self._start_deferred(leg.member_id, leg.target)
                         actions = []
                         continue
                     evs = [LegEnded(member_id=leg.member_id, target=leg.target)]
@@ -491,6 +495,7 @@ class Call:
             if offer_res is not None and offer_res != "done" and self.bridged_leg is None and not self.caller_gone:
                 self._break(all_=True)  # leaving the queue: the offer prompt must not hold the caller
             board.unwatch(ids, watcher)
+            self._deferred.clear()
             if waitq is not None:
                 waitq.leave(self.uuid)
             for leg in list(self.legs.values()):
@@ -508,6 +513,7 @@ class Call:
         rings = []
         for a in actions:
             if isinstance(a, Stop):
+                self._deferred.discard((a.member_id, a.target))
                 for leg in list(self.legs.values()):
                     if leg.member_id == a.member_id and leg.target == a.target and not leg.stopped and not leg.done:
                         self._stop(leg)
@@ -527,8 +533,20 @@ class Call:
                     events.append(MemberChanged(member=self._member(emp)))
         for a in rings:
             if a.member_id in self.held:
-                self._start_leg(a.member_id, a.target)
+                if self._live_leg(a.member_id, a.target):
+                    self._deferred.add((a.member_id, a.target))
+                else:
+                    self._start_leg(a.member_id, a.target)
         return events
+
+    def _live_leg(self, emp_id, target) -> bool:
+        return any(leg.member_id == emp_id and leg.target == target and not leg.done for leg in self.legs.values())
+
+    def _start_deferred(self, emp_id, target) -> None:
+        key = (emp_id, target)
+        if key in self._deferred and emp_id in self.held and not self._live_leg(emp_id, target):
+            self._deferred.discard(key)
+            self._start_leg(emp_id, target)
 
     def _start_leg(self, emp_id, target) -> None:
         emp = self.snap.employees[emp_id]
@@ -568,7 +586,7 @@ class Call:
                 log.warning("calls_originate_reply_late call=%s leg=%s", self.uuid, leg_uuid)
                 job = e.job
             res = job.get(timeout=self.clock.real(180.0) + 10.0)
-        except CommandFailed as e:  # -ERR to the bgapi itself: no job, no channel
+        except (CommandFailed, ESLNotConnected) as e:  # -ERR to the bgapi, or never sent: no job, no channel
             self._leg_gone(leg_uuid, job=True)
             self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
             return

@@ -28,7 +28,7 @@ from fsd.esl.frames import (
     encode_sendmsg,
     new_uuid,
 )
-from fsd.esl.inbound import ApiResult, BackgroundJob, BgapiReplyTimeout, InboundClient
+from fsd.esl.inbound import ApiResult, BackgroundJob, BgapiReplyTimeout, ESLNotConnected, InboundClient
 from fsd.esl.outbound import OutboundServer, OutboundSession
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "CommandFailed",
     "Connection",
     "Dispatcher",
+    "ESLNotConnected",
     "ESLStats",
     "Event",
     "Frame",

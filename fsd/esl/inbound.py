@@ -131,6 +131,10 @@ def _positive(name: str, value: float) -> float:
     return v
 
 
+class ESLNotConnected(ESLDisconnected):
+    """The client had no connection: nothing was sent (unlike a link lost after a command went out)."""
+
+
 class BgapiReplyTimeout(ESLTimeout):
     """A bgapi whose command reply did not come in time. FreeSWITCH may still run the job: ``job`` (the
     PendingResult) is still completed by its BACKGROUND_JOB, or fails with ESLTimeout after the job
@@ -510,7 +514,7 @@ class InboundClient:
     def _require_conn(self) -> Connection:
         conn = self._conn
         if conn is None or not conn.is_open or not self._connected.is_set():
-            raise ESLDisconnected(f"{self.name}: not connected")
+            raise ESLNotConnected(f"{self.name}: not connected")
         return conn
 
     def _request(self, conn: Connection, cmd: str, *, headers=None, body=None, timeout: float | None = None,

@@ -405,3 +405,15 @@ def test_bgapi_reply_timeout_job_expires_or_fails_on_disconnect(fake, client):
     with pytest.raises(ESLDisconnected):
         dropped.value.job.get(timeout=5)
     wait_for(lambda: client.pending_jobs() == 0, 5, message="jobs forgotten")
+
+
+def test_a_command_while_disconnected_raises_not_connected(fake, client):
+    """Nothing was sent: callers may take the command for failed (unlike a link lost after sending)."""
+    from fsd.esl import ESLNotConnected
+
+    fake.stop()
+    wait_for(lambda: not client.connected, 5, message="disconnected")
+    with pytest.raises(ESLNotConnected):
+        client.bgapi("originate user/201 &park()")
+    with pytest.raises(ESLDisconnected):
+        client.api("status")
