@@ -712,6 +712,16 @@ class Call:
                     self.held.clear()
                 self._disown_legs()
 
+    def _channel_exists(self, uuid: str, *, default: bool) -> bool:
+        """uuid_exists on the switch; `default` when it cannot be asked."""
+        try:
+            r = self.link.api(f"uuid_exists {uuid}", timeout=2.0)
+        except ESLError:
+            return default
+        if not r.ok:
+            return default
+        return not (r.body or "").strip().startswith("false")
+
     def _check_stopped_legs(self) -> None:
         """A stopped leg the switch no longer has is gone; one it still has is killed again."""
         for leg in list(self.legs.values()):
@@ -792,12 +802,20 @@ class Call:
             if left <= 0:
                 self.hangup()
                 break
+            wait = self.clock.real(left if not leg_gone else 5.0) + 0.5
+            if self.s.closed:
+                wait = min(wait, 1.0)  # the outbound socket is gone: the caller's end is asked for below
             try:
-                item = self.q.get(timeout=self.clock.real(left if not leg_gone else 5.0) + 0.5)
+                item = self.q.get(timeout=wait)
             except gevent.queue.Empty:
                 if leg_gone:
                     self.hangup()
                     break
+                if self.s.closed and not self._channel_exists(self.uuid, default=True):
+                    # the socket died (fsd lost it, or the switch restarted its listener) and with it the
+                    # caller's hangup event; the conversation survived it and is over now
+                    self.caller_gone = True
+                    self.rec.hangup_cause = self.s.hangup_cause or "UNKNOWN"
                 continue
             if item[0] == "caller_hangup":
                 self.caller_gone = True

@@ -8,10 +8,12 @@ calls that wait for a member to become free.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import gevent
+import gevent.lock
 
 from fsd.errors import StoreError
 from fsd.store import calls_repo
@@ -52,6 +54,10 @@ class MemberBoard:
         # members marked held (OTHER) only because the database was too slow to say: freed by the next
         # poll, or at once when the database turns out to be unreachable (then this process decides)
         self._refused: set[int] = set()
+        # one lock per member around every reservation statement of this process: a release deciding to
+        # DELETE and a reserve of the same member by the same call never interleave (the release's DELETE
+        # would otherwise remove the row the reserve had just renewed). Taken before a pooled connection.
+        self._mlocks: dict[int, gevent.lock.Semaphore] = {}
         self.db_errors = 0
         self.refused_slow = 0  # reservations refused because the database was slow (not down)
         self.local_only = 0  # reservations granted without the database (it was unreachable)
@@ -119,6 +125,19 @@ class MemberBoard:
                     log.exception("calls_member_watcher_failed employee=%s", e)
 
     # -- reservations ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self, employee_ids: Iterable[int]) -> Iterator[None]:
+        locks = [self._mlocks.setdefault(e, gevent.lock.Semaphore()) for e in sorted(set(employee_ids))]
+        taken = []
+        try:
+            for lock in locks:
+                lock.acquire()
+                taken.append(lock)
+            yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+
     def reserve(self, call_uuid: str, employee_ids) -> set[int]:
         """Reserve members for ``call_uuid``; returns those it holds now. Members this process
         already knows to be held by another call are refused without asking the database.
@@ -140,7 +159,7 @@ class MemberBoard:
             got = set()  # the database is slow, not gone: it still decides
         else:
             try:
-                with self.pool.transaction() as cur:
+                with self._locked(want), self.pool.transaction() as cur:
                     got = calls_repo.reserve(cur, want, call_uuid=call_uuid, node=self.node, ttl_s=RING_TTL_S)
             except StoreError as e:
                 self.db_errors += 1
@@ -193,8 +212,12 @@ class MemberBoard:
             self._pending_release += [(m, call_uuid) for m in mine]  # written by the poller
         else:
             try:
-                with self.pool.transaction() as cur:
-                    calls_repo.release(cur, mine, call_uuid=call_uuid)
+                with self._locked(mine):
+                    # reserved again by the same call while this waited for the lock: its row stays
+                    still = [e for e in mine if self.local.get(e) != call_uuid]
+                    if still:
+                        with self.pool.transaction() as cur:
+                            calls_repo.release(cur, still, call_uuid=call_uuid)
             except StoreError as e:
                 self.db_errors += 1
                 self.gate.failed(e)
@@ -240,7 +263,7 @@ class MemberBoard:
         talk = {e: c for e, c in self._pending_talk.items() if self.local.get(e) == c and e in self.talking}
         self._pending_talk = {}
         try:
-            with self.pool.transaction() as cur:
+            with self._locked([e for e, _ in pend] + list(unsynced)), self.pool.transaction() as cur:
                 db = calls_repo.reserved_members(cur)
                 for emp, call in pend:
                     # checked right before its DELETE (the poll yields between statements): a member the

@@ -151,13 +151,42 @@ def test_a_queued_release_never_deletes_the_row_its_call_reserved_again_during_t
     board.local.pop(m)
     board.reserved.pop(m)
     real = calls_repo.reserved_members
+    again = []
 
     def reserved_then_reserve_again(cur):
         out = real(cur)
-        gevent.spawn(board.reserve, "call-1", [m]).join()  # the same call reserves her again meanwhile
+        g = gevent.spawn(board.reserve, "call-1", [m])  # the same call reserves her again meanwhile
+        again.append(g)
+        g.join(timeout=0.3)  # (with the member locked by the poll it gets in only after the poll's DELETE)
         return out
 
     monkeypatch.setattr(calls_repo, "reserved_members", reserved_then_reserve_again)
     board.poll_once()
+    again[0].join(timeout=5)
+    assert again[0].value == {m}
     assert board.local.get(m) == "call-1"
     assert _rows(pool) == {m: "call-1"}, "the row of the new reservation must stay"
+
+
+def test_a_release_never_deletes_the_row_its_call_renewed_while_the_release_waited(pool, monkeypatch):
+    """A leg's end releases the member from one greenlet while the call's own greenlet reserves her again
+    (seen at 120 callers in flight: the release waited for a pooled connection, the reserve renewed the row,
+    then the release's DELETE removed it and the call rang her without a reservation)."""
+    (m,) = [Company(pool).employee("Maria Ivanova", "201").id]
+    board = _board(pool)
+    assert board.reserve("call-1", [m]) == {m}
+    real = calls_repo.release
+    again = []
+
+    def reserve_first_then_release(cur, ids, *, call_uuid):
+        g = gevent.spawn(board.reserve, "call-1", [m])  # the call reserves her again meanwhile
+        again.append(g)
+        g.join(timeout=0.3)  # with the member locked it cannot get in before the DELETE
+        return real(cur, ids, call_uuid=call_uuid)
+
+    monkeypatch.setattr(calls_repo, "release", reserve_first_then_release)
+    board.release("call-1", [m])
+    again[0].join(timeout=5)
+    assert again[0].value == {m}
+    assert board.local.get(m) == "call-1"
+    assert _rows(pool) == {m: "call-1"}, "the renewed reservation must stay"
