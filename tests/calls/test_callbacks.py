@@ -74,6 +74,9 @@ def test_callback_retries_then_fails(pool, node):
     assert all(b - a_ >= 9.5 for a_, b in zip(starts, starts[1:], strict=False))  # 10 s apart
     assert node.metrics.callbacks.labels("retry")._value.get() == 2
     assert node.metrics.callbacks.labels("failed")._value.get() == 1
+    # history rows go through the history writer (flushed in the background): wait for the third attempt's
+    wait_for(lambda: len(w.rows("SELECT 1 FROM calls WHERE direction = 'callback'")) >= 3, timeout=10,
+             message="three callback history rows")
     assert [r["result"] for r in w.rows("SELECT result FROM calls WHERE direction = 'callback'")] == \
         ["callback_failed"] * 3
 
