@@ -24,3 +24,21 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01, message: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         gevent.sleep(interval)
+
+
+def wait_notifies(conn, count: int, timeout: float = 5.0) -> list[dict]:
+    """Collect the JSON payloads of NOTIFYs on a LISTENing psycopg2 connection until `count` arrived."""
+    import json
+    import select
+
+    got: list[dict] = []
+
+    def poll():
+        if select.select([conn], [], [], 0.05)[0]:
+            conn.poll()
+            got.extend(json.loads(n.payload) for n in conn.notifies)
+            conn.notifies.clear()
+        return len(got) >= count
+
+    wait_for(poll, timeout=timeout, message=f"{count} NOTIFYs")
+    return got

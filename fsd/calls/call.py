@@ -712,14 +712,14 @@ class Call:
                     self.held.clear()
                 self._disown_legs()
 
-    def _channel_exists(self, uuid: str, *, default: bool) -> bool:
-        """uuid_exists on the switch; `default` when it cannot be asked."""
+    def _uuid_exists(self, uuid: str) -> bool | None:
+        """uuid_exists on the switch: True/False, or None when it cannot be asked now."""
         try:
             r = self.link.api(f"uuid_exists {uuid}", timeout=2.0)
         except ESLError:
-            return default
+            return None
         if not r.ok:
-            return default
+            return None
         return not (r.body or "").strip().startswith("false")
 
     def _check_stopped_legs(self) -> None:
@@ -727,16 +727,15 @@ class Call:
         for leg in list(self.legs.values()):
             if not leg.stopped or leg.done or (leg is self.bridged_leg and not self.bridge_over):
                 continue
-            try:
-                r = self.link.api(f"uuid_exists {leg.uuid}", timeout=2.0)
-            except ESLError:
-                return  # the switch is unreachable: ask again later
-            if r.ok and (r.body or "").strip().startswith("false"):
+            exists = self._uuid_exists(leg.uuid)
+            if exists is None:
+                return  # the switch cannot be asked: again later
+            if not exists:
                 # not (yet) there: gone only if it existed or its originate has ended - a bgapi originate
                 # runs in a thread of its own and may create the channel after this answer
                 if leg.seen or leg.job_done:
                     self._leg_gone(leg.uuid)
-            elif r.ok:
+            else:
                 leg.alive_at = time.monotonic()
                 self._kill(leg)
 
@@ -811,7 +810,7 @@ class Call:
                 if leg_gone:
                     self.hangup()
                     break
-                if self.s.closed and not self._channel_exists(self.uuid, default=True):
+                if self.s.closed and self._uuid_exists(self.uuid) is False:
                     # the socket died (fsd lost it, or the switch restarted its listener) and with it the
                     # caller's hangup event; the conversation survived it and is over now
                     self.caller_gone = True

@@ -19,20 +19,13 @@ from fsd.errors import ESLDisconnected
 from fsd.esl import InboundClient, OutboundServer
 from fsd.esl.frames import Event, FrameParser
 from tests.esl import traces
-from tests.esl.fakes import FakeESLServer, plain_event
+from tests.esl.fakes import plain_event
 from tests.helpers import free_port, wait_for
 
 
 def test_greenswitch_version_under_test():
     assert importlib.metadata.version("greenswitch") == "0.0.19"
     assert greenswitch.esl is gs
-
-
-@pytest.fixture
-def fake():
-    srv = FakeESLServer().start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

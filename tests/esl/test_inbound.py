@@ -12,22 +12,9 @@ from fsd.errors import ESLDisconnected, ESLTimeout
 from fsd.esl import AuthenticationFailed, CommandFailed, InboundClient
 from fsd.esl.frames import FrameParser
 from tests.esl import traces
-from tests.esl.fakes import FakeESLServer, background_job, plain_event
+from tests.esl.conftest import make_client
+from tests.esl.fakes import background_job, plain_event
 from tests.helpers import free_port, wait_for
-
-
-@pytest.fixture
-def fake():
-    srv = FakeESLServer().start()
-    yield srv
-    srv.stop()
-
-
-def make_client(fake, **kw):
-    kw.setdefault("command_timeout", 5)
-    kw.setdefault("connect_timeout", 5)
-    kw.setdefault("reconnect_backoff", (0.01, 0.05))
-    return InboundClient(host="127.0.0.1", port=fake.port, password="ClueCon", **kw)
 
 
 @pytest.fixture

@@ -16,22 +16,9 @@ import pytest
 from fsd import config as config_mod
 from fsd.errors import ConfigError, ESLDisconnected, ESLTimeout
 from fsd.esl.inbound import ESLLivenessFailed, InboundClient
-from tests.esl.fakes import FakeESLServer, api_response, plain_event
+from tests.esl.conftest import make_client
+from tests.esl.fakes import api_response, plain_event
 from tests.helpers import wait_for
-
-
-@pytest.fixture
-def fake():
-    srv = FakeESLServer().start()
-    yield srv
-    srv.stop()
-
-
-def make_client(fake, **kw):
-    kw.setdefault("command_timeout", 5)
-    kw.setdefault("connect_timeout", 5)
-    kw.setdefault("reconnect_backoff", (0.01, 0.05))
-    return InboundClient(host="127.0.0.1", port=fake.port, password="ClueCon", **kw)
 
 
 def heartbeat(seq: int) -> bytes:

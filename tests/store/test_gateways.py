@@ -1,14 +1,13 @@
 """GatewayService (operator-only trunk gateways) against a real private PostgreSQL."""
 
 import json
-import select
 
 import pytest
 
 from fsd.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from fsd.services import Actor, Services
 from fsd.services.gateways import validate_proxy
-from tests.helpers import wait_for
+from tests.helpers import wait_notifies
 
 SYS = Actor.system("test")
 
@@ -38,16 +37,7 @@ def test_create_update_delete_with_audit_and_notify(svc, pool):
         assert [g.name for g in svc.gateways.list(SYS)] == ["trunk"]
         svc.gateways.delete(SYS, "trunk")
         assert svc.gateways.list(SYS) == []
-        got = []
-
-        def poll():
-            if select.select([conn], [], [], 0.05)[0]:
-                conn.poll()
-                got.extend(json.loads(n.payload) for n in conn.notifies)
-                conn.notifies.clear()
-            return len(got) >= 3
-
-        wait_for(poll, timeout=5, message="three NOTIFYs")
+        got = wait_notifies(conn, 3)
         assert [(p["entity"], p["op"], p["name"], p["tenant_id"]) for p in got] == [
             ("gateway", "create", "trunk", None), ("gateway", "update", "trunk", None),
             ("gateway", "delete", "trunk", None)]

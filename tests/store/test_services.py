@@ -1,7 +1,6 @@
 """Services and repositories against a real private PostgreSQL."""
 
 import json
-import select
 
 import psycopg2
 import pytest
@@ -9,6 +8,7 @@ import pytest
 from fsd.domain import rules
 from fsd.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from fsd.services import Actor, Services
+from tests.helpers import wait_notifies
 
 SYS = Actor.system("test")
 
@@ -174,17 +174,7 @@ def test_notify_reaches_listeners(svc, tenant, pool):
             cur.execute("LISTEN fsd_config")
         e = svc.employees.create(SYS, tenant.id, name="Ann").employee
         svc.employees.reset_password(SYS, tenant.id, e.id)
-        got = []
-
-        def poll():
-            if select.select([conn], [], [], 0.05)[0]:
-                conn.poll()
-                got.extend(json.loads(n.payload) for n in conn.notifies)
-                conn.notifies.clear()
-            return len(got) >= 2
-
-        from tests.helpers import wait_for
-        wait_for(poll, timeout=5)
+        got = wait_notifies(conn, 2)
         assert got[0]["entity"] == "employee" and got[0]["login"] == e.login and got[0]["domain"] == tenant.domain
         assert got[1]["op"] == "reset_password"
     finally:
