@@ -121,8 +121,10 @@ def test_simultaneous_ring_first_answer_wins(sw, esl):
 def test_sequential_dial_tries_next_group(sw, esl):
     sw.add_phone(Phone("1001", behaviour=Busy()))
     sw.add_phone(Phone("1002", behaviour=Answer(after=0.5)))
-    reply = esl.api("originate user/1001@127.0.0.1|user/1002@127.0.0.1 &park()")
-    assert sw.channel(reply.split()[1]).profile["Destination-Number"] == "1002"
+    # a long originate timeout: at 10 ms per simulated second a loaded host could otherwise use up the default
+    # 60 simulated seconds before the second group answers (the timeout is not this test's subject)
+    reply = esl.api("originate {originate_timeout=6000}user/1001@127.0.0.1|user/1002@127.0.0.1 &park()")
+    assert sw.channel(reply.split()[1]).profile["Destination-Number"] == "1002", reply
 
 
 def test_leg_delay_start_and_per_leg_vars(sw, esl):
