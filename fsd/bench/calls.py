@@ -24,7 +24,7 @@ import time
 
 import gevent
 
-from fsd.bench.procs import Pg, SimProcess, cpu_s, patch_gevent, seed_department
+from fsd.bench.procs import Pg, SimProcess, cpu_s, patch_gevent, seed_companies, seed_department
 from fsd.bench.procs import percentile as _percentile
 
 ROUTE_CALLS = 1500
@@ -93,12 +93,17 @@ def _wait_idle(env, deadline):
 
 
 def _bench_routing(dsn: str, storage: str, *, calls: int = ROUTE_CALLS, rate: int = ROUTE_RATE,
-                   tag: str = "") -> list[dict]:
+                   tag: str = "", companies: int = 0, members: int = ROUTE_MEMBERS) -> list[dict]:
     env = _Env(dsn, storage, time_scale=1.0)
     try:
-        t, emps, num = _seed(dsn, members=ROUTE_MEMBERS, strategy="evenly", impatient=False, ring_timeout=60)
-        env.sim.ask(("phones", [(e.extension, t.domain) for e in emps]))
-        did = num.did.lstrip("+")
+        if companies:
+            phones, did = seed_companies(dsn, companies=companies, members=members)
+            shape = f"{companies} companies, each an evenly department of {members} members"
+        else:
+            t, emps, num = _seed(dsn, members=members, strategy="evenly", impatient=False, ring_timeout=60)
+            phones, did = [(e.extension, t.domain) for e in emps], num.did.lstrip("+")
+            shape = f"one evenly department of {members} members"
+        env.sim.ask(("phones", phones))
         # warm-up: the routing snapshot and the pool's connections
         env.place(did=did, n=50, rate=200, hangup_after=0.2, prefix="7900")
         _wait_idle(env, time.monotonic() + 30)
@@ -118,8 +123,8 @@ def _bench_routing(dsn: str, storage: str, *, calls: int = ROUTE_CALLS, rate: in
     routed_rate = len(routed) / span if routed else 0.0
     cpu_ms = cpu / max(1, len(want)) * 1000
     load = os.getloadavg()[0]
-    scen = (f"{calls} DID calls offered at {rate}/s by the emulator in its own process, evenly "
-            f"department of {ROUTE_MEMBERS} members, placing took {placed_s:.2f} s, load average {load:.1f} "
+    scen = (f"{calls} DID calls offered at {rate}/s by the emulator in its own process, "
+            f"{shape}, placing took {placed_s:.2f} s, load average {load:.1f} "
             f"on {os.cpu_count()} CPUs")
     return [
         {"figure": f"{tag}calls routed per second through the outbound server ({scen})",

@@ -173,9 +173,10 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
     calls: list = []
 
     def place(did, n, rate, hangup_after, prompt_digits, prefix):
+        dids = [did] if isinstance(did, str) else list(did)  # several: round robin
         t0 = time.monotonic()
         for i in range(n):
-            calls.append(sw.incoming_call(did=did, caller=f"{prefix}{i:07d}", context="fsd-public",
+            calls.append(sw.incoming_call(did=dids[i % len(dids)], caller=f"{prefix}{i:07d}", context="fsd-public",
                                           script=CallerScript(hangup_after=hangup_after,
                                                               prompt_digits=list(prompt_digits))))
             if rate:
@@ -281,9 +282,10 @@ class SimProcess:
             raise TimeoutError(f"emulator did not answer {msg!r}")
         return self.pipe.recv()
 
-    def place(self, *, did: str, n: int, rate: float, hangup_after: float | None, prompt_digits=(),
+    def place(self, *, did: str | list[str], n: int, rate: float, hangup_after: float | None, prompt_digits=(),
               prefix: str = "7900") -> None:
-        """Start placing calls (returns at once; the emulator answers ("placed", seconds) when done)."""
+        """Start placing calls (returns at once; the emulator answers ("placed", seconds) when done).
+        ``did``: one number, or a list the calls go to in turn."""
         self.pipe.send(("place", {"did": did, "n": n, "rate": rate, "hangup_after": hangup_after,
                                   "prompt_digits": list(prompt_digits), "prefix": prefix}))
 
@@ -446,6 +448,39 @@ def seed_department(dsn: str, *, members: int, impatient: bool, ring_timeout: in
     finally:
         pool.close()
     return t, emps, num
+
+
+def seed_companies(dsn: str, *, companies: int, members: int, strategy: str = "evenly",
+                   ring_timeout: int = 60) -> tuple[list[tuple[str, str]], list[str]]:
+    """``companies`` tenants, each with one department of ``members`` members (who never answer) and a
+    DID routed to it: the hosted-PBX shape of load (many small companies). Returns the phones
+    [(extension, domain)] and the DIDs (without the +)."""
+    from fsd.domain import rules
+    from fsd.services import Actor, Services
+    from fsd.store.pool import Pool
+
+    rules.configure_password_hasher(time_cost=1, memory_cost=1024, parallelism=1)
+    pool = Pool(dsn=dsn, maxconn=2)
+    phones, dids = [], []
+    try:
+        svc = Services(pool=pool)
+        admin = Actor.system("bench")
+        stamp = f"{os.getpid()}{int(time.time())}"
+        for c in range(companies):
+            t = svc.tenants.create(admin, name=f"Company {c}", domain=f"c{c}-{stamp}.example", max_users=1000,
+                                   timezone="UTC", language="en")
+            emps = [svc.employees.create(admin, t.id, name=f"Member {i}", extension=str(2000 + i),
+                                         password="BenchPassw0rd!x").employee  # noqa: S106
+                    for i in range(members)]
+            dept = svc.departments.create(admin, t.id, name="Sales", members=[e.id for e in emps],
+                                          strategy=strategy, ring_timeout=ring_timeout)
+            num = svc.numbers.create(admin, t.id, did=f"+7495{t.id:07d}", dest_kind="department",
+                                     dest_department_id=dept.id)
+            phones += [(e.extension, t.domain) for e in emps]
+            dids.append(num.did.lstrip("+"))
+    finally:
+        pool.close()
+    return phones, dids
 
 
 def patch_gevent() -> None:
