@@ -61,7 +61,7 @@ class HistoryWriter:
             self._spool(row, "database marked down")
             return
         try:
-            with self.pool.transaction() as cur:
+            with self.pool.autocommit() as cur:  # one INSERT: no BEGIN/COMMIT round trips
                 calls_repo.history_insert(cur, row)
             self.written += 1
         except StoreError as e:

@@ -13,7 +13,9 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 
 import gevent
+import gevent.event
 import gevent.lock
+import gevent.pool
 
 from fsd.errors import StoreError
 from fsd.store import calls_repo
@@ -58,6 +60,9 @@ class MemberBoard:
         # DELETE and a reserve of the same member by the same call never interleave (the release's DELETE
         # would otherwise remove the row the reserve had just renewed). Taken before a pooled connection.
         self._mlocks: dict[int, gevent.lock.Semaphore] = {}
+        self._releasing: dict[int, gevent.event.Event] = {}  # member -> its row's DELETE is under way
+        self._releases = gevent.pool.Group()
+        self.release_wait_s = 10.0
         self.db_errors = 0
         self.refused_slow = 0  # reservations refused because the database was slow (not down)
         self.local_only = 0  # reservations granted without the database (it was unreachable)
@@ -74,10 +79,11 @@ class MemberBoard:
         if self._poller is None:
             self._poller = gevent.spawn(self._poll_loop)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         if self._poller is not None:
             self._poller.kill()
             self._poller = None
+        self.wait_releases(timeout)  # DELETEs under way: no row left behind by a clean stop
 
     # -- queries -----------------------------------------------------------------------------------
     def busy(self, employee_id: int, call_uuid: str | None = None) -> bool:
@@ -159,7 +165,8 @@ class MemberBoard:
             got = set()  # the database is slow, not gone: it still decides
         else:
             try:
-                with self._locked(want), self.pool.transaction() as cur:
+                self._wait_released(want)
+                with self._locked(want), self.pool.autocommit() as cur:  # one statement: atomic
                     got = calls_repo.reserve(cur, want, call_uuid=call_uuid, node=self.node, ttl_s=RING_TTL_S)
             except StoreError as e:
                 self.db_errors += 1
@@ -211,19 +218,44 @@ class MemberBoard:
         if not self.gate.ok():
             self._pending_release += [(m, call_uuid) for m in mine]  # written by the poller
         else:
-            try:
-                with self._locked(mine):
-                    # reserved again by the same call while this waited for the lock: its row stays
-                    still = [e for e in mine if self.local.get(e) != call_uuid]
-                    if still:
-                        with self.pool.transaction() as cur:
-                            calls_repo.release(cur, still, call_uuid=call_uuid)
-            except StoreError as e:
-                self.db_errors += 1
-                self.gate.failed(e)
-                log.warning("calls_release_failed call=%s error=%s retry=later", call_uuid, e)
-                self._pending_release += [(m, call_uuid) for m in mine]
+            # The DELETE runs in its own greenlet: release() is called from the switch's event loop (a
+            # leg's hangup), which must not wait for the database. A reserve of these members waits for it
+            # (_releasing), so the row is gone before anyone asks for them again.
+            done = gevent.event.Event()
+            for e in mine:
+                self._releasing[e] = done
+            self._releases.spawn(self._release_db, call_uuid, mine, done)
         self._notify(mine)
+
+    def _release_db(self, call_uuid: str, mine: list[int], done: gevent.event.Event) -> None:
+        try:
+            with self._locked(mine):
+                # reserved again by the same call while this waited for the lock: its row stays
+                still = [e for e in mine if self.local.get(e) != call_uuid]
+                if still:
+                    with self.pool.autocommit() as cur:
+                        calls_repo.release(cur, still, call_uuid=call_uuid)
+        except StoreError as e:
+            self.db_errors += 1
+            self.gate.failed(e)
+            log.warning("calls_release_failed call=%s error=%s retry=later", call_uuid, e)
+            self._pending_release += [(m, call_uuid) for m in mine]
+        finally:
+            for e in mine:
+                if self._releasing.get(e) is done:
+                    del self._releasing[e]
+            done.set()
+
+    def wait_releases(self, timeout: float | None = None) -> bool:
+        """Wait for the DELETEs of released reservations under way; True when none is left."""
+        return self._releases.join(timeout=timeout)
+
+    def _wait_released(self, employee_ids) -> None:
+        """Wait until this process's own DELETEs of these members' rows are done (see release)."""
+        for e in employee_ids:
+            ev = self._releasing.get(e)
+            if ev is not None:
+                ev.wait(self.release_wait_s)
 
     def talk(self, call_uuid: str, employee_id: int) -> None:
         """The member answered: keep the reservation for the whole conversation (retried by the poller
@@ -234,7 +266,7 @@ class MemberBoard:
             self._pending_talk[employee_id] = call_uuid
             return
         try:
-            with self.pool.transaction() as cur:
+            with self.pool.autocommit() as cur:
                 calls_repo.extend_reservation(cur, employee_id, call_uuid=call_uuid, ttl_s=TALK_TTL_S)
         except StoreError as e:
             self.gate.failed(e)
@@ -247,7 +279,7 @@ class MemberBoard:
         if not self.gate.ok():
             return
         try:
-            with self.pool.transaction() as cur:
+            with self.pool.autocommit() as cur:
                 calls_repo.employee_call_ended(cur, employee_id, self.clock.utcnow())
         except StoreError as e:
             self.gate.failed(e)
@@ -294,6 +326,8 @@ class MemberBoard:
         for emp in db:
             if self._changed.get(emp, -1) > started:
                 continue  # reserved or released here while the query ran: the database view is older
+            if emp in self._releasing:
+                continue  # released here, its row's DELETE is under way
             if emp not in self.reserved and self.local.get(emp) is None:
                 self.reserved[emp] = OTHER
                 changed.append(emp)

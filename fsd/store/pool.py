@@ -2,7 +2,8 @@
 
 psycopg2 is made cooperative by `psycogreen.gevent.patch_psycopg()` (done at process start, in
 fsd.cli / tests' conftest). A greenlet checks a connection out for one unit of work with
-`pool.transaction()` (commit on success, rollback on error) or `pool.connection()`; a connection
+`pool.transaction()` (commit on success, rollback on error), `pool.autocommit()` (single statements,
+each its own transaction: one round trip) or `pool.connection()`; a connection
 that saw an error is discarded rather than returned, so a broken socket never poisons the pool.
 """
 
@@ -139,6 +140,23 @@ class Pool:
                 with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                     yield cur
                 conn.commit()
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+            raise StoreError(f"database error: {str(e).strip().splitlines()[0] if str(e) else e}") from e
+
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[psycopg2.extras.RealDictCursor]:
+        """A dict cursor whose statements each commit on their own: no BEGIN and COMMIT round trips.
+        For a unit of work that is one statement (PostgreSQL runs a statement atomically anyway); the
+        hot paths of a call use it. Errors as in transaction()."""
+        try:
+            with self.connection() as conn:
+                conn.autocommit = True
+                try:
+                    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                        yield cur
+                finally:
+                    with contextlib.suppress(psycopg2.Error):
+                        conn.autocommit = False
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
             raise StoreError(f"database error: {str(e).strip().splitlines()[0] if str(e) else e}") from e
 

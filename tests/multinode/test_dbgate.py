@@ -186,6 +186,7 @@ def test_a_release_never_deletes_the_row_its_call_renewed_while_the_release_wait
 
     monkeypatch.setattr(calls_repo, "release", reserve_first_then_release)
     board.release("call-1", [m])
+    assert board.wait_releases(timeout=5)  # the DELETE runs in its own greenlet
     again[0].join(timeout=5)
     assert again[0].value == {m}
     assert board.local.get(m) == "call-1"
