@@ -41,6 +41,10 @@ from fsd.routing.steps import RingDepartment, RingEmployee
 log = logging.getLogger(__name__)
 
 INTERNAL_CONTEXT_MARK = "internal"
+# the part of myevents' event list no call uses (mod_event_socket's nixevent clears them from the listener)
+NIX_EVENTS = ("nixevent CHANNEL_CREATE CHANNEL_DATA CHANNEL_DESTROY CHANNEL_EXECUTE CHANNEL_STATE CHANNEL_PROGRESS "
+              "CHANNEL_PROGRESS_MEDIA CHANNEL_OUTGOING CHANNEL_PARK CHANNEL_UNPARK CHANNEL_APPLICATION "
+              "CHANNEL_ORIGINATE CHANNEL_UUID DETECTED_SPEECH")
 
 
 class CallDriver:
@@ -227,8 +231,10 @@ class CallDriver:
             log.info("calls_unrouted call=%s dest=%s context=%s action=fallback", uuid, dest, context)
             self.calls_fallback += 1
             return
-        # myevents and linger pipelined: one write, one round trip
-        session.commands("myevents", "linger")
+        # myevents, nixevent and linger pipelined: one write, one round trip. Of myevents' list only what
+        # a call reads stays (execute results, hangup, bridge, answer, DTMF): FreeSWITCH then neither
+        # serializes nor sends the other dozen events of every call, and fsd does not read them.
+        session.commands("myevents", NIX_EVENTS, "linger")
         call = Call(driver=self, session=session, data=data, link=link, snap=snap,
                     direction="internal" if internal else "inbound")
         self._connect_t[uuid] = t_connect
