@@ -39,6 +39,7 @@ thousands (O(log n) updates and picks), used when many callers wait at once.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,14 +66,24 @@ class Member:
     mobile: str | None = None
     last_call_ended_at: float | None = None
 
+    # computed once (a member is immutable): ring planning asks for them on every transition
+    _legs: tuple = field(init=False, repr=False, compare=False, default=())
+    _eligible: bool = field(init=False, repr=False, compare=False, default=False)
+
     def __post_init__(self):
         if self.forward_mode not in FORWARD_MODES:
             raise ValidationError(f"forward_mode must be one of {FORWARD_MODES}", field="forward_mode")
         if self.forward_delay_s < 0:
             raise ValidationError("forward_delay_s must be >= 0", field="forward_delay_s")
+        legs = self._compute_legs()
+        object.__setattr__(self, "_legs", legs)
+        object.__setattr__(self, "_eligible", bool(legs))
 
     def legs(self) -> tuple[tuple[str, float], ...]:
         """``(target, delay)`` legs to ring, delay relative to the member's start; () = skip."""
+        return self._legs
+
+    def _compute_legs(self) -> tuple[tuple[str, float], ...]:
         if self.busy:
             return ()
         forward = self.forward_mode if self.mobile else "off"
@@ -86,7 +97,7 @@ class Member:
 
     @property
     def eligible(self) -> bool:
-        return bool(self.legs())
+        return self._eligible
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +192,8 @@ class RingState:
     done: bool = False
     answered_by: Ref | None = None
     _index: dict = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    # evenly: the members' sort keys (_evenly_key), sorted; built on the first pick, kept up to date
+    _order: list | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self._index is None:
@@ -202,7 +215,9 @@ class _Work:
         self.st = st
         self.policy = st.policy
         self.members = list(st.members)
-        self.index = dict(st._index)
+        self.index = st._index  # never changed: shared by every state of one ring
+        self.order = st._order  # shared until changed (copied then: states are immutable)
+        self._own_order = False
         self.since = dict(st.since)
         self.ended = set(st.ended)
         self.current = st.current
@@ -227,21 +242,36 @@ class _Work:
         return bool(legs) and all((mid, target) in self.ended for target, _ in legs)
 
     def candidates(self):
-        return [m.employee_id for m in self.members if m.eligible]
+        return [m.employee_id for m in self.members if m._eligible]
 
     def pick_next(self, exclude):
-        cands = [mid for mid in self.candidates() if mid not in exclude]
-        if not cands:
-            return None
+        """The next eligible member not in ``exclude``: ``evenly`` the one longest without a call (never
+        had one first; ties in configured order), otherwise the first in configured order. Walks a
+        sorted order and stops at the first fit, so a pick among thousands of members is cheap."""
+        members = self.members
         if self.policy.strategy == "evenly":
+            if self.order is None:
+                self.order = sorted(_evenly_key(m, i) for i, m in enumerate(members))
+                self._own_order = True
+            for key in self.order:
+                m = members[key[2]]
+                if m._eligible and m.employee_id not in exclude:
+                    return m.employee_id
+            return None
+        for m in members:
+            if m._eligible and m.employee_id not in exclude:
+                return m.employee_id
+        return None
 
-            def key(mid):
-                m = self.m(mid)
-                idle = m.last_call_ended_at
-                return (idle is not None, idle if idle is not None else 0.0, self.index[mid])
-
-            return min(cands, key=key)
-        return min(cands, key=self.index.__getitem__)
+    def replace_member(self, i: int, member: Member) -> None:
+        before = self.members[i]
+        self.members[i] = member
+        if self.order is not None and before.last_call_ended_at != member.last_call_ended_at:
+            if not self._own_order:
+                self.order = list(self.order)
+                self._own_order = True
+            del self.order[bisect.bisect_left(self.order, _evenly_key(before, i))]
+            bisect.insort(self.order, _evenly_key(member, i))
 
     def freeze(self, **changes) -> RingState:
         return replace(
@@ -255,6 +285,7 @@ class _Work:
             joined=tuple(self.joined),
             next_join_at=self.next_join_at,
             _index=self.index,
+            _order=self.order,
             **changes,
         )
 
@@ -294,7 +325,7 @@ def next_actions(state: RingState, now: float, events: Iterable = ()) -> tuple[R
             if mid not in w.index:
                 continue
             before = w.m(mid)
-            w.members[w.index[mid]] = ev.member
+            w.replace_member(w.index[mid], ev.member)
             if before.eligible and not ev.member.eligible:
                 w.since.pop(mid, None)
                 if w.current == mid:
@@ -360,6 +391,11 @@ def next_actions(state: RingState, now: float, events: Iterable = ()) -> tuple[R
         m = w.m(mid)
         actions.append(Ring(member_id=mid, target=t, number=m.mobile if t == MOBILE else None, at=now))
     return w.freeze(ringing=frozenset(desired)), actions
+
+
+def _evenly_key(m: Member, i: int) -> tuple:
+    idle = m.last_call_ended_at
+    return (idle is not None, idle if idle is not None else 0.0, i)
 
 
 def _leg_key(w: _Work):
