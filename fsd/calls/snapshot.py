@@ -38,6 +38,7 @@ class TenantSnapshot:
     by_login: dict[str, int] = field(default_factory=dict)
     dept_by_extension: dict[str, int] = field(default_factory=dict)
     member_cache: dict = field(default_factory=dict)  # (id, registered, busy, last call) -> strategy Member
+    _prompts: dict = field(default_factory=dict, repr=False)  # name -> resolved path (a snapshot never changes)
 
     def __post_init__(self):
         for e in self.employees.values():
@@ -73,7 +74,11 @@ class TenantSnapshot:
 
     def prompt(self, name: str) -> str:
         """A standard prompt in the company's language (a company upload of that name wins)."""
-        return fprompts.resolve_prompt(name, self.language, self.uploaded, prompts_dir=self.prompts_dir)
+        path = self._prompts.get(name)
+        if path is None:
+            path = self._prompts[name] = fprompts.resolve_prompt(name, self.language, self.uploaded,
+                                                                 prompts_dir=self.prompts_dir)
+        return path
 
     def employee_by_user(self, user: str) -> m.Employee | None:
         eid = self.by_extension.get(user) or self.by_login.get((user or "").lower())
