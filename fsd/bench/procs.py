@@ -421,6 +421,23 @@ class Pg:
     def destroy(self) -> None:
         self.cluster.destroy()
 
+    def cpu_s(self) -> float:
+        """CPU seconds of the postmaster and its live children (backends, background workers)."""
+        try:
+            with open(os.path.join(self.cluster.datadir, "postmaster.pid")) as f:
+                pid = int(f.readline())
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except (OSError, ValueError):
+            return float("nan")
+        total = 0.0
+        for p in [pid, *kids]:
+            try:
+                total += cpu_s(p)
+            except OSError:
+                pass  # a backend that just ended
+        return total
+
 
 def seed_department(dsn: str, *, members: int, impatient: bool, ring_timeout: int, threshold: int = 20,
                     strategy: str = "simultaneous"):
