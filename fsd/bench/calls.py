@@ -113,9 +113,12 @@ def _bench_routing(pg, storage: str, *, calls: int = ROUTE_CALLS, rate: int = RO
             phones, did = [(e.extension, t.domain) for e in emps], num.did.lstrip("+")
             shape = f"one evenly department of {members} members"
         env.sim.ask(("phones", phones))
-        # warm-up: the routing snapshot and the pool's connections
-        env.place(did=did, n=50, rate=200, hangup_after=0.2, prefix="7900")
+        # warm-up: the routing snapshots and the pool's connections; then the collector as `fsd serve` has it
+        env.place(did=did, n=max(50, 2 * (companies or 1)), rate=200, hangup_after=0.2, prefix="7900")
         _wait_idle(env, time.monotonic() + 30)
+        from fsd.app import tune_gc
+
+        tune_gc()
         mark = env.sim.mark()
         cpu0, sim0, pg0 = _cpu(), cpu_s(env.sim.proc.pid), pg.cpu_s()
         placed_s = env.place(did=did, n=calls, rate=rate, hangup_after=0.3, prefix="7910")

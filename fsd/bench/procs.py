@@ -170,6 +170,11 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
                 outbound_target=("127.0.0.1", outbound_port))
     indexed = _index_event_delivery(sw) if indexed else False
     sw.start()
+    import gc
+
+    gc.collect()  # the load generator's own collector: as fsd serve tunes its own (fsd.app.tune_gc)
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     calls: list = []
 
     def place(did, n, rate, hangup_after, prompt_digits, prefix):
@@ -424,7 +429,7 @@ class Pg:
     def cpu_s(self) -> float:
         """CPU seconds of the postmaster and its live children (backends, background workers)."""
         try:
-            with open(os.path.join(self.cluster.datadir, "postmaster.pid")) as f:
+            with open(os.path.join(self.cluster.pgdata, "postmaster.pid")) as f:
                 pid = int(f.readline())
             with open(f"/proc/{pid}/task/{pid}/children") as f:
                 kids = [int(k) for k in f.read().split()]
