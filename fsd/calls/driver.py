@@ -41,7 +41,9 @@ from fsd.routing.steps import RingDepartment, RingEmployee
 log = logging.getLogger(__name__)
 
 INTERNAL_CONTEXT_MARK = "internal"
-# the part of myevents' event list no call uses (mod_event_socket's nixevent clears them from the listener)
+# the part of myevents' event list no call uses (mod_event_socket's nixevent clears them from the listener):
+# FreeSWITCH then neither serializes nor sends the other dozen events of every call, and fsd does not parse
+# them. What stays: execute results, hangup, bridge, answer, DTMF.
 NIX_EVENTS = ("nixevent CHANNEL_CREATE CHANNEL_DATA CHANNEL_DESTROY CHANNEL_EXECUTE CHANNEL_STATE CHANNEL_PROGRESS "
               "CHANNEL_PROGRESS_MEDIA CHANNEL_OUTGOING CHANNEL_PARK CHANNEL_UNPARK CHANNEL_APPLICATION "
               "CHANNEL_ORIGINATE CHANNEL_UUID DETECTED_SPEECH")
@@ -194,7 +196,10 @@ class CallDriver:
     # ------------------------------------------------------------------ the outbound handler
     def handle(self, session) -> None:
         t_connect = time.monotonic()
-        data = session.connect()
+        # myevents (minus what no call reads) and linger pipelined behind connect: one write, one round
+        # trip. They are harmless when the call then goes back to the dialplan (the socket is closed
+        # before a hangup, so linger never applies).
+        data = session.connect(then=("myevents", NIX_EVENTS, "linger"))
         self.metrics.outbound_sessions.inc()
         uuid = session.uuid
         if not self._accepting:
@@ -231,10 +236,6 @@ class CallDriver:
             log.info("calls_unrouted call=%s dest=%s context=%s action=fallback", uuid, dest, context)
             self.calls_fallback += 1
             return
-        # myevents, nixevent and linger pipelined: one write, one round trip. Of myevents' list only what
-        # a call reads stays (execute results, hangup, bridge, answer, DTMF): FreeSWITCH then neither
-        # serializes nor sends the other dozen events of every call, and fsd does not read them.
-        session.commands("myevents", NIX_EVENTS, "linger")
         call = Call(driver=self, session=session, data=data, link=link, snap=snap,
                     direction="internal" if internal else "inbound")
         self._connect_t[uuid] = t_connect

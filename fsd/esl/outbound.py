@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import gevent
 import gevent.event
@@ -182,9 +182,18 @@ class OutboundSession:
                 self._check(reply, word)
         return replies
 
-    def connect(self, timeout: float | None = None) -> Event:
-        """``connect``: returns the channel data (Event-Name CHANNEL_DATA, Unique-ID, Caller-*, variable_*)."""
-        reply = self._request(encode_command("connect"), "connect", timeout, check=False)
+    def connect(self, timeout: float | None = None, *, then: Sequence[str] = ()) -> Event:
+        """``connect``: returns the channel data (Event-Name CHANNEL_DATA, Unique-ID, Caller-*, variable_*).
+
+        ``then``: commands pipelined behind ``connect`` in the same write (e.g. ``myevents``, ``linger``):
+        FreeSWITCH runs them in order after the connect, so the call saves their round trip. Their replies
+        are checked as ``commands()`` does (the first ``-ERR`` raises CommandFailed)."""
+        t = self.command_timeout if timeout is None else timeout
+        words = [c.split(" ", 1)[0] for c in then]
+        replies = self.conn.request_many([(encode_command("connect"), "connect"),
+                                          *((encode_command(c), w) for c, w in zip(then, words, strict=True))],
+                                         timeout=t)
+        reply = replies[0]
         text = reply.reply_text or ""
         if not text.startswith("+OK"):
             raise CommandFailed(f"{self.name}: connect: {text}", reply=text)
@@ -200,6 +209,8 @@ class OutboundSession:
         if self.uuid:
             self.name = f"outbound:{self.uuid}"
             self.conn.name = self.name
+        for r, word in zip(replies[1:], words, strict=True):
+            self._check(r, word)
         return self.channel_data
 
     def myevents(self, fmt: str = "plain", timeout: float | None = None) -> Frame:

@@ -173,3 +173,79 @@ def test_session_reader_runs_in_the_event_loop_without_a_greenlet(server_factory
         f.close()  # socket loss seen by the hub reader wakes the api waiter at once
     wait_for(lambda: "api" in seen and not srv.sessions, 10)
     assert isinstance(seen["api"], ESLDisconnected)
+
+
+def test_connect_pipelines_the_setup_commands_in_its_write(server_factory):
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            data = session.connect(then=("myevents", "nixevent CHANNEL_EXECUTE", "linger"))
+            out["uuid"], out["name"] = session.uuid, data.name
+            out["next"] = session.command("noevents").reply_text
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    fs = ChunkRecordingFS(srv.port)
+    assert done.wait(10)
+    assert out["uuid"] and out["name"] == "CHANNEL_DATA"
+    assert fs.commands[:4] == [b"connect", b"myevents", b"nixevent CHANNEL_EXECUTE", b"linger"]
+    assert b"connect\n\nmyevents\n\nnixevent CHANNEL_EXECUTE\n\nlinger\n\n" in fs.chunks  # one write
+    assert out["next"] == "+OK"
+    fs.close()
+
+
+def test_connect_keeps_the_channel_data_when_a_pipelined_command_is_refused(server_factory):
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            with pytest.raises(CommandFailed) as ei:
+                session.connect(then=("myevents", "linger"))
+            out["err"], out["uuid"] = ei.value.reply, session.uuid
+            out["next"] = session.command("noevents").reply_text  # the replies did not shift
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    fs = ChunkRecordingFS(srv.port, refuse=(b"linger",))
+    assert done.wait(10)
+    assert out["err"] == "-ERR refused" and out["uuid"] and out["next"] == "+OK"
+    fs.close()
+
+
+def test_nixed_events_of_myevents_are_not_sent_by_the_emulator(server_factory):
+    """Against fsd.sim (FreeSWITCH's nixevent clears entries of the listener's event list, myevents'
+    included): the application still completes, its CHANNEL_EXECUTE and the state events never arrive."""
+    from fsd.sim import CallerScript, Switch
+
+    seen, out = [], {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            session.connect(then=("myevents", "nixevent CHANNEL_EXECUTE CHANNEL_STATE", "linger"))
+            session.subscribe("*", lambda ev: seen.append(ev.name))
+            out["answer"] = session.execute("answer").get(timeout=10).get("Application")
+            session.hangup()
+            out["hung_up"] = session.hung_up.wait(10)
+            wait_for(lambda: "CHANNEL_HANGUP" in seen, 10, message="the hangup event dispatched")
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    sw = Switch(time_scale=0.05, heartbeat_interval=0, outbound_target=("127.0.0.1", srv.port)).start()
+    try:
+        sw.incoming_call(did="100", caller="200", script=CallerScript())
+        assert done.wait(15)
+        assert out == {"answer": "answer", "hung_up": True}
+        assert "CHANNEL_EXECUTE_COMPLETE" in seen and "CHANNEL_ANSWER" in seen and "CHANNEL_HANGUP" in seen
+        assert "CHANNEL_EXECUTE" not in seen and "CHANNEL_STATE" not in seen
+        # the emulator did fire them (the switch saw the application run and the states change)
+        assert any(e.name == "CHANNEL_EXECUTE" for e in sw.events)
+        assert any(e.name == "CHANNEL_STATE" for e in sw.events)
+    finally:
+        sw.stop()

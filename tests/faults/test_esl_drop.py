@@ -99,8 +99,11 @@ def test_socket_drop_mid_traffic_reconnects_and_resubscribes(rig):
         after.append(_call(switch, num, 100 + i))
         gevent.sleep(0.05)
     wait_for(lambda: all(co.history(c.uuid) for c in after), timeout=40, message="history of calls after reconnect")
-    assert [_fate(switch, c, phones, member_ids) for c in after] == ["answered"] * len(after)
+    fates = [_fate(switch, c, phones, member_ids) for c in after]
     rows = [co.history(c.uuid) for c in after]
+    assert fates == ["answered"] * len(after), [  # what happened to those that were not (for a failure's report)
+        (f, {k: r[k] for k in ("result", "route", "answered_by", "wait_s", "hangup_cause")})
+        for f, r in zip(fates, rows, strict=True) if f != "answered"]
     assert all(r["result"] == "answered" and r["answered_by"] in member_ids for r in rows)
     # nothing stuck: every call the driver took has finished, every reservation was given back
     wait_for(lambda: all(c.hungup.is_set() for c in first + in_flight + after), timeout=30, message="calls over")
