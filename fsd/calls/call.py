@@ -441,6 +441,19 @@ class Call:
                         leg.answered = True
                         if kind == "job":
                             leg.job_done = True
+                        if not self._join(leg):
+                            if self.caller_gone or self.s.hung_up.is_set():
+                                self.caller_gone = True
+                                self.rec.wait_s = now - t0
+                                self.rec.result = "abandoned"
+                                self.route("abandoned")
+                                return "abandoned"
+                            # the member's leg could not be bridged (it hung up right after answering, or
+                            # the switch refused): that leg ends, the caller keeps waiting, ringing goes on
+                            self._stop(leg)
+                            self.start_ringback()
+                            st, actions = next_actions(st, now, [LegEnded(member_id=leg.member_id, target=leg.target)])
+                            continue
                         st, actions = next_actions(st, now, [Answered(member_id=leg.member_id, target=leg.target)])
                         self._apply(actions)
                         self.rec.wait_s = now - t0
@@ -755,17 +768,20 @@ class Call:
         self.d.board.release(self.uuid, [emp_id])
 
     # ------------------------------------------------------------------ bridge
-    def _survive_socket_loss(self) -> None:
+    def _survive_socket_loss(self, resume: bool = False) -> None:
         """The dialplan sets socket_resume=true before `socket`, so a caller whose outbound socket dies
         (fsd killed or stopped) leaves park/ring-back and runs the dialplan fallback (mod_event_socket
         puts the channel in CS_RESET). A conversation must not be torn down that way: before bridging,
-        socket_resume goes back to false so losing fsd leaves the bridge alone."""
+        socket_resume goes back to false so losing fsd leaves the bridge alone (``resume``: true again,
+        for a caller who is back in the queue because the bridge failed)."""
         try:
-            self.link.api(f"uuid_setvar {self.uuid} socket_resume false", timeout=5.0)
+            self.link.api(f"uuid_setvar {self.uuid} socket_resume {'true' if resume else 'false'}", timeout=5.0)
         except ESLError as e:
             log.warning("calls_setvar_failed call=%s var=socket_resume error=%s", self.uuid, e)
 
-    def _bridge(self, leg: Leg, dept_id) -> str:
+    def _join(self, leg: Leg) -> bool:
+        """Bridge the caller to an answered member leg; True when FreeSWITCH bridged them. On failure the
+        caller is back as before (socket_resume true again; the ring-back is the caller's to restart)."""
         self.bridged_leg = leg
         if self.ringback_playing:
             self.ringback_playing = False
@@ -774,17 +790,20 @@ class Call:
         try:
             r = self.link.api(f"uuid_bridge {self.uuid} {leg.uuid}", timeout=5.0)
             ok = r.ok
+            if not ok:
+                log.info("calls_bridge_refused call=%s leg=%s reply=%s", self.uuid, leg.uuid, r.text.strip())
         except ESLError as e:
             log.warning("calls_bridge_failed call=%s leg=%s error=%s", self.uuid, leg.uuid, e)
             ok = False
-        emp = leg.member_id
         if not ok:
-            self._kill(leg, "NORMAL_CLEARING")
             self.bridged_leg = None
-            self.caller_gone = self.caller_gone or self.s.hung_up.is_set()
-            self.rec.result = "abandoned"
             self.route("bridge_failed")
-            return "abandoned"
+            self._survive_socket_loss(resume=True)
+        return ok
+
+    def _bridge(self, leg: Leg, dept_id) -> str:
+        """The conversation of a bridged caller and member (see _join); returns when it is over."""
+        emp = leg.member_id
         answered_at = self.clock.now()
         self.rec.answered_at = answered_at
         self.rec.answered_by = emp

@@ -131,3 +131,26 @@ def test_member_never_offered_two_calls_at_once(pool, node):
     assert r1["answered_by"] == emps[0].id and r2["answered_by"] == emps[0].id
     assert len(pa.calls) == 2
     assert not overlaps
+
+
+def test_member_who_hangs_up_as_they_answer_does_not_lose_the_caller(pool, node):
+    """A member answers and hangs up at once (before fsd can bridge): uuid_bridge fails, the caller keeps
+    waiting (ring-back again) and the next member is rung and bridged - the caller is never hung up on."""
+    w, emps, dept, num = _setup(pool, "in_order", [0, 1], step=10)
+    pa = phone(node, w, emps[0], Answer(after=1), hangup_after=0)
+    pb = phone(node, w, emps[1], Answer(after=1), hangup_after=5)
+    ch = call(node, num.did, hangup_after=60)
+    row = _row(w, ch.uuid, timeout=20)
+    assert row["result"] == "answered" and row["answered_by"] == emps[1].id
+    assert row["route"] == f"in_hours>department:{dept.id}>bridge_failed>answered:{emps[1].id}:desk"
+    la, lb = _leg(node, pa), _leg(node, pb)
+    assert la.times["Channel-Answered-Time"] and lb.created_us > la.times["Channel-Answered-Time"]
+    assert lb.get_var("bridge_uuid") == ch.uuid or lb.get_var("last_bridge_to") == ch.uuid
+    # back in the queue the caller heard the ring-back again and kept socket_resume on until the real bridge
+    ringbacks = [e for e in node.switch.events if e.uuid == ch.uuid and e.name == "CHANNEL_EXECUTE"
+                 and e.get("Application") == "endless_playback"]
+    assert len(ringbacks) == 2
+    setvars = [e.text for e in node.switch.log if e.kind == "api" and e.text.startswith(f"uuid_setvar {ch.uuid}")]
+    assert setvars == [f"uuid_setvar {ch.uuid} socket_resume false", f"uuid_setvar {ch.uuid} socket_resume true",
+                       f"uuid_setvar {ch.uuid} socket_resume false"]
+    wait_for(lambda: not w.rows("SELECT * FROM reservations"), message="members released")
