@@ -785,13 +785,18 @@ class Call:
         self.bridged_leg = leg
         if self.ringback_playing:
             self.ringback_playing = False
-        self._break(all_=True)
-        self._survive_socket_loss()
+        # stop the ring-back (or the offer prompt), socket_resume false (see _survive_socket_loss), bridge:
+        # pipelined in one write - FreeSWITCH runs them in order - so the member waits one round trip
         try:
-            r = self.link.api(f"uuid_bridge {self.uuid} {leg.uuid}", timeout=5.0)
+            brk, setvar, r = self.link.api_many([f"uuid_break {self.uuid} all",
+                                                 f"uuid_setvar {self.uuid} socket_resume false",
+                                                 f"uuid_bridge {self.uuid} {leg.uuid}"], timeout=5.0)
+            if not setvar.ok:
+                log.warning("calls_setvar_failed call=%s var=socket_resume error=%s", self.uuid, setvar.text)
             ok = r.ok
             if not ok:
-                log.info("calls_bridge_refused call=%s leg=%s reply=%s", self.uuid, leg.uuid, r.text.strip())
+                log.info("calls_bridge_refused call=%s leg=%s reply=%s break=%s", self.uuid, leg.uuid,
+                         r.text.strip(), brk.text.strip())
         except ESLError as e:
             log.warning("calls_bridge_failed call=%s leg=%s error=%s", self.uuid, leg.uuid, e)
             ok = False

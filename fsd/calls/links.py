@@ -69,5 +69,8 @@ class SwitchLink:
     def api(self, cmd: str, timeout: float = 5.0):
         return self.client.api(cmd, timeout=timeout)
 
+    def api_many(self, cmds: list[str], timeout: float = 5.0):
+        return self.client.api_many(cmds, timeout=timeout)
+
     def bgapi(self, cmd: str, *, job_uuid: str | None = None, timeout: float = 5.0):
         return self.client.bgapi(cmd, timeout=timeout, job_uuid=job_uuid)

@@ -547,6 +547,21 @@ class InboundClient:
             self.stats.command_errors += 1
         return result.check() if check else result
 
+    def api_many(self, cmds: list[str], *, timeout: float | None = None) -> list[ApiResult]:
+        """Several ``api`` commands pipelined in one write; FreeSWITCH runs them one after the other, in
+        order, and answers each (``timeout`` bounds the whole wait). One round trip instead of len(cmds)."""
+        conn = self._require_conn()
+        t = self.command_timeout if timeout is None else timeout
+        frames = conn.request_many([(encode_api(c), _command_word(c)) for c in cmds], timeout=t)
+        out = []
+        for frame in frames:
+            result = ApiResult(frame.body_text if frame.content_type == "api/response"
+                               else (frame.reply_text or frame.body_text))
+            if not result.ok:
+                self.stats.command_errors += 1
+            out.append(result)
+        return out
+
     def bgapi(self, cmd: str, *, timeout: float | None = None, job_timeout: float | None = None,
               job_uuid: str | None = None) -> gevent.event.AsyncResult:
         """Send ``bgapi`` with our own Job-UUID; return an AsyncResult completed (with an ApiResult) by the

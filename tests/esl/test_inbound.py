@@ -404,3 +404,14 @@ def test_a_command_while_disconnected_raises_not_connected(fake, client):
         client.bgapi("originate user/201 &park()")
     with pytest.raises(ESLDisconnected):
         client.api("status")
+
+
+def test_api_many_pipelines_and_keeps_each_answer_in_order(fake, client):
+    answers = {"uuid_break u1 all": "-ERR no such channel\n", "uuid_setvar u1 a b": "+OK\n",
+               "uuid_bridge u1 u2": "+OK u1\n"}
+    fake.api_handler = lambda cmd, conn: answers.get(cmd, "UP 0 years\n")
+    seen = len(fake.last.commands)
+    res = client.api_many(["uuid_break u1 all", "uuid_setvar u1 a b", "uuid_bridge u1 u2"], timeout=5)
+    assert [(r.ok, r.text) for r in res] == [(False, "-ERR no such channel"), (True, "+OK"), (True, "+OK u1")]
+    assert fake.last.commands[seen:] == ["api uuid_break u1 all", "api uuid_setvar u1 a b", "api uuid_bridge u1 u2"]
+    assert client.api("status").body == "UP 0 years\n"  # later replies did not shift
