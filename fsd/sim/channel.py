@@ -9,6 +9,7 @@ switch_channel_perform_hangup does) and lets the session thread unwind.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import operator
 import os
@@ -21,6 +22,8 @@ import wave
 import gevent
 import gevent.event
 import gevent.queue
+
+from fsd.sim.wire import _plain_line
 
 log = logging.getLogger(__name__)
 
@@ -247,10 +250,17 @@ def _profile_block(prefix: str, profile: tuple, times: tuple, other: bool = Fals
     return tuple(out)
 
 
-def render_headers(snap: tuple) -> list[tuple[str, str]]:
-    """The channel part of an event (switch_channel_event_set_data) from Channel.header_snapshot()."""
-    (state, call_state, state_number, name, uuid, direction, hit_dialplan, presence_id, answer_state,
-     hangup_cause, has_media, profile, times, other, variables) = snap
+@functools.lru_cache(maxsize=8192)
+def _profile_plain(prefix: str, profile: tuple, times: tuple, other: bool = False) -> str:
+    """_profile_block as event-plain lines."""
+    return "".join(itertools.starmap(_plain_line, _profile_block(prefix, profile, times, other)))
+
+
+@functools.lru_cache(maxsize=16384)
+def _state_block(state, call_state, state_number, name, uuid, direction, hit_dialplan, presence_id, answer_state,
+                 hangup_cause, has_media) -> tuple[tuple[str, str], ...]:
+    """Channel-State ... Channel-*-Codec-*: the first part of the channel headers (memoised: a channel goes
+    through few distinct states)."""
     h = [
         ("Channel-State", state),
         ("Channel-Call-State", call_state),
@@ -269,6 +279,18 @@ def render_headers(snap: tuple) -> list[tuple[str, str]]:
         h.append(("Hangup-Cause", hangup_cause))
     if has_media:
         h += _CODEC_HEADERS
+    return tuple(h)
+
+
+@functools.lru_cache(maxsize=16384)
+def _state_plain(*key) -> str:
+    return "".join(itertools.starmap(_plain_line, _state_block(*key)))
+
+
+def render_headers(snap: tuple) -> list[tuple[str, str]]:
+    """The channel part of an event (switch_channel_event_set_data) from Channel.header_snapshot()."""
+    h = list(_state_block(*snap[:11]))
+    profile, times, other, variables = snap[11:]
     if profile is not None:
         h += _profile_block("Caller", profile, times)
         if other is not None:
@@ -277,6 +299,25 @@ def render_headers(snap: tuple) -> list[tuple[str, str]]:
     if variables is not None:
         h += zip(map(_VAR_NAMES.__getitem__, variables), variables.values(), strict=True)
     return h
+
+
+def render_plain(snap: tuple, owner: Channel | None = None) -> str:
+    """render_headers(snap) as event-plain lines (wire.serialize_plain's), from memoised blocks: the state
+    part, the caller profile and the variables (the lines of the variables that changed, when `snap` is
+    from `owner`, the channel, and its variables did not change since)."""
+    text = _state_plain(*snap[:11])
+    profile, times, other, variables = snap[11:]
+    if profile is not None:
+        text += _profile_plain("Caller", profile, times)
+        if other is not None:
+            text += _plain_line("Other-Type", other[0])
+            text += _profile_plain("Other-Leg", other[1], other[2], True)
+    if variables is not None:
+        if owner is not None and owner._vars_frozen is variables:  # still the channel's variables
+            text += owner._var_plain()
+        else:
+            text += "".join([_plain_line(_VAR_NAMES[k], v) for k, v in variables.items()])
+    return text
 
 
 class BridgeSteps:
@@ -418,7 +459,10 @@ class Channel:
                 ("Profile-Index", "1"),
             ]
         )
-        self.variables: dict[str, str] = {}  # insertion order = the order events show
+        self.variables: dict[str, str] = {}  # insertion order = the order events show (change: set_var only)
+        self._vars_frozen: dict[str, str] | None = None  # the copy events share until the next set_var
+        self._vars_plain: str | None = None  # its event-plain lines
+        self._var_lines: dict[str, str] | None = None  # event-plain line of each variable, once rendered
         self.set_var("direction", direction)
         if direction == "outbound":
             self.set_var("is_outbound", "true")
@@ -465,10 +509,32 @@ class Channel:
     # ------------------------------------------------------------------ variables / views
     def set_var(self, name: str, value) -> None:
         """Set (or with None: unset) a channel variable. Like FreeSWITCH, setting an existing variable
-        moves it to the end of the list that events show."""
-        self.variables.pop(name, None)
+        moves it to the end of the list that events show. Variables change only here: events fired in
+        between share one copy of them (header_snapshot)."""
+        self._vars_frozen = self._vars_plain = None
+        variables = self.variables
+        variables.pop(name, None)
+        lines = self._var_lines
+        if lines is None:
+            if value is not None:
+                variables[name] = str(value)
+            return
+        lines.pop(name, None)
         if value is not None:
-            self.variables[name] = str(value)
+            variables[name] = value = str(value)
+            lines[name] = _plain_line(_VAR_NAMES[name], value)
+
+    def _var_plain(self) -> str:
+        """The variables as event-plain lines (memoised until the next set_var). From the first call on,
+        set_var keeps each variable's line, so a channel whose events are delivered renders only the
+        variables that changed."""
+        text = self._vars_plain
+        if text is None:
+            lines = self._var_lines
+            if lines is None:
+                lines = self._var_lines = {k: _plain_line(_VAR_NAMES[k], v) for k, v in self.variables.items()}
+            text = self._vars_plain = "".join(lines.values())
+        return text
 
     def get_var(self, name: str) -> str | None:
         return self.variables.get(name)
@@ -545,8 +611,10 @@ class Channel:
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
         self.times["Profile-Created-Time"] = now
 
-    def header_snapshot(self, event_name: str, *, with_profile: bool = True) -> tuple:
-        """What channel_headers shows, captured now (cheap copies; rendered later by render_headers)."""
+    def header_snapshot(self, event_name: str, *, with_profile: bool = True, share: bool = True) -> tuple:
+        """What channel_headers shows, captured now (cheap copies; rendered later by render_headers or
+        render_plain). The variables are copied once per change: events fired while no variable changed
+        share the copy (share=False: always a fresh copy, for tests)."""
         profile = times = other = None
         if with_profile:
             profile = tuple(self.profile.items())
@@ -554,7 +622,13 @@ class Channel:
             if self.other is not None:
                 op, ot = self.other_profile or (self.other.profile, self.other.times)
                 other = (self.other_type, tuple(op.items()), _TIMES(ot))
-        variables = self.variables.copy() if event_name in VAR_EVENTS else None
+        variables = None
+        if event_name in VAR_EVENTS:
+            variables = self._vars_frozen if share else None
+            if variables is None:
+                variables = self.variables.copy()
+                if share:
+                    self._vars_frozen = variables
         return (
             self.state,
             self.call_state,
@@ -578,11 +652,7 @@ class Channel:
 
     def fire(self, name: str, *, before=(), after=(), body: str | None = None, calling=None):
         snap = self.header_snapshot(name, with_profile=not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
-        before = tuple(before)
-        after = tuple(after)
-        ev = self.switch.new_lazy_event(
-            name, lambda: [*before, *render_headers(snap), *after], calling=calling or CALLING.get(name)
-        )
+        ev = self.switch.new_channel_event(name, self, tuple(before), snap, tuple(after), calling or CALLING.get(name))
         ev.uuid = self.uuid
         ev.body = body
         self.switch.fire(ev)

@@ -348,7 +348,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     varsets.outbound_leg_media(leg)
     if originator is not None and ep_str.startswith("user/"):
         leg.set_var("video_media_flow", "disabled")
-        leg.set_var("rtp_local_sdp_str", leg.variables.pop("rtp_local_sdp_str"))
+        leg.set_var("rtp_local_sdp_str", leg.get_var("rtp_local_sdp_str"))  # moves it to the end
     profile_name = "internal" if ep_str.startswith("user/") else "external"
     sip_port = 5060 if profile_name == "internal" else 5080
     for k, v in (

@@ -92,15 +92,21 @@ def _plain_line(name: str, value: str) -> str:
 
 
 def serialize_plain(headers: list[tuple[str, str]], body: str | None) -> bytes:
-    parts = list(itertools.starmap(_plain_line, headers))
+    return plain_payload("".join(itertools.starmap(_plain_line, headers)), body)
+
+
+def plain_payload(lines: str, body: str | None) -> bytes:
+    """The event-plain serialisation from its header lines (`_plain_line`s, joined) and the body."""
     if body is not None:
         b = body.encode("utf-8")
-        parts.append(f"Content-Length: {len(b)}\n\n")
-        text = "".join(parts).encode("utf-8") + b
-    else:
-        parts.append("\n")
-        text = "".join(parts).encode("utf-8")
-    return text
+        return f"{lines}Content-Length: {len(b)}\n\n".encode() + b
+    return f"{lines}\n".encode()
+
+
+def plain_frame(lines: str, body: str | None) -> bytes:
+    """event_frame("plain", ...) from the header lines (see plain_payload)."""
+    payload = plain_payload(lines, body)
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(payload) + payload
 
 
 def _json_str(s: str) -> str:
