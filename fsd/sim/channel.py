@@ -23,6 +23,7 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from fsd.sim import variables as varsets
 from fsd.sim.wire import _plain_line
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,70 @@ def switch_true(value) -> bool:
 
 
 _TIMES = operator.itemgetter(*TIME_FIELDS)
+_APPS = None  # fsd.sim.apps.APPS, once imported
+
+
+class _Tracked(dict):
+    """A caller profile or its times: a dict that memoises what events show of it (`frozen`, see _frozen)
+    until it changes."""
+
+    __slots__ = ("frozen",)
+
+    def __init__(self, *args, **kwargs):
+        dict.__init__(self, *args, **kwargs)
+        self.frozen = None
+
+    def __setitem__(self, key, value):
+        self.frozen = None
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        self.frozen = None
+        dict.__delitem__(self, key)
+
+    def update(self, *args, **kwargs):
+        self.frozen = None
+        dict.update(self, *args, **kwargs)
+
+    def pop(self, *args):
+        self.frozen = None
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        self.frozen = None
+        return dict.popitem(self)
+
+    def setdefault(self, key, default=None):
+        self.frozen = None
+        return dict.setdefault(self, key, default)
+
+    def clear(self):
+        self.frozen = None
+        dict.clear(self)
+
+    def __ior__(self, other):
+        self.frozen = None
+        return dict.__ior__(self, other)
+
+
+def _frozen_profile(p: dict) -> tuple:
+    """tuple(p.items()), memoised while a _Tracked profile does not change."""
+    if type(p) is _Tracked:
+        f = p.frozen
+        if f is None:
+            f = p.frozen = tuple(p.items())
+        return f
+    return tuple(p.items())
+
+
+def _frozen_times(t: dict) -> tuple:
+    """The TIME_FIELDS values of `t`, memoised while a _Tracked times dict does not change."""
+    if type(t) is _Tracked:
+        f = t.frozen
+        if f is None:
+            f = t.frozen = _TIMES(t)
+        return f
+    return _TIMES(t)
 
 
 class _VarNames(dict):
@@ -432,10 +497,10 @@ class Channel:
         self.endpoint = endpoint
         self.script = script
         self.created_us = self.clock.now_us()
-        self.times = dict.fromkeys(TIME_FIELDS, 0)
+        self.times = _Tracked.fromkeys(TIME_FIELDS, 0)
         self.times["Profile-Created-Time"] = self.created_us
         self.times["Channel-Created-Time"] = self.created_us
-        self.profile = dict(
+        self.profile = _Tracked(
             [
                 ("Direction", direction),
                 ("Logical-Direction", direction),
@@ -469,8 +534,7 @@ class Channel:
         self.set_var("uuid", self.uuid)
         self.set_var("call_uuid", self.uuid)
         self.set_var("session_id", str(switch._next_session_id()))
-        for k, v in variables or []:
-            self.set_var(k, v)
+        self.set_vars(variables or ())
         if "channel_name" not in self.variables:
             self.set_var("channel_name", name)
         self.media_port = 16384 + 2 * (int(self.variables["session_id"]) % 8000)
@@ -524,6 +588,20 @@ class Channel:
             variables[name] = value = str(value)
             lines[name] = _plain_line(_VAR_NAMES[name], value)
 
+    def set_vars(self, items) -> None:
+        """set_var for each (name, value) in turn."""
+        self._vars_frozen = self._vars_plain = None
+        variables = self.variables
+        lines = self._var_lines
+        for name, value in items:
+            variables.pop(name, None)
+            if lines is not None:
+                lines.pop(name, None)
+            if value is not None:
+                variables[name] = value = str(value)
+                if lines is not None:
+                    lines[name] = _plain_line(_VAR_NAMES[name], value)
+
     def _var_plain(self) -> str:
         """The variables as event-plain lines (memoised until the next set_var). From the first call on,
         set_var keeps each variable's line, so a channel whose events are delivered renders only the
@@ -557,11 +635,11 @@ class Channel:
 
     # ------------------------------------------------------------------ events
     def snapshot_profile(self) -> tuple[dict, dict]:
-        return dict(self.profile), dict(self.times)
+        return _Tracked(self.profile), _Tracked(self.times)
 
     def _profile_headers(self, prefix: str, other: bool = False, snapshot=None) -> list[tuple[str, str]]:
         profile, times = snapshot if snapshot is not None else (self.profile, self.times)
-        return list(_profile_block(prefix, tuple(profile.items()), _TIMES(times), other))
+        return list(_profile_block(prefix, _frozen_profile(profile), _frozen_times(times), other))
 
     def ack_received(self) -> None:
         """The caller's ACK to our 200 OK (sets the To tag and CSeq variables once)."""
@@ -617,11 +695,11 @@ class Channel:
         share the copy (share=False: always a fresh copy, for tests)."""
         profile = times = other = None
         if with_profile:
-            profile = tuple(self.profile.items())
-            times = _TIMES(self.times)
+            profile = _frozen_profile(self.profile)
+            times = _frozen_times(self.times)
             if self.other is not None:
                 op, ot = self.other_profile or (self.other.profile, self.other.times)
-                other = (self.other_type, tuple(op.items()), _TIMES(ot))
+                other = (self.other_type, _frozen_profile(op), _frozen_times(ot))
         variables = None
         if event_name in VAR_EVENTS:
             variables = self._vars_frozen if share else None
@@ -652,9 +730,9 @@ class Channel:
 
     def fire(self, name: str, *, before=(), after=(), body: str | None = None, calling=None):
         snap = self.header_snapshot(name, with_profile=not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
-        ev = self.switch.new_channel_event(name, self, tuple(before), snap, tuple(after), calling or CALLING.get(name))
-        ev.uuid = self.uuid
-        ev.body = body
+        ev = self.switch.new_channel_event(
+            name, self, tuple(before), snap, tuple(after), calling or CALLING.get(name), body
+        )
         self.switch.fire(ev)
         return ev
 
@@ -680,10 +758,8 @@ class Channel:
     def _media_up(self) -> None:
         if self.has_media:
             return
-        from fsd.sim import variables
-
         self.has_media = True
-        variables.media_negotiated(self, with_remote_sdp=self.direction == "outbound")
+        varsets.media_negotiated(self, with_remote_sdp=self.direction == "outbound")
         self.fire(
             "CODEC",
             after=[
@@ -725,9 +801,7 @@ class Channel:
         self.fire("CHANNEL_PROGRESS_MEDIA")
         self.set_callstate("EARLY")
         if send_sdp and self.direction == "inbound":
-            from fsd.sim import variables
-
-            self.set_var("rtp_local_sdp_str", variables.local_sdp(self.media_port))
+            self.set_var("rtp_local_sdp_str", varsets.local_sdp(self.media_port))
 
     def answer(self) -> None:
         if self.answer_state in ("answered", "hangup"):
@@ -739,9 +813,7 @@ class Channel:
         self.times["Channel-Answered-Time"] = self.clock.now_us()
         self.answer_state = "answered"
         if self.direction == "inbound":
-            from fsd.sim import variables
-
-            self.set_var("rtp_local_sdp_str", variables.local_sdp(self.media_port))
+            self.set_var("rtp_local_sdp_str", varsets.local_sdp(self.media_port))
             self.set_var("endpoint_disposition", "ANSWER")
         self.fire("CHANNEL_ANSWER")
         self.presence("Answered", "confirmed", ("switch_channel.c", "switch_channel_perform_mark_answered", "3848"))
@@ -852,15 +924,13 @@ class Channel:
         self.set_callstate("HANGUP")
         self.presence("CS_HANGUP", "terminated")
         self.set_state("CS_REPORTING")
-        from fsd.sim import variables
-
         if self.direction == "outbound" and self.answered.is_set():
             self.set_var("sip_hangup_disposition", "recv_bye" if self.get_var("sip_term_status") else "send_bye")
-        variables.billing(self, now, HANGUP_CAUSES.get(self.hangup_cause or "NORMAL_CLEARING", 0))
+        varsets.billing(self, now, HANGUP_CAUSES.get(self.hangup_cause or "NORMAL_CLEARING", 0))
         if self.direction == "inbound":
             self.set_var("sip_hangup_disposition", "send_bye" if self.answered.is_set() else "send_refuse")
         if self.has_media:
-            variables.rtp_stats(self)
+            varsets.rtp_stats(self)
         self.fire("CHANNEL_HANGUP_COMPLETE", before=[("Hangup-Cause", self.hangup_cause or "NORMAL_CLEARING")])
         self.switch._after_hangup_complete(self)
 
@@ -1149,9 +1219,10 @@ class Channel:
 
     def execute(self, app: str, arg: str = "", *, event_uuid: str | None = None, private=None) -> None:
         """Run one dialplan application with CHANNEL_EXECUTE / _COMPLETE around it."""
-        from fsd.sim import apps as apps_mod
-
-        fn = apps_mod.APPS.get(app)
+        global _APPS
+        if _APPS is None:
+            from fsd.sim.apps import APPS as _APPS  # noqa: N811 - apps imports this module
+        fn = _APPS.get(app)
         app_uuid = event_uuid or str(uuidlib.uuid4())
         if fn is None:
             log.warning("sim_unknown_app app=%s uuid=%s", app, self.uuid)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
-from collections import OrderedDict
 
 import gevent
 import gevent.event
 
-from fsd.sim.channel import Channel
+from fsd.sim.channel import Channel, _Tracked
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +368,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         leg.other_type = "originator"
         leg.other_profile = originator.snapshot_profile()
         # the originator shows this leg as an "originatee" clone of its own profile
-        clone = OrderedDict(originator.profile)
+        clone = _Tracked(originator.profile)
         clone.update(
             {
                 "Direction": "outbound",
@@ -382,7 +381,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
             }
         )
         leg.originatee_profile = clone
-        own = OrderedDict(clone)
+        own = _Tracked(clone)
         own["Logical-Direction"] = "outbound"
         leg.profile = own  # a b-leg of an originator starts from a copy of the originator's profile
     else:
@@ -396,7 +395,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         # the originator's CALLSTATE flips while each b-leg is set up, showing it as the other leg
         originator.other = leg
         originator.other_type = "originatee"
-        originator.other_profile = (leg.originatee_profile, dict(leg.times))
+        originator.other_profile = (leg.originatee_profile, _Tracked(leg.times))
         if originator.answer_state == "answered":
             originator.set_callstate("ACTIVE")
         leg.presence_id = presence

@@ -224,6 +224,9 @@ class Event:
         return f"<Event {self.name}{'/' + self.subclass if self.subclass else ''} uuid={self.uuid}>"
 
 
+_new_event = object.__new__
+
+
 class LogEntry:
     __slots__ = ("t", "real", "kind", "conn", "text", "event", "headers")
 
@@ -509,19 +512,26 @@ class Switch:
         ev._tail = tail
         return ev
 
-    def new_channel_event(self, name: str, channel, before: tuple, snap: tuple, after: tuple, calling=None) -> Event:
+    def new_channel_event(self, name: str, channel, before: tuple, snap: tuple, after: tuple, calling=None,
+                          body: str | None = None) -> Event:
         """A lazy channel event: the common headers, then `before`, the channel headers of `snap` (from
         channel.header_snapshot()) and `after`."""
-        ev = Event(name)
-        ev.t = self.clock.now()
-        ev.seq = next(self._seq)
+        ev = _new_event(Event)  # every slot is set here
+        ev.name = name
+        ev.subclass = None
         ev._headers = None
         ev._switch = self
         ev._calling = calling
+        ev._tail = None
         ev._owner = channel
         ev._before = before
         ev._snap = snap
         ev._after = after
+        ev.body = body
+        ev.uuid = channel.uuid
+        ev.seq = next(self._seq)
+        ev.t = self.clock.now()
+        ev._frames = None
         return ev
 
     def _date_headers(self, now: float) -> tuple[tuple[str, str], tuple[str, str]]:
