@@ -1259,20 +1259,17 @@ class Channel:
     def _private_command_event(self, private) -> None:
         """PRIVATE_COMMAND after a queued command ran (sendmsg form, or uuid_broadcast's COMMAND form)."""
         if isinstance(private, tuple) and private and private[0] == "broadcast":
-            ev = self.switch.new_event("PRIVATE_COMMAND", calling=CALLING["PRIVATE_COMMAND"])
-            ev.uuid = self.uuid
-            ev.headers = list(private[1]) + ev.headers + self.channel_headers("PRIVATE_COMMAND")
-            self.switch.fire(ev)
-            return
-        self._sendmsg_count += 1
-        if self._sendmsg_count == 1:
-            return  # the first sendmsg of a call produced no PRIVATE_COMMAND in the captures
-        text = "sendmsg\n" + "".join(f"{k}: {v}\n" for k, v in private) + "\n"
-        ev = self.switch.new_event("PRIVATE_COMMAND", calling=CALLING["PRIVATE_COMMAND"])
-        ev.uuid = self.uuid
-        base = ev.headers
-        ev.headers = [("Command", text)] + list(private) + base
-        ev.headers += self.channel_headers("PRIVATE_COMMAND")
+            pre = tuple(private[1])
+        else:
+            self._sendmsg_count += 1
+            if self._sendmsg_count == 1:
+                return  # the first sendmsg of a call produced no PRIVATE_COMMAND in the captures
+            text = "sendmsg\n" + "".join(f"{k}: {v}\n" for k, v in private) + "\n"
+            pre = (("Command", text), *private)
+        ev = self.switch.new_channel_event(
+            "PRIVATE_COMMAND", self, (), self.header_snapshot("PRIVATE_COMMAND"), (), CALLING["PRIVATE_COMMAND"]
+        )
+        ev._pre = pre  # these headers come before the common ones
         self.switch.fire(ev)
 
     # ------------------------------------------------------------------ waiting helpers

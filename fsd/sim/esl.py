@@ -414,17 +414,19 @@ class EslConnection:
     def _connect(self) -> None:
         ch = self.channel
         self.connected = True
-        ev = self.switch.new_event("CHANNEL_DATA", calling=("mod_event_socket.c", "parse_command", "2021"))
-        ev.headers += ch._profile_headers("Channel")
-        ev.headers += ch.channel_headers("CHANNEL_DATA")
-        ev.headers += [
+        reply = (
             ("Content-Type", "command/reply"),
             ("Reply-Text", "+OK\n"),
             ("Socket-Mode", "async" if self.async_mode else "static"),
             ("Control", "full" if self.full else "single-channel"),
-        ]
+        )
+        # the event's headers (common ones, Channel-* profile, channel headers, reply) in event-plain form
+        ev = self.switch.new_channel_event(
+            "CHANNEL_DATA", ch, tuple(ch._profile_headers("Channel")), ch.header_snapshot("CHANNEL_DATA"), reply,
+            ("mod_event_socket.c", "parse_command", "2021"),
+        )
         self.switch._log("reply", self.id, "+OK (connect)")
-        self.send(wire.serialize_plain(ev.headers, None))
+        self.send(wire.plain_payload(self.switch._plain_lines(ev), None))
 
     def _myevents(self, cmd: str) -> None:
         if self.myevents:

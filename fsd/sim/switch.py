@@ -157,8 +157,8 @@ class Event:
     many events nobody subscribed to cost no formatting. Their event-plain frame is made without the list,
     from memoised blocks (Switch._plain_frame), unless the headers were read or set first."""
 
-    __slots__ = ("name", "subclass", "_headers", "_switch", "_calling", "_tail", "_owner", "_before", "_snap",
-                 "_after", "body", "uuid", "seq", "t", "_frames")
+    __slots__ = ("name", "subclass", "_headers", "_switch", "_calling", "_tail", "_owner", "_pre", "_before",
+                 "_snap", "_after", "body", "uuid", "seq", "t", "_frames")
 
     def __init__(self, name: str, subclass: str | None = None):
         self.name = name
@@ -166,8 +166,10 @@ class Event:
         self._headers: list[tuple[str, str]] | None = []
         # while the headers are not rendered (_headers None): the switch and calling (file, function, line),
         # then either `_tail` (the headers after the common ones, or a function returning them) or, for a
-        # channel event, the channel (`_owner`), `_before`, its Channel.header_snapshot() and `_after`
+        # channel event, the channel (`_owner`), `_before`, its Channel.header_snapshot() and `_after`; `_pre`:
+        # headers before the common ones (PRIVATE_COMMAND)
         self._switch = self._calling = self._tail = self._owner = self._before = self._snap = self._after = None
+        self._pre = None
         self.body: str | None = None
         self.uuid: str | None = None
         self.seq = 0
@@ -179,6 +181,8 @@ class Event:
         h = self._headers
         if h is None:
             h = self._switch._base_headers(self, self._calling)
+            if self._pre:
+                h[:0] = self._pre
             if self._snap is not None:
                 h += self._before
                 h += render_headers(self._snap)
@@ -187,13 +191,13 @@ class Event:
                 tail = self._tail
                 h += tail() if callable(tail) else tail
             self._headers = h
-            self._switch = self._tail = self._owner = self._before = self._snap = self._after = None
+            self._switch = self._tail = self._owner = self._pre = self._before = self._snap = self._after = None
         return h
 
     @headers.setter
     def headers(self, value: list[tuple[str, str]]) -> None:
         self._headers = value
-        self._switch = self._tail = self._owner = self._before = self._snap = self._after = None
+        self._switch = self._tail = self._owner = self._pre = self._before = self._snap = self._after = None
 
     def get(self, name: str, default=None):
         for k, v in self.headers:
@@ -524,6 +528,7 @@ class Switch:
         ev._calling = calling
         ev._tail = None
         ev._owner = channel
+        ev._pre = None
         ev._before = before
         ev._snap = snap
         ev._after = after
@@ -597,6 +602,11 @@ class Switch:
     def _plain_frame(self, ev: Event) -> bytes:
         """The event-plain frame of a lazy event whose headers were not rendered: the same bytes as
         wire.event_frame("plain", ev.headers, ev.body), joined from memoised lines."""
+        return wire.plain_frame(self._plain_lines(ev), ev.body)
+
+    def _plain_lines(self, ev: Event) -> str:
+        """The event-plain header lines of a lazy event whose headers were not rendered ("".join of
+        wire._plain_line over ev.headers)."""
         calling = ev._calling
         now = ev.t
         # Event-Date-Timestamp and Event-Sequence are digits, which URL-encoding leaves as they are
@@ -604,6 +614,8 @@ class Switch:
             f"{self._head(ev.name, ev.subclass)[1]}{self._dates(now)[2]}"
             f"Event-Date-Timestamp: {int(now * 1_000_000)}\n"
         )
+        if ev._pre:
+            text = "".join(itertools.starmap(wire._plain_line, ev._pre)) + text
         if calling:
             text += self._calling_plain(calling)
         text += f"Event-Sequence: {ev.seq}\n"
@@ -616,7 +628,7 @@ class Switch:
         else:
             tail = ev._tail
             text += "".join(itertools.starmap(wire._plain_line, tail() if callable(tail) else tail))
-        return wire.plain_frame(text, ev.body)
+        return text
 
     def fire(self, ev: Event) -> None:
         self.events.append(ev)
