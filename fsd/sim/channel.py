@@ -24,7 +24,7 @@ import gevent.event
 import gevent.queue
 
 from fsd.sim import variables as varsets
-from fsd.sim.wire import _plain_line
+from fsd.sim.wire import _plain_line, url_encode
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +296,9 @@ _CODEC_HEADERS = (
 
 
 @functools.lru_cache(maxsize=8192)
-def _profile_block(prefix: str, profile: tuple, times: tuple, other: bool = False) -> tuple[tuple[str, str], ...]:
-    """Caller-* / Other-Leg-* headers from profile items and the TIME_FIELDS values (memoised: a profile
-    changes far less often than events are rendered)."""
+def _profile_fields(prefix: str, profile: tuple, other: bool) -> tuple[tuple[str, str], ...]:
+    """The Caller-* / Other-Leg-* headers of the profile items (memoised: a profile changes far less often
+    than events are rendered)."""
     out = []
     for k, v in profile:
         if other and k in OTHER_LEG_SKIP:
@@ -307,18 +307,48 @@ def _profile_block(prefix: str, profile: tuple, times: tuple, other: bool = Fals
             v = "inbound"
         if v:
             out.append((f"{prefix}-{k}", v))
-    for k, t in zip(TIME_FIELDS, times, strict=True):
-        out.append((f"{prefix}-{k}", str(t)))
-    out.append((f"{prefix}-Screen-Bit", "true"))
-    out.append((f"{prefix}-Privacy-Hide-Name", "false"))
-    out.append((f"{prefix}-Privacy-Hide-Number", "false"))
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=64)
+def _profile_names(prefix: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The header names of the TIME_FIELDS, and the three fixed headers after them."""
+    tail = ((f"{prefix}-Screen-Bit", "true"), (f"{prefix}-Privacy-Hide-Name", "false"),
+            (f"{prefix}-Privacy-Hide-Number", "false"))
+    return tuple(f"{prefix}-{k}" for k in TIME_FIELDS), tail
+
+
+def _profile_block(prefix: str, profile: tuple, times: tuple, other: bool = False) -> tuple[tuple[str, str], ...]:
+    """Caller-* / Other-Leg-* headers from profile items and the TIME_FIELDS values."""
+    names, tail = _profile_names(prefix)
+    return (*_profile_fields(prefix, profile, other), *zip(names, map(str, times), strict=True), *tail)
+
+
 @functools.lru_cache(maxsize=8192)
+def _profile_fields_plain(prefix: str, profile: tuple, other: bool) -> str:
+    return "".join(itertools.starmap(_plain_line, _profile_fields(prefix, profile, other)))
+
+
+@functools.lru_cache(maxsize=64)
+def _profile_tail_plain(prefix: str) -> str:
+    return "".join(itertools.starmap(_plain_line, _profile_names(prefix)[1]))
+
+
 def _profile_plain(prefix: str, profile: tuple, times: tuple, other: bool = False) -> str:
-    """_profile_block as event-plain lines."""
-    return "".join(itertools.starmap(_plain_line, _profile_block(prefix, profile, times, other)))
+    """_profile_block as event-plain lines (the profile part memoised; the times, which change more
+    often, joined each time)."""
+    names = _profile_names(prefix)[0]
+    return (
+        _profile_fields_plain(prefix, profile, other)
+        + "".join([f"{n}: {_number_text(t)}\n" for n, t in zip(names, times, strict=True)])
+        + _profile_tail_plain(prefix)
+    )
+
+
+def _number_text(t) -> str:
+    """url_encode(str(t)) (digits are left as they are: no memo entry for them)."""
+    text = str(t)
+    return text if text.isdigit() else url_encode(text)
 
 
 @functools.lru_cache(maxsize=16384)
