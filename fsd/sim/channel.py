@@ -348,7 +348,7 @@ def _profile_plain(prefix: str, profile: tuple, times: tuple, other: bool = Fals
 def _number_text(t) -> str:
     """url_encode(str(t)) (digits are left as they are: no memo entry for them)."""
     text = str(t)
-    return text if text.isdigit() else url_encode(text)
+    return text if text.isdigit() and text.isascii() else url_encode(text)
 
 
 @functools.lru_cache(maxsize=16384)

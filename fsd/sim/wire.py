@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 
 GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
@@ -21,9 +22,15 @@ _TABLE.update({i: f"%{i:02X}" for i in range(32)})
 _TABLE[127] = "%7F"
 
 
+# any character _TABLE changes (most values have none: they are returned as they are)
+_NEEDS_ENCODING = re.compile("[" + re.escape("".join(map(chr, sorted(_TABLE)))) + "]")
+
+
 @functools.lru_cache(maxsize=65536)
 def url_encode(value: str) -> str:
     if value.isascii():
+        if _NEEDS_ENCODING.search(value) is None:
+            return value
         return value.translate(_TABLE)
     return "".join(
         ch.translate(_TABLE) if ord(ch) < 128 else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in value
