@@ -201,9 +201,12 @@ def test_a_call_through_the_outbound_socket_renders_as_uncached(plain_first):
 
 
 def test_url_encode_fast_path_is_the_table_translation():
-    """url_encode returns strings without a character to escape as they are: the same as translating."""
+    """url_encode (strings without a character to escape as they are, the others by replacing the characters
+    present) is the translation through its table."""
     rnd = random.Random(3)
     samples = [chr(c) for c in range(128)] + [f"ab{chr(c)}cd" for c in range(128)]
     samples += ["".join(chr(rnd.randrange(128)) for _ in range(rnd.randrange(12))) for _ in range(20000)]
+    samples += ["".join(rnd.choice("%%%25ab:=\r\n ") for _ in range(rnd.randrange(40))) for _ in range(5000)]
+    samples += ["".join(chr(rnd.randrange(128)) for _ in range(rnd.randrange(400))) for _ in range(500)]
     for v in samples:
         assert wire.url_encode.__wrapped__(v) == v.translate(wire._TABLE), repr(v)
