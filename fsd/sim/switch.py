@@ -158,7 +158,20 @@ class Event:
     from memoised blocks (Switch._plain_frame), unless the headers were read or set first."""
 
     __slots__ = ("name", "subclass", "_headers", "_switch", "_calling", "_tail", "_owner", "_pre", "_before",
-                 "_snap", "_after", "body", "uuid", "seq", "t", "_frames")
+                 "_snap", "_after", "body", "uuid", "seq", "t", "real", "_frames")
+
+    # A fired event is its own entry in Switch.log (one object less per event): kind "event", conn 0,
+    # text = its name, event = itself, real = time.monotonic() when fired, t (simulated time).
+    kind = "event"
+    conn = 0
+
+    @property
+    def text(self) -> str:
+        return self.name
+
+    @property
+    def event(self) -> Event:
+        return self
 
     def __init__(self, name: str, subclass: str | None = None):
         self.name = name
@@ -174,6 +187,7 @@ class Event:
         self.uuid: str | None = None
         self.seq = 0
         self.t = 0.0
+        self.real = 0.0
         self._frames: dict[str, bytes] | None = None
 
     @property
@@ -318,7 +332,7 @@ class Switch:
         self._subs_all: list = []
         self._subs_uuid: dict[str, list] = {}
         self._outbound_conns: dict[str, list] = {}  # outbound sockets by the uuid of their channel
-        self.log: list[LogEntry] = []
+        self.log: list[LogEntry | Event] = []
         self.events: list[Event] = []
         self.xmlcurl = None
         self._seq = itertools.count(1)
@@ -536,6 +550,7 @@ class Switch:
         ev.uuid = channel.uuid
         ev.seq = next(self._seq)
         ev.t = self.clock.now()
+        ev.real = 0.0
         ev._frames = None
         return ev
 
@@ -632,7 +647,8 @@ class Switch:
 
     def fire(self, ev: Event) -> None:
         self.events.append(ev)
-        self.log.append(LogEntry(ev.t, time.monotonic(), "event", 0, ev.name, event=ev))
+        ev.real = time.monotonic()
+        self.log.append(ev)  # an Event is its own log entry (kind "event")
         keep = self.keep_events
         if keep and len(self.events) > 2 * keep:  # long runs (the CLI) keep only the recent history
             del self.events[: len(self.events) - keep]
