@@ -335,14 +335,15 @@ def _profile_tail_plain(prefix: str) -> str:
 
 
 def _profile_plain(prefix: str, profile: tuple, times: tuple, other: bool = False) -> str:
-    """_profile_block as event-plain lines (the profile part memoised; the times, which change more
-    often, joined each time)."""
+    """_profile_block as event-plain lines (the profile part and the times memoised apart: they change
+    at different moments)."""
+    return _profile_fields_plain(prefix, profile, other) + _times_plain(prefix, times) + _profile_tail_plain(prefix)
+
+
+@functools.lru_cache(maxsize=8192)
+def _times_plain(prefix: str, times: tuple) -> str:
     names = _profile_names(prefix)[0]
-    return (
-        _profile_fields_plain(prefix, profile, other)
-        + "".join([f"{n}: {_number_text(t)}\n" for n, t in zip(names, times, strict=True)])
-        + _profile_tail_plain(prefix)
-    )
+    return "".join([f"{n}: {_number_text(t)}\n" for n, t in zip(names, times, strict=True)])
 
 
 def _number_text(t) -> str:
