@@ -385,8 +385,13 @@ def _state_plain(*key) -> str:
 
 def render_headers(snap: tuple) -> list[tuple[str, str]]:
     """The channel part of an event (switch_channel_event_set_data) from Channel.header_snapshot()."""
+    return channel_part(snap[:14], snap[14])
+
+
+def channel_part(snap: tuple, variables: dict | None) -> list[tuple[str, str]]:
+    """render_headers from the parts Channel._snapshot() returns."""
     h = list(_state_block(*snap[:11]))
-    profile, times, other, variables = snap[11:]
+    profile, times, other = snap[11:]
     if profile is not None:
         h += _profile_block("Caller", profile, times)
         if other is not None:
@@ -397,12 +402,12 @@ def render_headers(snap: tuple) -> list[tuple[str, str]]:
     return h
 
 
-def render_plain(snap: tuple, owner: Channel | None = None) -> str:
-    """render_headers(snap) as event-plain lines (wire.serialize_plain's), from memoised blocks: the state
-    part, the caller profile and the variables (the lines of the variables that changed, when `snap` is
-    from `owner`, the channel, and its variables did not change since)."""
+def render_plain(snap: tuple, variables: dict | None, owner: Channel | None = None) -> str:
+    """channel_part(snap, variables) as event-plain lines (wire.serialize_plain's), from memoised blocks:
+    the state part, the caller profile and the variables (the lines of the variables that changed, when
+    `variables` is the copy `owner`, the channel, still shares)."""
     text = _state_plain(*snap[:11])
-    profile, times, other, variables = snap[11:]
+    profile, times, other = snap[11:]
     if profile is not None:
         text += _profile_plain("Caller", profile, times)
         if other is not None:
@@ -721,9 +726,16 @@ class Channel:
         self.times["Profile-Created-Time"] = now
 
     def header_snapshot(self, event_name: str, *, with_profile: bool = True, share: bool = True) -> tuple:
-        """What channel_headers shows, captured now (cheap copies; rendered later by render_headers or
-        render_plain). The variables are copied once per change: events fired while no variable changed
-        share the copy (share=False: always a fresh copy, for tests)."""
+        """What channel_headers shows, captured now (cheap copies; rendered later by render_headers):
+        _snapshot's two parts in one tuple."""
+        snap, variables = self._snapshot(event_name, with_profile, share)
+        return (*snap, variables)
+
+    def _snapshot(self, event_name: str, with_profile: bool = True, share: bool = True) -> tuple:
+        """(the channel's state and profile, its variables or None): what channel_headers shows, captured now.
+        The variables are copied once per change: events fired while no variable changed share the copy
+        (share=False: always a fresh copy, for tests). The first part holds only strings, numbers and
+        tuples of them (which the garbage collector stops tracking)."""
         profile = times = other = None
         if with_profile:
             profile = _frozen_profile(self.profile)
@@ -739,20 +751,22 @@ class Channel:
                 if share:
                     self._vars_frozen = variables
         return (
-            self.state,
-            self.call_state,
-            STATE_NUMBERS.get(self._desired_state or self.state, 0),
-            self.name,
-            self.uuid,
-            self.direction,
-            self.hit_dialplan,
-            self.presence_id,
-            self.answer_state,
-            self.hangup_cause,
-            self.has_media,
-            profile,
-            times,
-            other,
+            (
+                self.state,
+                self.call_state,
+                STATE_NUMBERS.get(self._desired_state or self.state, 0),
+                self.name,
+                self.uuid,
+                self.direction,
+                self.hit_dialplan,
+                self.presence_id,
+                self.answer_state,
+                self.hangup_cause,
+                self.has_media,
+                profile,
+                times,
+                other,
+            ),
             variables,
         )
 
@@ -760,9 +774,9 @@ class Channel:
         return render_headers(self.header_snapshot(event_name, with_profile=with_profile))
 
     def fire(self, name: str, *, before=(), after=(), body: str | None = None, calling=None):
-        snap = self.header_snapshot(name, with_profile=not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
+        snap, variables = self._snapshot(name, not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
         ev = self.switch.new_channel_event(
-            name, self, tuple(before), snap, tuple(after), calling or CALLING.get(name), body
+            name, self, tuple(before), snap, tuple(after), calling or CALLING.get(name), body, variables
         )
         self.switch.fire(ev)
         return ev
@@ -1297,8 +1311,9 @@ class Channel:
                 return  # the first sendmsg of a call produced no PRIVATE_COMMAND in the captures
             text = "sendmsg\n" + "".join(f"{k}: {v}\n" for k, v in private) + "\n"
             pre = (("Command", text), *private)
+        snap, variables = self._snapshot("PRIVATE_COMMAND")
         ev = self.switch.new_channel_event(
-            "PRIVATE_COMMAND", self, (), self.header_snapshot("PRIVATE_COMMAND"), (), CALLING["PRIVATE_COMMAND"]
+            "PRIVATE_COMMAND", self, (), snap, (), CALLING["PRIVATE_COMMAND"], None, variables
         )
         ev._pre = pre  # these headers come before the common ones
         self.switch.fire(ev)

@@ -421,9 +421,10 @@ class EslConnection:
             ("Control", "full" if self.full else "single-channel"),
         )
         # the event's headers (common ones, Channel-* profile, channel headers, reply) in event-plain form
+        snap, variables = ch._snapshot("CHANNEL_DATA")
         ev = self.switch.new_channel_event(
-            "CHANNEL_DATA", ch, tuple(ch._profile_headers("Channel")), ch.header_snapshot("CHANNEL_DATA"), reply,
-            ("mod_event_socket.c", "parse_command", "2021"),
+            "CHANNEL_DATA", ch, tuple(ch._profile_headers("Channel")), snap, reply,
+            ("mod_event_socket.c", "parse_command", "2021"), None, variables,
         )
         self.switch._log("reply", self.id, "+OK (connect)")
         self.send(wire.plain_payload(self.switch._plain_lines(ev), None))

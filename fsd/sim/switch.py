@@ -20,7 +20,7 @@ from gevent import socket as gsocket
 from fsd.sim import wire
 from fsd.sim.api import VERSION, Api, _uptime_text
 from fsd.sim.apps import split_app_spec
-from fsd.sim.channel import Channel, render_headers, render_plain
+from fsd.sim.channel import Channel, channel_part, render_plain
 from fsd.sim.clock import Clock
 from fsd.sim.endpoints import CallerScript, Gateway, Phone
 from fsd.sim.variables import remote_sdp
@@ -158,7 +158,7 @@ class Event:
     from memoised blocks (Switch._plain_frame), unless the headers were read or set first."""
 
     __slots__ = ("name", "subclass", "_headers", "_switch", "_calling", "_tail", "_owner", "_pre", "_before",
-                 "_snap", "_after", "body", "uuid", "seq", "t", "real", "_frames")
+                 "_snap", "_vars", "_after", "body", "uuid", "seq", "t", "real", "_frames")
 
     # A fired event is its own entry in Switch.log (one object less per event): kind "event", conn 0,
     # text = its name, event = itself, real = time.monotonic() when fired, t (simulated time).
@@ -179,10 +179,10 @@ class Event:
         self._headers: list[tuple[str, str]] | None = []
         # while the headers are not rendered (_headers None): the switch and calling (file, function, line),
         # then either `_tail` (the headers after the common ones, or a function returning them) or, for a
-        # channel event, the channel (`_owner`), `_before`, its Channel.header_snapshot() and `_after`; `_pre`:
-        # headers before the common ones (PRIVATE_COMMAND)
+        # channel event, the channel (`_owner`), `_before`, its Channel._snapshot() (`_snap`, `_vars`) and
+        # `_after`; `_pre`: headers before the common ones (PRIVATE_COMMAND)
         self._switch = self._calling = self._tail = self._owner = self._before = self._snap = self._after = None
-        self._pre = None
+        self._pre = self._vars = None
         self.body: str | None = None
         self.uuid: str | None = None
         self.seq = 0
@@ -199,19 +199,21 @@ class Event:
                 h[:0] = self._pre
             if self._snap is not None:
                 h += self._before
-                h += render_headers(self._snap)
+                h += channel_part(self._snap, self._vars)
                 h += self._after
             else:
                 tail = self._tail
                 h += tail() if callable(tail) else tail
             self._headers = h
             self._switch = self._tail = self._owner = self._pre = self._before = self._snap = self._after = None
+            self._vars = None
         return h
 
     @headers.setter
     def headers(self, value: list[tuple[str, str]]) -> None:
         self._headers = value
         self._switch = self._tail = self._owner = self._pre = self._before = self._snap = self._after = None
+        self._vars = None
 
     def get(self, name: str, default=None):
         for k, v in self.headers:
@@ -531,9 +533,9 @@ class Switch:
         return ev
 
     def new_channel_event(self, name: str, channel, before: tuple, snap: tuple, after: tuple, calling=None,
-                          body: str | None = None) -> Event:
-        """A lazy channel event: the common headers, then `before`, the channel headers of `snap` (from
-        channel.header_snapshot()) and `after`."""
+                          body: str | None = None, variables: dict | None = None) -> Event:
+        """A lazy channel event: the common headers, then `before`, the channel headers of `snap` and
+        `variables` (channel._snapshot()) and `after`."""
         ev = _new_event(Event)  # every slot is set here
         ev.name = name
         ev.subclass = None
@@ -545,6 +547,7 @@ class Switch:
         ev._pre = None
         ev._before = before
         ev._snap = snap
+        ev._vars = variables
         ev._after = after
         ev.body = body
         ev.uuid = channel.uuid
@@ -637,7 +640,7 @@ class Switch:
         if ev._snap is not None:
             if ev._before:
                 text += "".join(itertools.starmap(wire._plain_line, ev._before))
-            text += render_plain(ev._snap, ev._owner)
+            text += render_plain(ev._snap, ev._vars, ev._owner)
             if ev._after:
                 text += "".join(itertools.starmap(wire._plain_line, ev._after))
         else:
