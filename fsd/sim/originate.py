@@ -21,6 +21,8 @@ class OriginateError(Exception):
 
 def _split_top(s: str, sep: str) -> list[str]:
     """Split at `sep` outside {} [] <> and parentheses."""
+    if "{" not in s and "[" not in s and "<" not in s and "(" not in s:
+        return s.split(sep)  # nothing opens a group: the depth stays 0 (closers alone do not count)
     out, depth, cur = [], 0, []
     for ch in s:
         if ch in "{[<(":
@@ -56,6 +58,11 @@ def _take_prefix(s: str, open_ch: str, close_ch: str) -> tuple[list[tuple[str, s
     s = s.strip()
     vars_: list[tuple[str, str]] = []
     while s.startswith(open_ch):
+        end = s.find(close_ch)
+        if end > 0 and s.find(open_ch, 1, end) < 0:  # no nested group: the first closer ends it
+            vars_ += _parse_vars(s[1:end])
+            s = s[end + 1 :].strip()
+            continue
         depth = 0
         for i, ch in enumerate(s):
             if ch == open_ch:

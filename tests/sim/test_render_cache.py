@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from fsd.sim import Answer, CallerScript, NoAnswer, Phone, Switch, wire
+from fsd.sim import Answer, CallerScript, NoAnswer, Phone, Switch, originate, wire
 from fsd.sim.channel import STATE_NUMBERS, TIME_FIELDS, VAR_EVENTS, Channel
 from tests.helpers import wait_for
 from tests.sim._client import OutboundServer, login
@@ -210,3 +210,48 @@ def test_url_encode_fast_path_is_the_table_translation():
     samples += ["".join(chr(rnd.randrange(128)) for _ in range(rnd.randrange(400))) for _ in range(500)]
     for v in samples:
         assert wire.url_encode.__wrapped__(v) == v.translate(wire._TABLE), repr(v)
+
+
+def _split_top_oracle(s, sep):
+    out, depth, cur = [], 0, []
+    for ch in s:
+        if ch in "{[<(":
+            depth += 1
+        elif ch in "}]>)":
+            depth = max(0, depth - 1)
+        if ch == sep and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
+def _take_prefix_oracle(s, open_ch, close_ch):
+    s = s.strip()
+    vars_ = []
+    while s.startswith(open_ch):
+        depth = 0
+        for i, ch in enumerate(s):
+            if ch == open_ch:
+                depth += 1
+            elif ch == close_ch:
+                depth -= 1
+                if depth == 0:
+                    vars_ += originate._parse_vars(s[1:i])
+                    s = s[i + 1 :].strip()
+                    break
+        else:
+            break
+    return vars_, s
+
+
+def test_dial_string_splitting_shortcuts_match_the_character_scan():
+    rnd = random.Random(9)
+    for _ in range(30000):
+        s = "".join(rnd.choice("ab=,|{}[]<>()'\" /@x") for _ in range(rnd.randrange(25)))
+        for sep in ",|":
+            assert originate._split_top(s, sep) == _split_top_oracle(s, sep), (s, sep)
+        for o, c in ("[]", "{}"):
+            assert originate._take_prefix(s, o, c) == _take_prefix_oracle(s, o, c), s
