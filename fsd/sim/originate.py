@@ -418,5 +418,5 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         varsets.failed_invite(leg, fail, "503", "Service Unavailable", unreachable=True)
         leg.hangup(fail)
     elif endpoint is not None:
-        gevent.spawn(endpoint._drive, leg, switch.clock)
+        endpoint._ring(leg, switch.clock)
     return leg
