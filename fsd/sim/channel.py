@@ -23,6 +23,7 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from fsd.sim import clock as clock_mod
 from fsd.sim import variables as varsets
 from fsd.sim.wire import _plain_line, url_encode
 
@@ -1021,7 +1022,7 @@ class Channel:
     def start(self, apps: list[tuple[str, str]]) -> None:
         """Run the session greenlet over `apps` ((app, arg) pairs, or (callable, args) steps)."""
         self._apps = list(apps)
-        self._greenlet = gevent.spawn(self._run)
+        self._greenlet = clock_mod.spawn(self._run)
 
     def _run(self) -> None:
         try:

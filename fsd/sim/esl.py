@@ -13,6 +13,7 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from fsd.sim import clock as clock_mod
 from fsd.sim import wire
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class EslConnection:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._greenlets = [gevent.spawn(self._writer), gevent.spawn(self._reader)]
+        self._greenlets = [clock_mod.spawn(self._writer), clock_mod.spawn(self._reader)]
         if not self.outbound:
             self.send(b"Content-Type: auth/request\n\n")
 
@@ -219,7 +220,7 @@ class EslConnection:
                         self.close()
                     ch.release(self)
 
-                gevent.spawn(_expire)
+                clock_mod.spawn(_expire)
         else:
             self._send_disconnect()
             self.close()
@@ -597,4 +598,4 @@ class EslConnection:
             ev.body = body
             self.switch.fire(ev)
 
-        gevent.spawn(_run)
+        clock_mod.spawn(_run)

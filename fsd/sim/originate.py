@@ -8,6 +8,7 @@ import uuid as uuidlib
 import gevent
 import gevent.event
 
+from fsd.sim import clock as clock_mod
 from fsd.sim.channel import Channel, _Tracked
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
     for leg_vars, ep in group:
         vd = dict(list(gvars) + list(leg_vars))
         if _float(vd.get("leg_delay_start"), 0.0) > 0:
-            creators.append(gevent.spawn(_create, leg_vars, ep))
+            creators.append(clock_mod.spawn(_create, leg_vars, ep))
         else:
             _create(leg_vars, ep)
     winner = None
@@ -210,10 +211,10 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
             leg._by_originate = True
             leg.hangup(cause or ("LOSE_RACE" if winner is not None else "NO_ANSWER"))
         if getattr(leg, "_by_originate", False):
-            gevent.spawn(leg._finish)  # the leg's own thread unwinds after originate returned
+            clock_mod.spawn(leg._finish)  # the leg's own thread unwinds after originate returned
         else:
             leg._finish_report()  # the far end failed it: its thread had finished meanwhile
-            gevent.spawn(leg._finish_destroy)
+            clock_mod.spawn(leg._finish_destroy)
     if winner is not None:
         winner.lost_legs = [(leg, leg.hangup_cause) for leg, _ in legs if leg is not winner]
         winner.all_legs = [leg for leg, _ in legs]
