@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
-import gevent
-
+from fsd.sim import clock as clock_mod
 from fsd.sim.apps import parse_app_target
 from fsd.sim.originate import OriginateError, originate
 
@@ -408,7 +407,7 @@ class Api:
         if ch is None or len(parts) < 2:
             return "-ERR No such channel!\n"
         target = ch.bridged_to or ch
-        gevent.spawn(target.send_dtmf, parts[1].split("@")[0])
+        clock_mod.spawn(target.send_dtmf, parts[1].split("@")[0])
         return "+OK Success\n"
 
     def hupall(self, arg):

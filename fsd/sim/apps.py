@@ -7,7 +7,7 @@ import logging
 import re
 import shlex
 
-from fsd.sim.channel import FILE_PLAYED, PLAYBACK_ERROR, Hangup, media_duration, write_wav
+from fsd.sim.channel import FILE_PLAYED, PLAYBACK_ERROR, Hangup, _Tracked, media_duration, write_wav
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ def _bridge(ch, arg):
         ch.answer()
     ch.other = leg
     ch.other_type = "originatee"
-    ch.other_profile = (leg.originatee_profile, dict(leg.times))
+    ch.other_profile = (leg.originatee_profile, _Tracked(leg.times))
     ch.profile["Callee-ID-Name"] = "Outbound Call"
     ch.profile["Callee-ID-Number"] = leg.profile["Destination-Number"]
     legs = getattr(leg, "all_legs", [leg])

@@ -9,6 +9,7 @@ switch_channel_perform_hangup does) and lets the session thread unwind.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import operator
 import os
@@ -21,6 +22,10 @@ import wave
 import gevent
 import gevent.event
 import gevent.queue
+
+from fsd.sim import clock as clock_mod
+from fsd.sim import variables as varsets
+from fsd.sim.wire import _plain_line, url_encode
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +209,70 @@ def switch_true(value) -> bool:
 
 
 _TIMES = operator.itemgetter(*TIME_FIELDS)
+_APPS = None  # fsd.sim.apps.APPS, once imported
+
+
+class _Tracked(dict):
+    """A caller profile or its times: a dict that memoises what events show of it (`frozen`, see _frozen)
+    until it changes."""
+
+    __slots__ = ("frozen",)
+
+    def __init__(self, *args, **kwargs):
+        dict.__init__(self, *args, **kwargs)
+        self.frozen = None
+
+    def __setitem__(self, key, value):
+        self.frozen = None
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        self.frozen = None
+        dict.__delitem__(self, key)
+
+    def update(self, *args, **kwargs):
+        self.frozen = None
+        dict.update(self, *args, **kwargs)
+
+    def pop(self, *args):
+        self.frozen = None
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        self.frozen = None
+        return dict.popitem(self)
+
+    def setdefault(self, key, default=None):
+        self.frozen = None
+        return dict.setdefault(self, key, default)
+
+    def clear(self):
+        self.frozen = None
+        dict.clear(self)
+
+    def __ior__(self, other):
+        self.frozen = None
+        return dict.__ior__(self, other)
+
+
+def _frozen_profile(p: dict) -> tuple:
+    """tuple(p.items()), memoised while a _Tracked profile does not change."""
+    if type(p) is _Tracked:
+        f = p.frozen
+        if f is None:
+            f = p.frozen = tuple(p.items())
+        return f
+    return tuple(p.items())
+
+
+def _frozen_times(t: dict) -> tuple:
+    """The TIME_FIELDS values of `t`, memoised while a _Tracked times dict does not change."""
+    if type(t) is _Tracked:
+        f = t.frozen
+        if f is None:
+            f = t.frozen = _TIMES(t)
+        return f
+    return _TIMES(t)
 
 
 class _VarNames(dict):
@@ -228,9 +297,9 @@ _CODEC_HEADERS = (
 
 
 @functools.lru_cache(maxsize=8192)
-def _profile_block(prefix: str, profile: tuple, times: tuple, other: bool = False) -> tuple[tuple[str, str], ...]:
-    """Caller-* / Other-Leg-* headers from profile items and the TIME_FIELDS values (memoised: a profile
-    changes far less often than events are rendered)."""
+def _profile_fields(prefix: str, profile: tuple, other: bool) -> tuple[tuple[str, str], ...]:
+    """The Caller-* / Other-Leg-* headers of the profile items (memoised: a profile changes far less often
+    than events are rendered)."""
     out = []
     for k, v in profile:
         if other and k in OTHER_LEG_SKIP:
@@ -239,18 +308,56 @@ def _profile_block(prefix: str, profile: tuple, times: tuple, other: bool = Fals
             v = "inbound"
         if v:
             out.append((f"{prefix}-{k}", v))
-    for k, t in zip(TIME_FIELDS, times, strict=True):
-        out.append((f"{prefix}-{k}", str(t)))
-    out.append((f"{prefix}-Screen-Bit", "true"))
-    out.append((f"{prefix}-Privacy-Hide-Name", "false"))
-    out.append((f"{prefix}-Privacy-Hide-Number", "false"))
     return tuple(out)
 
 
-def render_headers(snap: tuple) -> list[tuple[str, str]]:
-    """The channel part of an event (switch_channel_event_set_data) from Channel.header_snapshot()."""
-    (state, call_state, state_number, name, uuid, direction, hit_dialplan, presence_id, answer_state,
-     hangup_cause, has_media, profile, times, other, variables) = snap
+@functools.lru_cache(maxsize=64)
+def _profile_names(prefix: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The header names of the TIME_FIELDS, and the three fixed headers after them."""
+    tail = ((f"{prefix}-Screen-Bit", "true"), (f"{prefix}-Privacy-Hide-Name", "false"),
+            (f"{prefix}-Privacy-Hide-Number", "false"))
+    return tuple(f"{prefix}-{k}" for k in TIME_FIELDS), tail
+
+
+def _profile_block(prefix: str, profile: tuple, times: tuple, other: bool = False) -> tuple[tuple[str, str], ...]:
+    """Caller-* / Other-Leg-* headers from profile items and the TIME_FIELDS values."""
+    names, tail = _profile_names(prefix)
+    return (*_profile_fields(prefix, profile, other), *zip(names, map(str, times), strict=True), *tail)
+
+
+@functools.lru_cache(maxsize=8192)
+def _profile_fields_plain(prefix: str, profile: tuple, other: bool) -> str:
+    return "".join(itertools.starmap(_plain_line, _profile_fields(prefix, profile, other)))
+
+
+@functools.lru_cache(maxsize=64)
+def _profile_tail_plain(prefix: str) -> str:
+    return "".join(itertools.starmap(_plain_line, _profile_names(prefix)[1]))
+
+
+def _profile_plain(prefix: str, profile: tuple, times: tuple, other: bool = False) -> str:
+    """_profile_block as event-plain lines (the profile part and the times memoised apart: they change
+    at different moments)."""
+    return _profile_fields_plain(prefix, profile, other) + _times_plain(prefix, times) + _profile_tail_plain(prefix)
+
+
+@functools.lru_cache(maxsize=8192)
+def _times_plain(prefix: str, times: tuple) -> str:
+    names = _profile_names(prefix)[0]
+    return "".join([f"{n}: {_number_text(t)}\n" for n, t in zip(names, times, strict=True)])
+
+
+def _number_text(t) -> str:
+    """url_encode(str(t)) (digits are left as they are: no memo entry for them)."""
+    text = str(t)
+    return text if text.isdigit() and text.isascii() else url_encode(text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _state_block(state, call_state, state_number, name, uuid, direction, hit_dialplan, presence_id, answer_state,
+                 hangup_cause, has_media) -> tuple[tuple[str, str], ...]:
+    """Channel-State ... Channel-*-Codec-*: the first part of the channel headers (memoised: a channel goes
+    through few distinct states)."""
     h = [
         ("Channel-State", state),
         ("Channel-Call-State", call_state),
@@ -269,6 +376,23 @@ def render_headers(snap: tuple) -> list[tuple[str, str]]:
         h.append(("Hangup-Cause", hangup_cause))
     if has_media:
         h += _CODEC_HEADERS
+    return tuple(h)
+
+
+@functools.lru_cache(maxsize=16384)
+def _state_plain(*key) -> str:
+    return "".join(itertools.starmap(_plain_line, _state_block(*key)))
+
+
+def render_headers(snap: tuple) -> list[tuple[str, str]]:
+    """The channel part of an event (switch_channel_event_set_data) from Channel.header_snapshot()."""
+    return channel_part(snap[:14], snap[14])
+
+
+def channel_part(snap: tuple, variables: dict | None) -> list[tuple[str, str]]:
+    """render_headers from the parts Channel._snapshot() returns."""
+    h = list(_state_block(*snap[:11]))
+    profile, times, other = snap[11:]
     if profile is not None:
         h += _profile_block("Caller", profile, times)
         if other is not None:
@@ -277,6 +401,25 @@ def render_headers(snap: tuple) -> list[tuple[str, str]]:
     if variables is not None:
         h += zip(map(_VAR_NAMES.__getitem__, variables), variables.values(), strict=True)
     return h
+
+
+def render_plain(snap: tuple, variables: dict | None, owner: Channel | None = None) -> str:
+    """channel_part(snap, variables) as event-plain lines (wire.serialize_plain's), from memoised blocks:
+    the state part, the caller profile and the variables (the lines of the variables that changed, when
+    `variables` is the copy `owner`, the channel, still shares)."""
+    text = _state_plain(*snap[:11])
+    profile, times, other = snap[11:]
+    if profile is not None:
+        text += _profile_plain("Caller", profile, times)
+        if other is not None:
+            text += _plain_line("Other-Type", other[0])
+            text += _profile_plain("Other-Leg", other[1], other[2], True)
+    if variables is not None:
+        if owner is not None and owner._vars_frozen is variables:  # still the channel's variables
+            text += owner._var_plain()
+        else:
+            text += "".join([_plain_line(_VAR_NAMES[k], v) for k, v in variables.items()])
+    return text
 
 
 class BridgeSteps:
@@ -391,10 +534,10 @@ class Channel:
         self.endpoint = endpoint
         self.script = script
         self.created_us = self.clock.now_us()
-        self.times = dict.fromkeys(TIME_FIELDS, 0)
+        self.times = _Tracked.fromkeys(TIME_FIELDS, 0)
         self.times["Profile-Created-Time"] = self.created_us
         self.times["Channel-Created-Time"] = self.created_us
-        self.profile = dict(
+        self.profile = _Tracked(
             [
                 ("Direction", direction),
                 ("Logical-Direction", direction),
@@ -418,15 +561,17 @@ class Channel:
                 ("Profile-Index", "1"),
             ]
         )
-        self.variables: dict[str, str] = {}  # insertion order = the order events show
+        self.variables: dict[str, str] = {}  # insertion order = the order events show (change: set_var only)
+        self._vars_frozen: dict[str, str] | None = None  # the copy events share until the next set_var
+        self._vars_plain: str | None = None  # its event-plain lines
+        self._var_lines: dict[str, str] | None = None  # event-plain line of each variable, once rendered
         self.set_var("direction", direction)
         if direction == "outbound":
             self.set_var("is_outbound", "true")
         self.set_var("uuid", self.uuid)
         self.set_var("call_uuid", self.uuid)
         self.set_var("session_id", str(switch._next_session_id()))
-        for k, v in variables or []:
-            self.set_var(k, v)
+        self.set_vars(variables or ())
         if "channel_name" not in self.variables:
             self.set_var("channel_name", name)
         self.media_port = 16384 + 2 * (int(self.variables["session_id"]) % 8000)
@@ -465,10 +610,46 @@ class Channel:
     # ------------------------------------------------------------------ variables / views
     def set_var(self, name: str, value) -> None:
         """Set (or with None: unset) a channel variable. Like FreeSWITCH, setting an existing variable
-        moves it to the end of the list that events show."""
-        self.variables.pop(name, None)
+        moves it to the end of the list that events show. Variables change only here: events fired in
+        between share one copy of them (header_snapshot)."""
+        self._vars_frozen = self._vars_plain = None
+        variables = self.variables
+        variables.pop(name, None)
+        lines = self._var_lines
+        if lines is None:
+            if value is not None:
+                variables[name] = str(value)
+            return
+        lines.pop(name, None)
         if value is not None:
-            self.variables[name] = str(value)
+            variables[name] = value = str(value)
+            lines[name] = _plain_line(_VAR_NAMES[name], value)
+
+    def set_vars(self, items) -> None:
+        """set_var for each (name, value) in turn."""
+        self._vars_frozen = self._vars_plain = None
+        variables = self.variables
+        lines = self._var_lines
+        for name, value in items:
+            variables.pop(name, None)
+            if lines is not None:
+                lines.pop(name, None)
+            if value is not None:
+                variables[name] = value = str(value)
+                if lines is not None:
+                    lines[name] = _plain_line(_VAR_NAMES[name], value)
+
+    def _var_plain(self) -> str:
+        """The variables as event-plain lines (memoised until the next set_var). From the first call on,
+        set_var keeps each variable's line, so a channel whose events are delivered renders only the
+        variables that changed."""
+        text = self._vars_plain
+        if text is None:
+            lines = self._var_lines
+            if lines is None:
+                lines = self._var_lines = {k: _plain_line(_VAR_NAMES[k], v) for k, v in self.variables.items()}
+            text = self._vars_plain = "".join(lines.values())
+        return text
 
     def get_var(self, name: str) -> str | None:
         return self.variables.get(name)
@@ -491,11 +672,11 @@ class Channel:
 
     # ------------------------------------------------------------------ events
     def snapshot_profile(self) -> tuple[dict, dict]:
-        return dict(self.profile), dict(self.times)
+        return _Tracked(self.profile), _Tracked(self.times)
 
     def _profile_headers(self, prefix: str, other: bool = False, snapshot=None) -> list[tuple[str, str]]:
         profile, times = snapshot if snapshot is not None else (self.profile, self.times)
-        return list(_profile_block(prefix, tuple(profile.items()), _TIMES(times), other))
+        return list(_profile_block(prefix, _frozen_profile(profile), _frozen_times(times), other))
 
     def ack_received(self) -> None:
         """The caller's ACK to our 200 OK (sets the To tag and CSeq variables once)."""
@@ -545,31 +726,48 @@ class Channel:
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
         self.times["Profile-Created-Time"] = now
 
-    def header_snapshot(self, event_name: str, *, with_profile: bool = True) -> tuple:
-        """What channel_headers shows, captured now (cheap copies; rendered later by render_headers)."""
+    def header_snapshot(self, event_name: str, *, with_profile: bool = True, share: bool = True) -> tuple:
+        """What channel_headers shows, captured now (cheap copies; rendered later by render_headers):
+        _snapshot's two parts in one tuple."""
+        snap, variables = self._snapshot(event_name, with_profile, share)
+        return (*snap, variables)
+
+    def _snapshot(self, event_name: str, with_profile: bool = True, share: bool = True) -> tuple:
+        """(the channel's state and profile, its variables or None): what channel_headers shows, captured now.
+        The variables are copied once per change: events fired while no variable changed share the copy
+        (share=False: always a fresh copy, for tests). The first part holds only strings, numbers and
+        tuples of them (which the garbage collector stops tracking)."""
         profile = times = other = None
         if with_profile:
-            profile = tuple(self.profile.items())
-            times = _TIMES(self.times)
+            profile = _frozen_profile(self.profile)
+            times = _frozen_times(self.times)
             if self.other is not None:
                 op, ot = self.other_profile or (self.other.profile, self.other.times)
-                other = (self.other_type, tuple(op.items()), _TIMES(ot))
-        variables = self.variables.copy() if event_name in VAR_EVENTS else None
+                other = (self.other_type, _frozen_profile(op), _frozen_times(ot))
+        variables = None
+        if event_name in VAR_EVENTS:
+            variables = self._vars_frozen if share else None
+            if variables is None:
+                variables = self.variables.copy()
+                if share:
+                    self._vars_frozen = variables
         return (
-            self.state,
-            self.call_state,
-            STATE_NUMBERS.get(self._desired_state or self.state, 0),
-            self.name,
-            self.uuid,
-            self.direction,
-            self.hit_dialplan,
-            self.presence_id,
-            self.answer_state,
-            self.hangup_cause,
-            self.has_media,
-            profile,
-            times,
-            other,
+            (
+                self.state,
+                self.call_state,
+                STATE_NUMBERS.get(self._desired_state or self.state, 0),
+                self.name,
+                self.uuid,
+                self.direction,
+                self.hit_dialplan,
+                self.presence_id,
+                self.answer_state,
+                self.hangup_cause,
+                self.has_media,
+                profile,
+                times,
+                other,
+            ),
             variables,
         )
 
@@ -577,14 +775,10 @@ class Channel:
         return render_headers(self.header_snapshot(event_name, with_profile=with_profile))
 
     def fire(self, name: str, *, before=(), after=(), body: str | None = None, calling=None):
-        snap = self.header_snapshot(name, with_profile=not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
-        before = tuple(before)
-        after = tuple(after)
-        ev = self.switch.new_lazy_event(
-            name, lambda: [*before, *render_headers(snap), *after], calling=calling or CALLING.get(name)
+        snap, variables = self._snapshot(name, not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
+        ev = self.switch.new_channel_event(
+            name, self, tuple(before), snap, tuple(after), calling or CALLING.get(name), body, variables
         )
-        ev.uuid = self.uuid
-        ev.body = body
         self.switch.fire(ev)
         return ev
 
@@ -610,10 +804,8 @@ class Channel:
     def _media_up(self) -> None:
         if self.has_media:
             return
-        from fsd.sim import variables
-
         self.has_media = True
-        variables.media_negotiated(self, with_remote_sdp=self.direction == "outbound")
+        varsets.media_negotiated(self, with_remote_sdp=self.direction == "outbound")
         self.fire(
             "CODEC",
             after=[
@@ -655,9 +847,7 @@ class Channel:
         self.fire("CHANNEL_PROGRESS_MEDIA")
         self.set_callstate("EARLY")
         if send_sdp and self.direction == "inbound":
-            from fsd.sim import variables
-
-            self.set_var("rtp_local_sdp_str", variables.local_sdp(self.media_port))
+            self.set_var("rtp_local_sdp_str", varsets.local_sdp(self.media_port))
 
     def answer(self) -> None:
         if self.answer_state in ("answered", "hangup"):
@@ -669,9 +859,7 @@ class Channel:
         self.times["Channel-Answered-Time"] = self.clock.now_us()
         self.answer_state = "answered"
         if self.direction == "inbound":
-            from fsd.sim import variables
-
-            self.set_var("rtp_local_sdp_str", variables.local_sdp(self.media_port))
+            self.set_var("rtp_local_sdp_str", varsets.local_sdp(self.media_port))
             self.set_var("endpoint_disposition", "ANSWER")
         self.fire("CHANNEL_ANSWER")
         self.presence("Answered", "confirmed", ("switch_channel.c", "switch_channel_perform_mark_answered", "3848"))
@@ -782,15 +970,13 @@ class Channel:
         self.set_callstate("HANGUP")
         self.presence("CS_HANGUP", "terminated")
         self.set_state("CS_REPORTING")
-        from fsd.sim import variables
-
         if self.direction == "outbound" and self.answered.is_set():
             self.set_var("sip_hangup_disposition", "recv_bye" if self.get_var("sip_term_status") else "send_bye")
-        variables.billing(self, now, HANGUP_CAUSES.get(self.hangup_cause or "NORMAL_CLEARING", 0))
+        varsets.billing(self, now, HANGUP_CAUSES.get(self.hangup_cause or "NORMAL_CLEARING", 0))
         if self.direction == "inbound":
             self.set_var("sip_hangup_disposition", "send_bye" if self.answered.is_set() else "send_refuse")
         if self.has_media:
-            variables.rtp_stats(self)
+            varsets.rtp_stats(self)
         self.fire("CHANNEL_HANGUP_COMPLETE", before=[("Hangup-Cause", self.hangup_cause or "NORMAL_CLEARING")])
         self.switch._after_hangup_complete(self)
 
@@ -836,7 +1022,7 @@ class Channel:
     def start(self, apps: list[tuple[str, str]]) -> None:
         """Run the session greenlet over `apps` ((app, arg) pairs, or (callable, args) steps)."""
         self._apps = list(apps)
-        self._greenlet = gevent.spawn(self._run)
+        self._greenlet = clock_mod.spawn(self._run)
 
     def _run(self) -> None:
         try:
@@ -1079,9 +1265,10 @@ class Channel:
 
     def execute(self, app: str, arg: str = "", *, event_uuid: str | None = None, private=None) -> None:
         """Run one dialplan application with CHANNEL_EXECUTE / _COMPLETE around it."""
-        from fsd.sim import apps as apps_mod
-
-        fn = apps_mod.APPS.get(app)
+        global _APPS
+        if _APPS is None:
+            from fsd.sim.apps import APPS as _APPS  # noqa: N811 - apps imports this module
+        fn = _APPS.get(app)
         app_uuid = event_uuid or str(uuidlib.uuid4())
         if fn is None:
             log.warning("sim_unknown_app app=%s uuid=%s", app, self.uuid)
@@ -1118,20 +1305,18 @@ class Channel:
     def _private_command_event(self, private) -> None:
         """PRIVATE_COMMAND after a queued command ran (sendmsg form, or uuid_broadcast's COMMAND form)."""
         if isinstance(private, tuple) and private and private[0] == "broadcast":
-            ev = self.switch.new_event("PRIVATE_COMMAND", calling=CALLING["PRIVATE_COMMAND"])
-            ev.uuid = self.uuid
-            ev.headers = list(private[1]) + ev.headers + self.channel_headers("PRIVATE_COMMAND")
-            self.switch.fire(ev)
-            return
-        self._sendmsg_count += 1
-        if self._sendmsg_count == 1:
-            return  # the first sendmsg of a call produced no PRIVATE_COMMAND in the captures
-        text = "sendmsg\n" + "".join(f"{k}: {v}\n" for k, v in private) + "\n"
-        ev = self.switch.new_event("PRIVATE_COMMAND", calling=CALLING["PRIVATE_COMMAND"])
-        ev.uuid = self.uuid
-        base = ev.headers
-        ev.headers = [("Command", text)] + list(private) + base
-        ev.headers += self.channel_headers("PRIVATE_COMMAND")
+            pre = tuple(private[1])
+        else:
+            self._sendmsg_count += 1
+            if self._sendmsg_count == 1:
+                return  # the first sendmsg of a call produced no PRIVATE_COMMAND in the captures
+            text = "sendmsg\n" + "".join(f"{k}: {v}\n" for k, v in private) + "\n"
+            pre = (("Command", text), *private)
+        snap, variables = self._snapshot("PRIVATE_COMMAND")
+        ev = self.switch.new_channel_event(
+            "PRIVATE_COMMAND", self, (), snap, (), CALLING["PRIVATE_COMMAND"], None, variables
+        )
+        ev._pre = pre  # these headers come before the common ones
         self.switch.fire(ev)
 
     # ------------------------------------------------------------------ waiting helpers

@@ -36,3 +36,15 @@ class Clock:
 
     def sleep(self, sim_seconds: float) -> None:
         gevent.sleep(self.real(sim_seconds))
+
+
+class Greenlet(gevent.Greenlet):
+    """gevent's Greenlet without the spawning stack: gevent copies up to 10 frames of the spawner's stack
+    for every greenlet (debugging aid), a good part of the cost of a spawn. The emulator spawns a few
+    greenlets per call."""
+
+    spawning_stack_limit = 0
+
+
+spawn = Greenlet.spawn
+spawn_later = Greenlet.spawn_later

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-import gevent
+from fsd.sim import clock as clock_mod
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,16 @@ class Endpoint:
         self.dtmf = list(dtmf or [])  # [(seconds_after_answer, "digits"), ...]
         self.calls: list[str] = []  # uuids of legs that rang this endpoint
 
+    def _ring(self, leg, clock) -> None:
+        """The INVITE reached this endpoint: its behaviour plays 10 ms (simulated) later (_drive)."""
+        self.calls.append(leg.uuid)
+        # a greenlet started later rather than one waiting with a timeout (which costs an exception)
+        clock_mod.spawn_later(clock.real(0.01), self._drive, leg, clock)
+
     def _drive(self, leg, clock) -> None:
         """Greenlet: play the behaviour on an outgoing leg until answered or failed."""
         b = self.behaviour
-        self.calls.append(leg.uuid)
-        if leg.hungup.wait(clock.real(0.01)):
+        if leg.hungup.is_set():
             return
         from fsd.sim import variables
 
@@ -124,14 +129,14 @@ class Endpoint:
                 if not leg.hungup.wait(clock.real(self.hangup_after)):
                     leg.hangup("NORMAL_CLEARING", remote=True)
 
-            gevent.spawn(_hang)
+            clock_mod.spawn(_hang)
         for at, digits in self.dtmf:
 
             def _press(at=at, digits=digits):
                 if not leg.hungup.wait(clock.real(at)):
                     leg.send_dtmf(digits)
 
-            gevent.spawn(_press)
+            clock_mod.spawn(_press)
 
 
 class Phone(Endpoint):
@@ -243,10 +248,11 @@ class CallerScript:
         if self.hangup_after is not None:
 
             def _hang():
-                if not channel.hungup.wait(clock.real(self.hangup_after)):
+                if not channel.hungup.is_set():
                     channel.hangup("NORMAL_CLEARING", remote=True)
 
-            gevent.spawn(_hang)
+            # a greenlet started later rather than one waiting with a timeout (which costs an exception)
+            clock_mod.spawn_later(clock.real(self.hangup_after), _hang)
 
     def _on_answer(self, channel) -> None:
         clock = channel.clock
@@ -256,7 +262,7 @@ class CallerScript:
                 if not channel.hungup.wait(clock.real(at)):
                     channel.send_dtmf(digits, via=self.dtmf_via)
 
-            gevent.spawn(_press)
+            clock_mod.spawn(_press)
 
     def _on_prompt(self, channel) -> None:
         if not self.prompt_digits:
@@ -270,4 +276,4 @@ class CallerScript:
             if not channel.hungup.wait(clock.real(self.prompt_delay)):
                 channel.send_dtmf(digits, via=self.dtmf_via)
 
-        gevent.spawn(_press)
+        clock_mod.spawn(_press)

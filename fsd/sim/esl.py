@@ -13,6 +13,7 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from fsd.sim import clock as clock_mod
 from fsd.sim import wire
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class EslConnection:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._greenlets = [gevent.spawn(self._writer), gevent.spawn(self._reader)]
+        self._greenlets = [clock_mod.spawn(self._writer), clock_mod.spawn(self._reader)]
         if not self.outbound:
             self.send(b"Content-Type: auth/request\n\n")
 
@@ -219,7 +220,7 @@ class EslConnection:
                         self.close()
                     ch.release(self)
 
-                gevent.spawn(_expire)
+                clock_mod.spawn(_expire)
         else:
             self._send_disconnect()
             self.close()
@@ -414,17 +415,20 @@ class EslConnection:
     def _connect(self) -> None:
         ch = self.channel
         self.connected = True
-        ev = self.switch.new_event("CHANNEL_DATA", calling=("mod_event_socket.c", "parse_command", "2021"))
-        ev.headers += ch._profile_headers("Channel")
-        ev.headers += ch.channel_headers("CHANNEL_DATA")
-        ev.headers += [
+        reply = (
             ("Content-Type", "command/reply"),
             ("Reply-Text", "+OK\n"),
             ("Socket-Mode", "async" if self.async_mode else "static"),
             ("Control", "full" if self.full else "single-channel"),
-        ]
+        )
+        # the event's headers (common ones, Channel-* profile, channel headers, reply) in event-plain form
+        snap, variables = ch._snapshot("CHANNEL_DATA")
+        ev = self.switch.new_channel_event(
+            "CHANNEL_DATA", ch, tuple(ch._profile_headers("Channel")), snap, reply,
+            ("mod_event_socket.c", "parse_command", "2021"), None, variables,
+        )
         self.switch._log("reply", self.id, "+OK (connect)")
-        self.send(wire.serialize_plain(ev.headers, None))
+        self.send(wire.plain_payload(self.switch._plain_lines(ev), None))
 
     def _myevents(self, cmd: str) -> None:
         if self.myevents:
@@ -594,4 +598,4 @@ class EslConnection:
             ev.body = body
             self.switch.fire(ev)
 
-        gevent.spawn(_run)
+        clock_mod.spawn(_run)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
-from collections import OrderedDict
 
 import gevent
 import gevent.event
 
-from fsd.sim.channel import Channel
+from fsd.sim import clock as clock_mod
+from fsd.sim.channel import Channel, _Tracked
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ class OriginateError(Exception):
 
 def _split_top(s: str, sep: str) -> list[str]:
     """Split at `sep` outside {} [] <> and parentheses."""
+    if "{" not in s and "[" not in s and "<" not in s and "(" not in s:
+        return s.split(sep)  # nothing opens a group: the depth stays 0 (closers alone do not count)
     out, depth, cur = [], 0, []
     for ch in s:
         if ch in "{[<(":
@@ -57,6 +59,11 @@ def _take_prefix(s: str, open_ch: str, close_ch: str) -> tuple[list[tuple[str, s
     s = s.strip()
     vars_: list[tuple[str, str]] = []
     while s.startswith(open_ch):
+        end = s.find(close_ch)
+        if end > 0 and s.find(open_ch, 1, end) < 0:  # no nested group: the first closer ends it
+            vars_ += _parse_vars(s[1:end])
+            s = s[end + 1 :].strip()
+            continue
         depth = 0
         for i, ch in enumerate(s):
             if ch == open_ch:
@@ -167,7 +174,7 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
     for leg_vars, ep in group:
         vd = dict(list(gvars) + list(leg_vars))
         if _float(vd.get("leg_delay_start"), 0.0) > 0:
-            creators.append(gevent.spawn(_create, leg_vars, ep))
+            creators.append(clock_mod.spawn(_create, leg_vars, ep))
         else:
             _create(leg_vars, ep)
     winner = None
@@ -204,10 +211,10 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
             leg._by_originate = True
             leg.hangup(cause or ("LOSE_RACE" if winner is not None else "NO_ANSWER"))
         if getattr(leg, "_by_originate", False):
-            gevent.spawn(leg._finish)  # the leg's own thread unwinds after originate returned
+            clock_mod.spawn(leg._finish)  # the leg's own thread unwinds after originate returned
         else:
             leg._finish_report()  # the far end failed it: its thread had finished meanwhile
-            gevent.spawn(leg._finish_destroy)
+            clock_mod.spawn(leg._finish_destroy)
     if winner is not None:
         winner.lost_legs = [(leg, leg.hangup_cause) for leg, _ in legs if leg is not winner]
         winner.all_legs = [leg for leg, _ in legs]
@@ -348,7 +355,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     varsets.outbound_leg_media(leg)
     if originator is not None and ep_str.startswith("user/"):
         leg.set_var("video_media_flow", "disabled")
-        leg.set_var("rtp_local_sdp_str", leg.variables.pop("rtp_local_sdp_str"))
+        leg.set_var("rtp_local_sdp_str", leg.get_var("rtp_local_sdp_str"))  # moves it to the end
     profile_name = "internal" if ep_str.startswith("user/") else "external"
     sip_port = 5060 if profile_name == "internal" else 5080
     for k, v in (
@@ -369,7 +376,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         leg.other_type = "originator"
         leg.other_profile = originator.snapshot_profile()
         # the originator shows this leg as an "originatee" clone of its own profile
-        clone = OrderedDict(originator.profile)
+        clone = _Tracked(originator.profile)
         clone.update(
             {
                 "Direction": "outbound",
@@ -382,7 +389,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
             }
         )
         leg.originatee_profile = clone
-        own = OrderedDict(clone)
+        own = _Tracked(clone)
         own["Logical-Direction"] = "outbound"
         leg.profile = own  # a b-leg of an originator starts from a copy of the originator's profile
     else:
@@ -396,7 +403,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         # the originator's CALLSTATE flips while each b-leg is set up, showing it as the other leg
         originator.other = leg
         originator.other_type = "originatee"
-        originator.other_profile = (leg.originatee_profile, dict(leg.times))
+        originator.other_profile = (leg.originatee_profile, _Tracked(leg.times))
         if originator.answer_state == "answered":
             originator.set_callstate("ACTIVE")
         leg.presence_id = presence
@@ -412,5 +419,5 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         varsets.failed_invite(leg, fail, "503", "Service Unavailable", unreachable=True)
         leg.hangup(fail)
     elif endpoint is not None:
-        gevent.spawn(endpoint._drive, leg, switch.clock)
+        endpoint._ring(leg, switch.clock)
     return leg

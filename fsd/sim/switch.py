@@ -20,12 +20,14 @@ from gevent import socket as gsocket
 from fsd.sim import wire
 from fsd.sim.api import VERSION, Api, _uptime_text
 from fsd.sim.apps import split_app_spec
-from fsd.sim.channel import Channel
+from fsd.sim.channel import Channel, channel_part, render_plain
 from fsd.sim.clock import Clock
 from fsd.sim.endpoints import CallerScript, Gateway, Phone
 from fsd.sim.variables import remote_sdp
 
 log = logging.getLogger(__name__)
+
+_API_CALLING = ("switch_loadable_module.c", "switch_api_execute", "2954")
 
 EVENT_NAMES = {
     "CUSTOM",
@@ -152,34 +154,66 @@ class Event:
 
     Channel events are built lazily: their `headers` list is rendered on first use (a connection that
     wants the event, or a reader of Switch.events) from a snapshot taken when the event was fired, so the
-    many events nobody subscribed to cost no formatting."""
+    many events nobody subscribed to cost no formatting. Their event-plain frame is made without the list,
+    from memoised blocks (Switch._plain_frame), unless the headers were read or set first."""
 
-    __slots__ = ("name", "subclass", "_headers", "_build", "body", "uuid", "seq", "t", "_frames")
+    __slots__ = ("name", "subclass", "_headers", "_switch", "_calling", "_tail", "_owner", "_pre", "_before",
+                 "_snap", "_vars", "_after", "body", "uuid", "seq", "t", "real", "_frames")
+
+    # A fired event is its own entry in Switch.log (one object less per event): kind "event", conn 0,
+    # text = its name, event = itself, real = time.monotonic() when fired, t (simulated time).
+    kind = "event"
+    conn = 0
+
+    @property
+    def text(self) -> str:
+        return self.name
+
+    @property
+    def event(self) -> Event:
+        return self
 
     def __init__(self, name: str, subclass: str | None = None):
         self.name = name
         self.subclass = subclass
         self._headers: list[tuple[str, str]] | None = []
-        self._build = None
+        # while the headers are not rendered (_headers None): the switch and calling (file, function, line),
+        # then either `_tail` (the headers after the common ones, or a function returning them) or, for a
+        # channel event, the channel (`_owner`), `_before`, its Channel._snapshot() (`_snap`, `_vars`) and
+        # `_after`; `_pre`: headers before the common ones (PRIVATE_COMMAND)
+        self._switch = self._calling = self._tail = self._owner = self._before = self._snap = self._after = None
+        self._pre = self._vars = None
         self.body: str | None = None
         self.uuid: str | None = None
         self.seq = 0
         self.t = 0.0
-        self._frames: dict[str, bytes] = {}
+        self.real = 0.0
+        self._frames: dict[str, bytes] | None = None
 
     @property
     def headers(self) -> list[tuple[str, str]]:
         h = self._headers
         if h is None:
-            switch, calling, tail = self._build
-            self._build = None
-            h = self._headers = switch._base_headers(self, calling) + tail()
+            h = self._switch._base_headers(self, self._calling)
+            if self._pre:
+                h[:0] = self._pre
+            if self._snap is not None:
+                h += self._before
+                h += channel_part(self._snap, self._vars)
+                h += self._after
+            else:
+                tail = self._tail
+                h += tail() if callable(tail) else tail
+            self._headers = h
+            self._switch = self._tail = self._owner = self._pre = self._before = self._snap = self._after = None
+            self._vars = None
         return h
 
     @headers.setter
     def headers(self, value: list[tuple[str, str]]) -> None:
         self._headers = value
-        self._build = None
+        self._switch = self._tail = self._owner = self._pre = self._before = self._snap = self._after = None
+        self._vars = None
 
     def get(self, name: str, default=None):
         for k, v in self.headers:
@@ -194,13 +228,23 @@ class Event:
         return d
 
     def frame(self, fmt: str) -> bytes:
-        f = self._frames.get(fmt)
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = {}
+        f = frames.get(fmt)
         if f is None:
-            f = self._frames[fmt] = wire.event_frame(fmt, self.headers, self.body)
+            if fmt == "plain" and self._headers is None:
+                f = self._switch._plain_frame(self)
+            else:
+                f = wire.event_frame(fmt, self.headers, self.body)
+            frames[fmt] = f
         return f
 
     def __repr__(self):
         return f"<Event {self.name}{'/' + self.subclass if self.subclass else ''} uuid={self.uuid}>"
+
+
+_new_event = object.__new__
 
 
 class LogEntry:
@@ -290,11 +334,13 @@ class Switch:
         self._subs_all: list = []
         self._subs_uuid: dict[str, list] = {}
         self._outbound_conns: dict[str, list] = {}  # outbound sockets by the uuid of their channel
-        self.log: list[LogEntry] = []
+        self.log: list[LogEntry | Event] = []
         self.events: list[Event] = []
         self.xmlcurl = None
         self._seq = itertools.count(1)
         self._date_cache = None
+        self._heads: dict[tuple, tuple] = {}
+        self._callings: dict[tuple, str] = {}
         self._session_ids = itertools.count(1)
         self.sessions_since_start = 0
         self.session_peak = 0
@@ -475,55 +521,137 @@ class Switch:
         return ev
 
     def new_lazy_event(self, name: str, tail, *, calling=None, subclass: str | None = None) -> Event:
-        """An event whose headers are rendered on first use: the common headers, then `tail()`, which
-        must only read values captured now (a snapshot), not live state."""
+        """An event whose headers are rendered on first use: the common headers, then `tail` (headers, or
+        a function returning them), which must only hold values captured now (a snapshot), not live state."""
         ev = Event(name, subclass)
         ev.t = self.clock.now()
         ev.seq = next(self._seq)
         ev._headers = None
-        ev._build = (self, calling, tail)
+        ev._switch = self
+        ev._calling = calling
+        ev._tail = tail
+        return ev
+
+    def new_channel_event(self, name: str, channel, before: tuple, snap: tuple, after: tuple, calling=None,
+                          body: str | None = None, variables: dict | None = None) -> Event:
+        """A lazy channel event: the common headers, then `before`, the channel headers of `snap` and
+        `variables` (channel._snapshot()) and `after`."""
+        ev = _new_event(Event)  # every slot is set here
+        ev.name = name
+        ev.subclass = None
+        ev._headers = None
+        ev._switch = self
+        ev._calling = calling
+        ev._tail = None
+        ev._owner = channel
+        ev._pre = None
+        ev._before = before
+        ev._snap = snap
+        ev._vars = variables
+        ev._after = after
+        ev.body = body
+        ev.uuid = channel.uuid
+        ev.seq = next(self._seq)
+        ev.t = self.clock.now()
+        ev.real = 0.0
+        ev._frames = None
         return ev
 
     def _date_headers(self, now: float) -> tuple[tuple[str, str], tuple[str, str]]:
         """Event-Date-Local and Event-Date-GMT (whole seconds: the strings of one second are reused)."""
+        return self._dates(now)[1]
+
+    def _dates(self, now: float) -> tuple:
+        """(second, the two date headers, their event-plain lines) for `now`, kept for the current second."""
         sec = int(now)
         cached = self._date_cache
         if cached is None or cached[0] != sec:
-            cached = self._date_cache = (
-                sec,
-                (("Event-Date-Local", self.format_local(now)), ("Event-Date-GMT", formatdate(now, usegmt=True))),
-            )
-        return cached[1]
+            dates = (("Event-Date-Local", self.format_local(now)), ("Event-Date-GMT", formatdate(now, usegmt=True)))
+            cached = self._date_cache = (sec, dates, "".join(itertools.starmap(wire._plain_line, dates)))
+        return cached
+
+    def _head(self, name: str, subclass: str | None) -> tuple:
+        """([Event-Subclass,] Event-Name ... FreeSWITCH-IPv6 headers, their event-plain lines), memoised."""
+        key = (name, subclass, self.core_uuid, self.hostname, self.ipv4, self.ipv6)
+        head = self._heads.get(key)
+        if head is None:
+            h = [("Event-Subclass", subclass)] if subclass else []
+            h += [
+                ("Event-Name", name),
+                ("Core-UUID", self.core_uuid),
+                ("FreeSWITCH-Hostname", self.hostname),
+                ("FreeSWITCH-Switchname", self.hostname),
+                ("FreeSWITCH-IPv4", self.ipv4),
+                ("FreeSWITCH-IPv6", self.ipv6),
+            ]
+            if len(self._heads) > 4096:
+                self._heads.clear()
+            head = self._heads[key] = (tuple(h), "".join(itertools.starmap(wire._plain_line, h)))
+        return head
+
+    def _calling_plain(self, calling) -> str:
+        text = self._callings.get(calling)
+        if text is None:
+            if len(self._callings) > 4096:
+                self._callings.clear()
+            lines = itertools.starmap(wire._plain_line, self._calling_headers(calling))
+            text = self._callings[calling] = "".join(lines)
+        return text
+
+    @staticmethod
+    def _calling_headers(calling) -> list[tuple[str, str]]:
+        return [
+            ("Event-Calling-File", calling[0]),
+            ("Event-Calling-Function", calling[1]),
+            ("Event-Calling-Line-Number", calling[2]),
+        ]
 
     def _base_headers(self, ev: Event, calling) -> list[tuple[str, str]]:
         """Event-Name ... Event-Sequence, as switch_event_prep_for_delivery adds them."""
         now = ev.t
-        name, subclass = ev.name, ev.subclass
-        h = []
-        if subclass:
-            h.append(("Event-Subclass", subclass))
-        h += [
-            ("Event-Name", name),
-            ("Core-UUID", self.core_uuid),
-            ("FreeSWITCH-Hostname", self.hostname),
-            ("FreeSWITCH-Switchname", self.hostname),
-            ("FreeSWITCH-IPv4", self.ipv4),
-            ("FreeSWITCH-IPv6", self.ipv6),
-            *self._date_headers(now),
-            ("Event-Date-Timestamp", str(int(now * 1_000_000))),
-        ]
+        h = list(self._head(ev.name, ev.subclass)[0])
+        h += self._dates(now)[1]
+        h.append(("Event-Date-Timestamp", str(int(now * 1_000_000))))
         if calling:
-            h += [
-                ("Event-Calling-File", calling[0]),
-                ("Event-Calling-Function", calling[1]),
-                ("Event-Calling-Line-Number", calling[2]),
-            ]
+            h += self._calling_headers(calling)
         h.append(("Event-Sequence", str(ev.seq)))
         return h
 
+    def _plain_frame(self, ev: Event) -> bytes:
+        """The event-plain frame of a lazy event whose headers were not rendered: the same bytes as
+        wire.event_frame("plain", ev.headers, ev.body), joined from memoised lines."""
+        return wire.plain_frame(self._plain_lines(ev), ev.body)
+
+    def _plain_lines(self, ev: Event) -> str:
+        """The event-plain header lines of a lazy event whose headers were not rendered ("".join of
+        wire._plain_line over ev.headers)."""
+        calling = ev._calling
+        now = ev.t
+        # Event-Date-Timestamp and Event-Sequence are digits, which URL-encoding leaves as they are
+        text = (
+            f"{self._head(ev.name, ev.subclass)[1]}{self._dates(now)[2]}"
+            f"Event-Date-Timestamp: {int(now * 1_000_000)}\n"
+        )
+        if ev._pre:
+            text = "".join(itertools.starmap(wire._plain_line, ev._pre)) + text
+        if calling:
+            text += self._calling_plain(calling)
+        text += f"Event-Sequence: {ev.seq}\n"
+        if ev._snap is not None:
+            if ev._before:
+                text += "".join(itertools.starmap(wire._plain_line, ev._before))
+            text += render_plain(ev._snap, ev._vars, ev._owner)
+            if ev._after:
+                text += "".join(itertools.starmap(wire._plain_line, ev._after))
+        else:
+            tail = ev._tail
+            text += "".join(itertools.starmap(wire._plain_line, tail() if callable(tail) else tail))
+        return text
+
     def fire(self, ev: Event) -> None:
         self.events.append(ev)
-        self.log.append(LogEntry(ev.t, time.monotonic(), "event", 0, ev.name, event=ev))
+        ev.real = time.monotonic()
+        self.log.append(ev)  # an Event is its own log entry (kind "event")
         keep = self.keep_events
         if keep and len(self.events) > 2 * keep:  # long runs (the CLI) keep only the recent history
             del self.events[: len(self.events) - keep]
@@ -540,11 +668,8 @@ class Switch:
         self._state_cond.set()
 
     def fire_api_event(self, cmd: str, arg: str) -> None:
-        ev = self.new_event("API", calling=("switch_loadable_module.c", "switch_api_execute", "2954"))
-        ev.headers.append(("API-Command", cmd))
-        if arg:
-            ev.headers.append(("API-Command-Argument", arg))
-        self.fire(ev)
+        tail = (("API-Command", cmd), ("API-Command-Argument", arg)) if arg else (("API-Command", cmd),)
+        self.fire(self.new_lazy_event("API", tail, calling=_API_CALLING))
 
     def _heartbeat_loop(self) -> None:
         while True:

@@ -35,40 +35,42 @@ def media_negotiated(ch, *, with_remote_sdp: bool) -> None:
     if with_remote_sdp:
         ch.set_var("switch_r_sdp", remote_sdp("agent", 6100))
         ch.set_var("ep_codec_string", "CORE_PCM_MODULE.PCMU@8000h@20i@64000b")
-    for k, v in (
-        ("remote_video_media_flow", "inactive"),
-        ("remote_text_media_flow", "inactive"),
-        ("remote_audio_media_flow", "sendrecv"),
-        ("audio_media_flow", "sendrecv"),
-        ("rtp_audio_recv_pt", "0"),
-        ("rtp_use_codec_name", "PCMU"),
-        ("rtp_use_codec_rate", "8000"),
-        ("rtp_use_codec_ptime", "20"),
-        ("rtp_use_codec_channels", "1"),
-        ("rtp_last_audio_codec_string", "PCMU@8000h@20i@1c"),
-        ("read_codec", "PCMU"),
-        ("original_read_codec", "PCMU"),
-        ("read_rate", "8000"),
-        ("original_read_rate", "8000"),
-        ("write_codec", "PCMU"),
-        ("write_rate", "8000"),
-        ("dtmf_type", "rfc2833"),
-    ):
-        ch.set_var(k, v)
+    ch.set_vars(
+        (
+            ("remote_video_media_flow", "inactive"),
+            ("remote_text_media_flow", "inactive"),
+            ("remote_audio_media_flow", "sendrecv"),
+            ("audio_media_flow", "sendrecv"),
+            ("rtp_audio_recv_pt", "0"),
+            ("rtp_use_codec_name", "PCMU"),
+            ("rtp_use_codec_rate", "8000"),
+            ("rtp_use_codec_ptime", "20"),
+            ("rtp_use_codec_channels", "1"),
+            ("rtp_last_audio_codec_string", "PCMU@8000h@20i@1c"),
+            ("read_codec", "PCMU"),
+            ("original_read_codec", "PCMU"),
+            ("read_rate", "8000"),
+            ("original_read_rate", "8000"),
+            ("write_codec", "PCMU"),
+            ("write_rate", "8000"),
+            ("dtmf_type", "rfc2833"),
+        )
+    )
     if ch.direction == "inbound":
         ch.set_var("local_media_ip", "127.0.0.1")
         ch.set_var("local_media_port", str(ch.media_port))
         ch.set_var("advertised_media_ip", "127.0.0.1")
-    for k, v in (
-        ("rtp_use_timer_name", "soft"),
-        ("rtp_use_pt", "0"),
-        ("rtp_use_ssrc", str(1000000000 + ch.media_port)),
-        ("rtp_2833_send_payload", "101"),
-        ("rtp_2833_recv_payload", "101"),
-        ("remote_media_ip", "127.0.0.1"),
-        ("remote_media_port", "6300"),
-    ):
-        ch.set_var(k, v)
+    ch.set_vars(
+        (
+            ("rtp_use_timer_name", "soft"),
+            ("rtp_use_pt", "0"),
+            ("rtp_use_ssrc", str(1000000000 + ch.media_port)),
+            ("rtp_2833_send_payload", "101"),
+            ("rtp_2833_recv_payload", "101"),
+            ("remote_media_ip", "127.0.0.1"),
+            ("remote_media_port", "6300"),
+        )
+    )
 
 
 def outbound_leg_media(ch) -> None:
@@ -84,32 +86,33 @@ def outbound_leg_media(ch) -> None:
 def sip_reply(ch, *, contact_user: str, port: int, to_tag: str) -> None:
     """Variables from the far end's first SIP reply on an outgoing leg (180/200)."""
     dest = ch.profile["Destination-Number"]
-    for k, v in (
-        ("sip_reply_host", "127.0.0.1"),
-        ("sip_reply_port", str(port)),
-        ("sip_network_ip", "127.0.0.1"),
-        ("sip_network_port", str(port)),
-        ("sip_recover_contact", f"<sip:{contact_user}@127.0.0.1:{port}>"),
-        ("sip_full_via", f"SIP/2.0/UDP 127.0.0.1:5060;rport={port};branch=z9hG4bK{ch.uuid[:8]}"),
-        ("sip_recover_via", f"SIP/2.0/UDP 127.0.0.1:5060;rport={port};branch=z9hG4bK{ch.uuid[:8]}"),
-        ("sip_from_display", ch.profile["Caller-ID-Name"] if ch.get_var("originator") else None),
-        ("sip_full_from", f'"{ch.profile["Caller-ID-Name"]}" <sip:{ch.profile["Caller-ID-Number"]}@127.0.0.1>'),
-        ("sip_full_to", f"<sip:{dest}@127.0.0.1:{port}>;tag={to_tag}"),
-        ("sip_from_user", ch.profile["Caller-ID-Number"]),
-        ("sip_from_uri", f"{ch.profile['Caller-ID-Number']}@127.0.0.1"),
-        ("sip_to_user", dest),
-        ("sip_to_port", str(port)),
-        ("sip_to_uri", f"{dest}@127.0.0.1:{port}"),
-        ("sip_contact_user", contact_user),
-        ("sip_contact_port", str(port)),
-        ("sip_contact_uri", f"{contact_user}@127.0.0.1:{port}"),
-        ("sip_contact_host", "127.0.0.1"),
-        ("sip_to_tag", to_tag),
-        ("sip_from_tag", ch.uuid[:13].replace("-", "")),
-        ("sip_cseq", "1"),
-        ("sip_call_id", f"{ch.uuid}"),
-    ):
-        ch.set_var(k, v)
+    ch.set_vars(
+        (
+            ("sip_reply_host", "127.0.0.1"),
+            ("sip_reply_port", str(port)),
+            ("sip_network_ip", "127.0.0.1"),
+            ("sip_network_port", str(port)),
+            ("sip_recover_contact", f"<sip:{contact_user}@127.0.0.1:{port}>"),
+            ("sip_full_via", f"SIP/2.0/UDP 127.0.0.1:5060;rport={port};branch=z9hG4bK{ch.uuid[:8]}"),
+            ("sip_recover_via", f"SIP/2.0/UDP 127.0.0.1:5060;rport={port};branch=z9hG4bK{ch.uuid[:8]}"),
+            ("sip_from_display", ch.profile["Caller-ID-Name"] if ch.get_var("originator") else None),
+            ("sip_full_from", f'"{ch.profile["Caller-ID-Name"]}" <sip:{ch.profile["Caller-ID-Number"]}@127.0.0.1>'),
+            ("sip_full_to", f"<sip:{dest}@127.0.0.1:{port}>;tag={to_tag}"),
+            ("sip_from_user", ch.profile["Caller-ID-Number"]),
+            ("sip_from_uri", f"{ch.profile['Caller-ID-Number']}@127.0.0.1"),
+            ("sip_to_user", dest),
+            ("sip_to_port", str(port)),
+            ("sip_to_uri", f"{dest}@127.0.0.1:{port}"),
+            ("sip_contact_user", contact_user),
+            ("sip_contact_port", str(port)),
+            ("sip_contact_uri", f"{contact_user}@127.0.0.1:{port}"),
+            ("sip_contact_host", "127.0.0.1"),
+            ("sip_to_tag", to_tag),
+            ("sip_from_tag", ch.uuid[:13].replace("-", "")),
+            ("sip_cseq", "1"),
+            ("sip_call_id", f"{ch.uuid}"),
+        )
+    )
 
 
 def failed_invite(ch, cause: str, status: str, phrase: str, *, unreachable: bool = False) -> None:
@@ -159,20 +162,25 @@ def billing(ch, now_us: int, q850: int) -> None:
     progress = t["Channel-Progress-Time"]
     pmedia = t["Channel-Progress-Media-Time"]
     end = t["Channel-Hangup-Time"] or now_us
-    ch.set_var("hangup_cause", ch.hangup_cause or "NORMAL_CLEARING")
-    ch.set_var("hangup_cause_q850", str(q850))
-    ch.set_var("digits_dialed", "none")
-    ch.set_var("start_stamp", _stamp(created))
-    ch.set_var("profile_start_stamp", _stamp(profile))
+    out: list[tuple[str, str]] = []
+
+    def put(name, value):
+        out.append((name, value))
+
+    put("hangup_cause", ch.hangup_cause or "NORMAL_CLEARING")
+    put("hangup_cause_q850", str(q850))
+    put("digits_dialed", "none")
+    put("start_stamp", _stamp(created))
+    put("profile_start_stamp", _stamp(profile))
     if answered:
-        ch.set_var("answer_stamp", _stamp(answered))
+        put("answer_stamp", _stamp(answered))
     if bridged:
-        ch.set_var("bridge_stamp", _stamp(bridged))
+        put("bridge_stamp", _stamp(bridged))
     if progress:
-        ch.set_var("progress_stamp", _stamp(progress))
+        put("progress_stamp", _stamp(progress))
     if pmedia:
-        ch.set_var("progress_media_stamp", _stamp(pmedia))
-    ch.set_var("end_stamp", _stamp(end))
+        put("progress_media_stamp", _stamp(pmedia))
+    put("end_stamp", _stamp(end))
     for name, us in (
         ("start", created),
         ("profile_start", profile),
@@ -180,21 +188,21 @@ def billing(ch, now_us: int, q850: int) -> None:
         ("bridge", bridged),
         ("last_hold", 0),
     ):
-        ch.set_var(f"{name}_epoch", str(us // 1_000_000))
-        ch.set_var(f"{name}_uepoch", str(us))
-    ch.set_var("hold_accum_seconds", "0")
-    ch.set_var("hold_accum_usec", "0")
-    ch.set_var("hold_accum_ms", "0")
-    ch.set_var("resurrect_epoch", "0")
-    ch.set_var("resurrect_uepoch", "0")
+        put(f"{name}_epoch", str(us // 1_000_000))
+        put(f"{name}_uepoch", str(us))
+    put("hold_accum_seconds", "0")
+    put("hold_accum_usec", "0")
+    put("hold_accum_ms", "0")
+    put("resurrect_epoch", "0")
+    put("resurrect_uepoch", "0")
     for name, us in (("progress", progress), ("progress_media", pmedia), ("end", end)):
-        ch.set_var(f"{name}_epoch", str(us // 1_000_000))
-        ch.set_var(f"{name}_uepoch", str(us))
+        put(f"{name}_epoch", str(us // 1_000_000))
+        put(f"{name}_uepoch", str(us))
     if ch.last_app:
-        ch.set_var("last_app", ch.last_app)
+        put("last_app", ch.last_app)
         if ch.last_arg:
-            ch.set_var("last_arg", ch.last_arg)
-    ch.set_var("caller_id", f'"{ch.profile["Caller-ID-Name"]}" <{ch.profile["Caller-ID-Number"]}>')
+            put("last_arg", ch.last_arg)
+    put("caller_id", f'"{ch.profile["Caller-ID-Name"]}" <{ch.profile["Caller-ID-Number"]}>')
     dur = end - created
     bill = (end - answered) if answered else 0
     prog = (progress - created) if progress else 0
@@ -203,13 +211,14 @@ def billing(ch, now_us: int, q850: int) -> None:
     flow = end - profile
     for unit, div in (("sec", 1_000_000), ("msec", 1000), ("usec", 1)):
         prefix = {"sec": "", "msec": "m", "usec": "u"}[unit]
-        ch.set_var(f"{prefix}duration", str(dur // div))
-        ch.set_var(f"bill{unit}", str(bill // div))
-        ch.set_var(f"progress{unit}", str(prog // div))
-        ch.set_var(f"answer{unit}", str(wait // div))
-        ch.set_var(f"wait{unit}", str(wait // div))
-        ch.set_var(f"progress_media{unit}", str(pm // div))
-        ch.set_var(f"flow_bill{unit}", str(flow // div))
+        put(f"{prefix}duration", str(dur // div))
+        put(f"bill{unit}", str(bill // div))
+        put(f"progress{unit}", str(prog // div))
+        put(f"answer{unit}", str(wait // div))
+        put(f"wait{unit}", str(wait // div))
+        put(f"progress_media{unit}", str(pm // div))
+        put(f"flow_bill{unit}", str(flow // div))
+    ch.set_vars(out)
 
 
 RTP_STATS = [
@@ -251,6 +260,7 @@ _RTP_FLOAT = {
 
 
 def rtp_stats(ch) -> None:
+    out = []
     for k in RTP_STATS:
         if k == "rtp_audio_in_quality_percentage":
             v = "100.00"
@@ -260,4 +270,5 @@ def rtp_stats(ch) -> None:
             v = "0.00"
         else:
             v = "0"
-        ch.set_var(k, v)
+        out.append((k, v))
+    ch.set_vars(out)

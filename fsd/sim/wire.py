@@ -21,10 +21,25 @@ _TABLE.update({i: f"%{i:02X}" for i in range(32)})
 _TABLE[127] = "%7F"
 
 
+# the ASCII characters _TABLE leaves as they are (most values have no other: they are returned as they are)
+_SAFE_BYTES = bytes(c for c in range(128) if c not in _TABLE)
+
+
 @functools.lru_cache(maxsize=65536)
 def url_encode(value: str) -> str:
     if value.isascii():
-        return value.translate(_TABLE)
+        found = value.encode().translate(None, _SAFE_BYTES)  # the characters to escape (C speed)
+        if not found:
+            return value
+        # value.translate(_TABLE), but str.translate looks every character up: replacing the few distinct
+        # characters present is much faster ("%" first, so the escapes added later are kept as they are)
+        chars = set(found.decode())
+        if "%" in chars:
+            chars.discard("%")
+            value = value.replace("%", "%25")
+        for ch in chars:
+            value = value.replace(ch, _TABLE[ord(ch)])
+        return value
     return "".join(
         ch.translate(_TABLE) if ord(ch) < 128 else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in value
     )
@@ -92,15 +107,21 @@ def _plain_line(name: str, value: str) -> str:
 
 
 def serialize_plain(headers: list[tuple[str, str]], body: str | None) -> bytes:
-    parts = list(itertools.starmap(_plain_line, headers))
+    return plain_payload("".join(itertools.starmap(_plain_line, headers)), body)
+
+
+def plain_payload(lines: str, body: str | None) -> bytes:
+    """The event-plain serialisation from its header lines (`_plain_line`s, joined) and the body."""
     if body is not None:
         b = body.encode("utf-8")
-        parts.append(f"Content-Length: {len(b)}\n\n")
-        text = "".join(parts).encode("utf-8") + b
-    else:
-        parts.append("\n")
-        text = "".join(parts).encode("utf-8")
-    return text
+        return f"{lines}Content-Length: {len(b)}\n\n".encode() + b
+    return f"{lines}\n".encode()
+
+
+def plain_frame(lines: str, body: str | None) -> bytes:
+    """event_frame("plain", ...) from the header lines (see plain_payload)."""
+    payload = plain_payload(lines, body)
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(payload) + payload
 
 
 def _json_str(s: str) -> str:
