@@ -21,7 +21,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
-MODULES = ["esl_ingest", "directory", "calls", "member_pick", "impatient", "memory"]
+MODULES = ["esl_ingest", "directory", "calls", "sim_events", "member_pick", "impatient", "memory"]
 
 
 def fmt(v) -> str:

@@ -62,8 +62,7 @@ class _Env:
         self.server = OutboundServer(host="127.0.0.1", port=0, handler=lambda s: self.driver.handle(s),
                                      backlog=2048)
         self.server.start()
-        # the emulator as shipped (every event offered to every connection), as in earlier runs
-        self.sim = SimProcess(outbound_port=self.server.port, time_scale=time_scale, indexed=False)
+        self.sim = SimProcess(outbound_port=self.server.port, time_scale=time_scale)
         self.client = InboundClient(host="127.0.0.1", port=self.sim.esl_port, password="ClueCon",  # noqa: S106
                                     name="bench")
         self.client.connect(timeout=10)

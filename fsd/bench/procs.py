@@ -63,92 +63,7 @@ def cpu_s(pid: int) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- emulator
-_FIRE_SOURCE = """    def fire(self, ev: Event) -> None:
-        self.events.append(ev)
-        self.log.append(LogEntry(ev.t, time.monotonic(), "event", 0, ev.name, event=ev))
-        keep = self.keep_events
-        if keep and len(self.events) > 2 * keep:  # long runs (the CLI) keep only the recent history
-            del self.events[: len(self.events) - keep]
-            del self.log[: max(0, len(self.log) - 2 * keep)]
-        for conn in list(self.connections):
-            conn.deliver(ev)
-        self._state_cond.set()
-"""
-
-
-class _Connections(set):
-    """The emulator's connection set with an index: an outbound connection in myevents mode, bound to a
-    channel, only ever wants that channel's events (EslConnection.wants, fsd/sim/esl.py), so an event
-    need not be offered to the thousands of others. Unbound connections (inbound ones, outbound ones
-    before myevents) are offered everything, as in Switch.fire."""
-
-    def __init__(self, *a):
-        super().__init__(*a)
-        self.unbound: set = set(self)
-        self.bound: dict[str, set] = {}
-
-    def add(self, conn) -> None:
-        super().add(conn)
-        self.unbound.add(conn)
-
-    def discard(self, conn) -> None:
-        super().discard(conn)
-        self.unbound.discard(conn)
-        ch = getattr(conn, "channel", None)
-        if ch is not None:
-            peers = self.bound.get(ch.uuid)
-            if peers is not None:
-                peers.discard(conn)
-                if not peers:
-                    del self.bound[ch.uuid]
-
-    def remove(self, conn) -> None:
-        if conn not in self:
-            raise KeyError(conn)
-        self.discard(conn)
-
-    def candidates(self, uuid) -> list:
-        for conn in [c for c in self.unbound if c.myevents and c.channel is not None]:
-            self.unbound.discard(conn)
-            self.bound.setdefault(conn.channel.uuid, set()).add(conn)
-        out = list(self.unbound)
-        peers = self.bound.get(uuid) if uuid else None
-        if peers:
-            out += peers
-        return out
-
-
-def _index_event_delivery(sw) -> bool:
-    """Bench-only speed-up of the load generator (not of fsd): Switch.fire offers every event to every
-    connection, O(connections) per event, which makes the emulator - not fsd - the limit beyond a few
-    thousand concurrent calls. Replaced, on this instance, by the same bookkeeping and an indexed
-    delivery with identical results - only if Switch.fire is still the code this was written against."""
-    import inspect
-
-    from fsd.sim import switch as sim_switch
-
-    if inspect.getsource(sim_switch.Switch.fire) != _FIRE_SOURCE:
-        return False
-    LogEntry = sim_switch.LogEntry  # noqa: N806
-    sw.connections = _Connections(sw.connections)
-
-    def fire(ev) -> None:
-        sw.events.append(ev)
-        sw.log.append(LogEntry(ev.t, time.monotonic(), "event", 0, ev.name, event=ev))
-        keep = sw.keep_events
-        if keep and len(sw.events) > 2 * keep:
-            del sw.events[: len(sw.events) - keep]
-            del sw.log[: max(0, len(sw.log) - 2 * keep)]
-        for conn in sw.connections.candidates(ev.uuid):
-            conn.deliver(ev)
-        sw._state_cond.set()
-
-    sw.fire = fire
-    return True
-
-
-def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | None,
-               indexed: bool = True) -> None:
+def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | None) -> None:
     """The emulated FreeSWITCH in its own process (FreeSWITCH is never inside fsd's process)."""
     from gevent import monkey
 
@@ -168,7 +83,6 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
         profile.enable()
     sw = Switch(hostname="bench", time_scale=time_scale, heartbeat_interval=0, keep_events=keep_events,
                 outbound_target=("127.0.0.1", outbound_port))
-    indexed = _index_event_delivery(sw) if indexed else False
     sw.start()
     import gc
 
@@ -233,7 +147,7 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
             json.dump(obj, f)
         return path
 
-    conn.send(("port", sw.esl_port, indexed))
+    conn.send(("port", sw.esl_port))
     while True:
         gevent.select.select([conn.fileno()], [], [])
         cmd, arg = conn.recv()
@@ -263,18 +177,15 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
 class SimProcess:
     """fsd.sim's Switch in a child process, driven over a pipe."""
 
-    def __init__(self, *, outbound_port: int, time_scale: float = 1.0, keep_events: int | None = None,
-                 indexed: bool = True):
-        """``indexed``: deliver each event only to the connections that want it (_index_event_delivery, a
-        speed-up of the load generator with identical results); False keeps the emulator as shipped."""
+    def __init__(self, *, outbound_port: int, time_scale: float = 1.0, keep_events: int | None = None):
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         self.pipe, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_sim_child, args=(child, outbound_port, time_scale, keep_events, indexed),
+        self.proc = ctx.Process(target=_sim_child, args=(child, outbound_port, time_scale, keep_events),
                                 daemon=True)
         self.proc.start()
-        _, self.esl_port, self.indexed_delivery = self.ask(None, timeout=60)
+        _, self.esl_port = self.ask(None, timeout=60)
 
     def ask(self, msg, timeout: float = 120.0):
         """Send a command and wait (cooperatively under gevent) for the answer."""

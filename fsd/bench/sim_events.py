@@ -91,17 +91,17 @@ def _sampled_child(out: str, *args) -> None:
 
 
 class _SampledSim(SimProcess):
-    """SimProcess (delivery as shipped) with _sampled_child as the child."""
+    """SimProcess with _sampled_child as the child."""
 
     def __init__(self, *, out: str, outbound_port: int, time_scale: float = 1.0):
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         self.pipe, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_sampled_child, args=(out, child, outbound_port, time_scale, None, False),
+        self.proc = ctx.Process(target=_sampled_child, args=(out, child, outbound_port, time_scale, None),
                                 daemon=True)
         self.proc.start()
-        _, self.esl_port, self.indexed_delivery = self.ask(None, timeout=60)
+        _, self.esl_port = self.ask(None, timeout=60)
 
 
 class _Frames:
@@ -209,7 +209,7 @@ def _bench(calls: int, rate: int, members: int = MEMBERS, time_scale: float = 1.
     if sample:
         sim = _SampledSim(out=sample, outbound_port=server.server_port, time_scale=time_scale)
     else:
-        sim = SimProcess(outbound_port=server.server_port, time_scale=time_scale, indexed=False)
+        sim = SimProcess(outbound_port=server.server_port, time_scale=time_scale)
     try:
         driver = _Driver(sim.esl_port, members)
         sim.ask(("phones", [(str(1000 + i), DOMAIN) for i in range(members)]))
