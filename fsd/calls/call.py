@@ -140,6 +140,8 @@ class Call:
         self._deferred: set[tuple[int, str]] = set()
         self._cb_position = 0
         self.exclude: set[int] = set()  # never ring these members (the caller of an internal call)
+        # socket_resume as the dialplan left it (restored when a bridge fsd cleared it for did not happen)
+        self._socket_resume = data.get("variable_socket_resume") or "false"
         self.caller_number = data.get("Caller-Caller-ID-Number") or ""
         self.caller_name = data.get("Caller-Caller-ID-Name") or ""
         self.rec = Record(
@@ -772,10 +774,11 @@ class Call:
         """The dialplan sets socket_resume=true before `socket`, so a caller whose outbound socket dies
         (fsd killed or stopped) leaves park/ring-back and runs the dialplan fallback (mod_event_socket
         puts the channel in CS_RESET). A conversation must not be torn down that way: before bridging,
-        socket_resume goes back to false so losing fsd leaves the bridge alone (``resume``: true again,
-        for a caller who is back in the queue because the bridge failed)."""
+        socket_resume goes back to false so losing fsd leaves the bridge alone (``resume``: the dialplan's
+        value again, for a caller who is back in the queue because the bridge failed)."""
+        value = self._socket_resume if resume else "false"
         try:
-            self.link.api(f"uuid_setvar {self.uuid} socket_resume {'true' if resume else 'false'}", timeout=5.0)
+            self.link.api(f"uuid_setvar {self.uuid} socket_resume {value}", timeout=5.0)
         except ESLError as e:
             log.warning("calls_setvar_failed call=%s var=socket_resume error=%s", self.uuid, e)
 

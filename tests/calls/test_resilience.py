@@ -39,6 +39,24 @@ def _sales(pool, *names: str, **dept_kw):
     return co, staff, co.number(dest_kind="department", dest_department_id=dept.id)
 
 
+def _talk_and_hang_up(node, member_phone, caller) -> None:
+    """Once the caller is bridged to the member, the member hangs up (the caller follows: hangup_after_bridge).
+
+    The member's phone does not hang up by a timer of its own: one counted from its answer would race fsd's
+    bridge (on a loaded host the leg could be gone before uuid_bridge reached the switch)."""
+
+    def bridged():
+        for u in member_phone.calls:
+            leg = node.switch.channel(u)
+            if leg is not None and leg.bridged_to is not None and leg.bridged_to.uuid == caller.uuid:
+                return leg
+        return None
+
+    leg = wait_for(bridged, timeout=15, message="caller bridged to the member")
+    leg.hangup("NORMAL_CLEARING", remote=True)
+    wait_for(lambda: caller.hungup.is_set(), timeout=15, message="call done")
+
+
 def test_db_down_calls_route_on_last_config_and_history_is_spooled(pool, db_dsn):
     port = re.search(r"host=\S+ port=(\d+)", db_dsn).group(1)
     proxy = TcpProxy(int(port))  # to PostgreSQL: cut = the database is unreachable
@@ -46,15 +64,16 @@ def test_db_down_calls_route_on_last_config_and_history_is_spooled(pool, db_dsn)
     try:
         with _node(dpool) as node:
             co, (a,), num = _sales(pool, "Anna Ivanova")
-            phone_for(node.switch, co, a, Answer(after=2), hangup_after=5)
+            p = phone_for(node.switch, co, a, Answer(after=2))
             first = call(node, num.did, hangup_after=200)
+            _talk_and_hang_up(node, p, first)
             wait_for(lambda: co.history(first.uuid), message="first row")
 
             proxy.cut()
             calls = []
             for i in range(3):  # one after another: the one member answers each
                 calls.append(call(node, num.did, caller=f"7916000000{i}", hangup_after=200))
-                wait_for(lambda: calls[-1].hungup.is_set(), timeout=15, message="call done")
+                _talk_and_hang_up(node, p, calls[-1])
             # answered on the last good configuration while the database is unreachable
             wait_for(lambda: node.driver.history.pending() == 3, timeout=15, message="spooled")
             assert node.metrics.history_spooled._value.get() == 3
