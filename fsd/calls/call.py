@@ -658,13 +658,13 @@ class Call:
         def run():
             try:
                 for _ in range(20):
-                    if leg.done and leg.job_done:
-                        return
+                    if leg.done:
+                        return  # FreeSWITCH reported the channel gone (hangup, or its originate failed)
                     try:
                         r = self.link.api(f"uuid_kill {leg.uuid} {cause}", timeout=5.0)
                     except ESLError:
                         return
-                    if r.ok or leg.job_done:
+                    if r.ok or leg.job_done or leg.done:
                         return
                     # The channel may not exist yet (originate still starting): try again shortly.
                     gevent.sleep(0.02)
