@@ -1,6 +1,6 @@
 """Benchmark: the call driver against the FreeSWITCH emulator (fsd/sim) and a private PostgreSQL.
 
-1. Routing throughput: DID calls to 100 companies (each a department of 10 members) arrive at 20, 100
+1. Routing throughput: DID calls to 100 companies (each a department of 10 members) arrive at 20, 150
    and 600 calls/s offered; each goes through the outbound socket (connect, myevents + nixevent +
    linger), the routing snapshot, the member reservation in PostgreSQL and ends in ``bgapi originate``
    of a member leg. Figures: calls routed per second and
@@ -36,8 +36,8 @@ ROUTE_COMPANIES = 100
 ROUTE_MEMBERS = 10
 ROUTE_CALLS = 3000
 ROUTE_RATE = 600  # offered calls per second
-MID_CALLS = 1500
-MID_RATE = 100
+MID_CALLS = 2250
+MID_RATE = 150
 LIGHT_CALLS = 300
 LIGHT_RATE = 20
 OFFER_CALLERS = 500

@@ -89,6 +89,17 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
     gc.collect()  # the load generator's own collector: as fsd serve tunes its own (fsd.app.tune_gc)
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
+
+    def _freeze_kept():
+        # The emulator keeps every event and log entry of the run for the figures (keep_events=None): full
+        # collections over that growing heap paused it for tens of ms, and its pauses showed up as fsd's
+        # latency. What it has kept is moved out of the collector's way each second (the garbage among it is
+        # not collected: a load generator that exits after one run can afford that).
+        while True:
+            gevent.sleep(1.0)
+            gc.freeze()
+
+    gevent.spawn(_freeze_kept)
     calls: list = []
 
     def place(did, n, rate, hangup_after, prompt_digits, prefix):
