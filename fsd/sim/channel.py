@@ -589,6 +589,7 @@ class Channel:
         self.hungup = gevent.event.Event()
         self.destroyed = gevent.event.Event()
         self.answered = gevent.event.Event()
+        self.bridged = gevent.event.Event()  # set once the channel is bridged (test scripts wait on it)
         self.ringing = gevent.event.Event()
         self._holds: set = set()
         self._hold_released = gevent.event.Event()
@@ -1200,6 +1201,7 @@ class Channel:
         self.other = other
         self.other_type = "originatee" if master else "originator"
         self.times["Channel-Bridged-Time"] = self.clock.now_us()
+        self.bridged.set()
         self._bridge_master = master
         if master:
             other.hold(("bridged", self.uuid))  # the bridge thread keeps the b-leg until it unbridged

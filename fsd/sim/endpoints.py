@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+import gevent
+
 from fsd.sim import clock as clock_mod
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,13 @@ def behaviour_from_spec(spec) -> Behaviour:
 class Endpoint:
     """Something the switch can ring. Subclasses: Phone, GatewayNumber."""
 
-    def __init__(self, *, behaviour: Behaviour | None = None, hangup_after: float | None = None, dtmf=None):
+    def __init__(self, *, behaviour: Behaviour | None = None, hangup_after: float | None = None, dtmf=None,
+                 talk_after_bridge: float | None = None):
         self.behaviour = behaviour or Answer()
-        self.hangup_after = hangup_after
+        self.hangup_after = hangup_after  # seconds after its answer
+        # seconds after the leg is bridged (a person who talks that long once connected; a leg never bridged
+        # is not hung up by it)
+        self.talk_after_bridge = talk_after_bridge
         self.dtmf = list(dtmf or [])  # [(seconds_after_answer, "digits"), ...]
         self.calls: list[str] = []  # uuids of legs that rang this endpoint
 
@@ -130,6 +136,15 @@ class Endpoint:
                     leg.hangup("NORMAL_CLEARING", remote=True)
 
             clock_mod.spawn(_hang)
+        if self.talk_after_bridge is not None:
+            talk = self.talk_after_bridge
+
+            def _talk():
+                gevent.wait([leg.bridged, leg.hungup], count=1)
+                if leg.bridged.is_set() and not leg.hungup.wait(clock.real(talk)):
+                    leg.hangup("NORMAL_CLEARING", remote=True)
+
+            clock_mod.spawn(_talk)
         for at, digits in self.dtmf:
 
             def _press(at=at, digits=digits):
@@ -155,8 +170,10 @@ class Phone(Endpoint):
         port: int | None = None,
         user_agent: str = "fsd-sim-phone",
         variables: dict | None = None,
+        talk_after_bridge: float | None = None,
     ):
-        super().__init__(behaviour=behaviour, hangup_after=hangup_after, dtmf=dtmf)
+        super().__init__(behaviour=behaviour, hangup_after=hangup_after, dtmf=dtmf,
+                         talk_after_bridge=talk_after_bridge)
         self.user = user
         self.domain = domain
         self.password = password

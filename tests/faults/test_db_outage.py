@@ -71,7 +71,7 @@ def test_postgres_down_for_a_minute_under_traffic(own_pg):
         phones = []
         for m in members:
             p = switch.add_phone(Phone(m.login, co.domain, password=co.passwords[m.id], behaviour=Answer(after=1),
-                                       hangup_after=4, register=False))
+                                       talk_after_bridge=4, register=False))
             assert switch.register(p, password=co.passwords[m.id])
             phones.append(p)
         placed = []

@@ -44,7 +44,7 @@ def rig(db_dsn, pool):
     # ring timeout well above the test's own pace: the subject is reconnection, not queue time under load
     dept = co.department("Sales", members, strategy="evenly", ring_timeout=600)
     num = co.number(dest_kind="department", dest_department_id=dept.id)
-    phones = {m.id: phone_for(switch, co, m, Answer(after=1), hangup_after=3) for m in members}
+    phones = {m.id: phone_for(switch, co, m, Answer(after=1), talk_after_bridge=3) for m in members}
     wait_for(lambda: app.readiness()[0], timeout=10, message="app ready")
     yield app, switch, proxy, co, dept, num, phones
     app.stop(timeout=2)
@@ -146,7 +146,7 @@ def test_a_call_in_progress_rides_out_a_short_esl_drop(rig):
     duo = co.department("Duo", [first, second], strategy="in_order", step_delay=4, ring_timeout=120)
     duo_num = co.number(dest_kind="department", dest_department_id=duo.id)
     phone_for(switch, co, first, NoAnswer())
-    p2 = phone_for(switch, co, second, Answer(after=1), hangup_after=3)
+    p2 = phone_for(switch, co, second, Answer(after=1), talk_after_bridge=3)
     ch = _call(switch, duo_num, 7)
     wait_for(lambda: ch.times["Channel-Answered-Time"], timeout=10, message="first member ringing")
     proxy.cut()  # the step to the second member falls into the outage

@@ -29,7 +29,7 @@ def test_members_rung_but_not_chosen_are_free_during_the_conversation(pool, db_d
         n_support = w.number(dest_kind="department", dest_department_id=support.id)
         phone(n1, w, a, Answer(after=1), hangup_after=100000)  # Anna answers and talks for long
         phone(n1, w, b, NoAnswer())
-        pb2 = phone(n2, w, b, Answer(after=1), hangup_after=3)
+        pb2 = phone(n2, w, b, Answer(after=1), talk_after_bridge=3)
         first = call(n1, n_sales.did)  # rings Anna and Boris; Anna answers
         wait_for(lambda: w.rows("SELECT 1 FROM reservations WHERE expires_at > now() + interval '1 hour'"),
                  timeout=10, message="Anna talking")
