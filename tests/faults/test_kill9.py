@@ -118,7 +118,7 @@ def test_kill9_bridged_calls_survive_and_restart_frees_stuck_reservations(rig, p
         # the orphan leg is gone and Boris is free: a new call reaches him
         wait_for(lambda: not _live(sw, rig.boris_leg), timeout=10, message="orphan leg killed")
         rig.pb.behaviour = Answer(after=1)
-        rig.pb.hangup_after = 3
+        rig.pb.talk_after_bridge = 3  # talks 3 s once connected (a timer from its answer could race the bridge)
         to_boris = rig.call(rig.n_support, 4, hangup_after=60)
         wait_for(lambda: co.history(to_boris.uuid), timeout=20, message="Boris took a new call")
         assert co.history(to_boris.uuid)["answered_by"] == rig.boris.id
