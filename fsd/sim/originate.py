@@ -24,6 +24,11 @@ def _split_top(s: str, sep: str) -> list[str]:
     """Split at `sep` outside {} [] <> and parentheses."""
     if "{" not in s and "[" not in s and "<" not in s and "(" not in s:
         return s.split(sep)  # nothing opens a group: the depth stays 0 (closers alone do not count)
+    return _split_top_scan(s, sep)
+
+
+def _split_top_scan(s: str, sep: str) -> list[str]:
+    """_split_top by a character scan (any string; _split_top's shortcut must agree with it)."""
     out, depth, cur = [], 0, []
     for ch in s:
         if ch in "{[<(":

@@ -29,6 +29,10 @@ class PoolTimeout(StoreError):
     """No connection became free in time."""
 
 
+def _store_error(e: psycopg2.Error) -> StoreError:
+    return StoreError(f"database error: {str(e).strip().splitlines()[0] if str(e) else e}")
+
+
 class Pool:
     def __init__(
         self,
@@ -141,7 +145,7 @@ class Pool:
                     yield cur
                 conn.commit()
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-            raise StoreError(f"database error: {str(e).strip().splitlines()[0] if str(e) else e}") from e
+            raise _store_error(e) from e
 
     @contextlib.contextmanager
     def autocommit(self) -> Iterator[psycopg2.extras.RealDictCursor]:
@@ -158,7 +162,7 @@ class Pool:
                     with contextlib.suppress(psycopg2.Error):
                         conn.autocommit = False
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-            raise StoreError(f"database error: {str(e).strip().splitlines()[0] if str(e) else e}") from e
+            raise _store_error(e) from e
 
     def ping(self) -> bool:
         try:

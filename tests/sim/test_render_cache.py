@@ -212,22 +212,6 @@ def test_url_encode_fast_path_is_the_table_translation():
         assert wire.url_encode.__wrapped__(v) == v.translate(wire._TABLE), repr(v)
 
 
-def _split_top_oracle(s, sep):
-    out, depth, cur = [], 0, []
-    for ch in s:
-        if ch in "{[<(":
-            depth += 1
-        elif ch in "}]>)":
-            depth = max(0, depth - 1)
-        if ch == sep and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
-
-
 def _take_prefix_oracle(s, open_ch, close_ch):
     s = s.strip()
     vars_ = []
@@ -252,6 +236,6 @@ def test_dial_string_splitting_shortcuts_match_the_character_scan():
     for _ in range(30000):
         s = "".join(rnd.choice("ab=,|{}[]<>()'\" /@x") for _ in range(rnd.randrange(25)))
         for sep in ",|":
-            assert originate._split_top(s, sep) == _split_top_oracle(s, sep), (s, sep)
+            assert originate._split_top(s, sep) == originate._split_top_scan(s, sep), (s, sep)
         for o, c in ("[]", "{}"):
             assert originate._take_prefix(s, o, c) == _take_prefix_oracle(s, o, c), s
