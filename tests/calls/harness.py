@@ -16,6 +16,7 @@ from fsd.services import Actor, Services
 from fsd.sim import CallerScript, Gateway, Phone, Switch
 from fsd.store import calls_repo
 from fsd.store.listen import ConfigListener
+from tests.helpers import wait_for
 
 SCALE = 0.02  # 1 simulated second = 20 ms
 ADMIN = Actor.system("test")
@@ -101,3 +102,8 @@ def call(node: Node, did: str, *, caller: str = "79161234567", **script):
 
 def tmpdir() -> str:
     return tempfile.mkdtemp(prefix="fsd-calls-")
+
+
+def history_row(world: World, uuid: str, timeout: float = 15):
+    """The call's history row, once the history writer has written it."""
+    return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")

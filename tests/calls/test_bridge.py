@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from fsd.sim import Answer, Phone
-from tests.calls.harness import Node, World, call, tmpdir
+from tests.calls.harness import World, call
+from tests.calls.harness import history_row as _row
 from tests.helpers import wait_for
 
 
@@ -16,17 +15,6 @@ class DropsFirstAnswer(Phone):
     def _on_answer(self, leg):
         self.hangup_after = 0.0 if leg.uuid == self.calls[0] else None
         super()._on_answer(leg)
-
-
-@pytest.fixture
-def node(pool):
-    n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1")
-    yield n
-    n.stop()
-
-
-def _row(world, uuid, timeout=15):
-    return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")
 
 
 def test_refused_bridge_keeps_the_caller_and_the_next_member_answers(pool, node):

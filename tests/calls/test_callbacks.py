@@ -6,15 +6,8 @@ import pytest
 
 from fsd.sim import Answer, Busy, NoAnswer
 from fsd.store import calls_repo
-from tests.calls.harness import Node, World, call, phone, tmpdir
+from tests.calls.harness import World, call, phone
 from tests.helpers import wait_for
-
-
-@pytest.fixture
-def node(pool):
-    n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1")
-    yield n
-    n.stop()
 
 
 def _request(w, dept, caller, *, attempts=3):

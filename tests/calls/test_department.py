@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from fsd.sim import Answer, Busy, NoAnswer
-from tests.calls.harness import Node, World, call, phone, tmpdir
+from tests.calls.harness import World, call, phone
+from tests.calls.harness import history_row as _row
 from tests.helpers import wait_for
-
-
-@pytest.fixture
-def node(pool):
-    n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1")
-    yield n
-    n.stop()
-
-
-def _row(world, uuid, timeout=10):
-    return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")
 
 
 def test_simultaneous_first_answer_wins_and_one_history_row(pool, node):

@@ -8,19 +8,8 @@ import pytest
 
 from fsd.prompts import wav_info
 from fsd.sim import Answer, NoAnswer
-from tests.calls.harness import ADMIN, Node, World, call, phone, tmpdir
-from tests.helpers import wait_for
-
-
-@pytest.fixture
-def node(pool):
-    n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1")
-    yield n
-    n.stop()
-
-
-def _row(world, uuid, timeout=15):
-    return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")
+from tests.calls.harness import ADMIN, World, call, phone
+from tests.calls.harness import history_row as _row
 
 
 def test_no_answer_goes_to_voicemail_with_file_row_and_email(pool, node):

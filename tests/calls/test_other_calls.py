@@ -7,7 +7,7 @@ import pytest
 from fsd.sim import Answer, NoAnswer
 from tests.calls.harness import Node, World, phone, tmpdir
 from tests.calls.harness import call as did_call
-from tests.helpers import wait_for
+from tests.calls.harness import history_row as _row
 
 
 @pytest.fixture
@@ -15,10 +15,6 @@ def node(pool):
     n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1", callbacks=False)
     yield n
     n.stop()
-
-
-def _row(world, uuid, timeout=15):
-    return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")
 
 
 def _internal(node, world, from_ext, dest, **script):

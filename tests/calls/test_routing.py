@@ -11,7 +11,7 @@ from fsd.prompts import default_prompt_path
 from fsd.sim import Answer, NoAnswer
 from fsd.store import repos
 from tests.calls.harness import ADMIN, Node, World, call, phone, tmpdir
-from tests.helpers import wait_for
+from tests.calls.harness import history_row as _row
 
 
 @pytest.fixture
@@ -19,10 +19,6 @@ def node(pool):
     n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1", callbacks=False)
     yield n
     n.stop()
-
-
-def _row(world, uuid, timeout=15):
-    return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")
 
 
 def _apps(node, uuid, app):

@@ -5,22 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import gevent
-import pytest
 
 from fsd.sim import Answer, NoAnswer, Unregistered
-from tests.calls.harness import Node, World, call, phone, tmpdir
+from tests.calls.harness import World, call, phone
+from tests.calls.harness import history_row as _row
 from tests.helpers import wait_for
-
-
-@pytest.fixture
-def node(pool):
-    n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1")
-    yield n
-    n.stop()
-
-
-def _row(world, uuid, timeout=10):
-    return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")
 
 
 def _leg(node, p, i=0):

@@ -8,16 +8,9 @@ import pytest
 from fsd.config import SmtpConfig
 from fsd.mailer import Mailer
 from fsd.sim import NoAnswer
-from tests.calls.harness import Node, World, call, phone, tmpdir
+from tests.calls.harness import World, call, phone
 from tests.helpers import wait_for
 from tests.smtp_server import SmtpSink
-
-
-@pytest.fixture
-def node(pool):
-    n = Node(pool=pool, storage_dir=tmpdir(), hostname="simA", node="n1")
-    yield n
-    n.stop()
 
 
 @pytest.fixture
