@@ -280,12 +280,22 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def tune_runtime() -> None:
+    """What `fsd serve` does once started: the collector as tune_gc() leaves it, and gevent no longer
+    records who spawned each greenlet (``track_greenlet_tree``, gevent's documented switch: spawning is
+    cheaper, and ``spawning_greenlet``/``spawning_stack``/``spawn_tree_locals`` are None). A call spawns
+    several greenlets, and each recorded ten frames of the spawner's stack with their line numbers: about
+    4 % of fsd's CPU per call at 300 calls/s. fsd reads none of them."""
+    tune_gc()
+    gevent.config.track_greenlet_tree = False
+
+
 def run(config: Config, *, config_loader=None) -> int:
     """`fsd serve`: run until SIGTERM/SIGINT (drain, then exit 0). SIGHUP re-reads the config file:
     the log level is applied at once; other changed settings are reported and need a restart."""
     app = App(config=config)
     app.start()
-    tune_gc()
+    tune_runtime()
     done = gevent.event.Event()
 
     def reload():

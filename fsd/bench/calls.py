@@ -108,7 +108,7 @@ def _bench_routing(pg, storage: str, *, calls: int = ROUTE_CALLS, rate: int = RO
 
     dsn = pg.dsn
     env = _Env(dsn, storage, time_scale=1.0)
-    gc_before = gc.get_threshold()
+    gc_before, tree_before = gc.get_threshold(), gevent.config.track_greenlet_tree
     try:
         if companies:
             key = (dsn, companies, members)
@@ -121,12 +121,12 @@ def _bench_routing(pg, storage: str, *, calls: int = ROUTE_CALLS, rate: int = RO
             phones, did = [(e.extension, t.domain) for e in emps], num.did.lstrip("+")
             shape = f"one evenly department of {members} members"
         env.sim.ask(("phones", phones))
-        # warm-up: the routing snapshots and the pool's connections; then the collector as `fsd serve` has it
+        # warm-up: the routing snapshots and the pool's connections; then the runtime as `fsd serve` has it
         env.place(did=did, n=max(50, 2 * (companies or 1)), rate=200, hangup_after=0.2, prefix="7900")
         _wait_idle(env, time.monotonic() + 30)
-        from fsd.app import tune_gc
+        from fsd.app import tune_runtime
 
-        tune_gc()
+        tune_runtime()
         mark = env.sim.mark()
         cpu0, sim0, pg0 = _cpu(), cpu_s(env.sim.proc.pid), pg.cpu_s()
         placed_s = env.place(did=did, n=calls, rate=rate, hangup_after=0.3, prefix="7910")
@@ -137,6 +137,7 @@ def _bench_routing(pg, storage: str, *, calls: int = ROUTE_CALLS, rate: int = RO
         env.stop()
         gc.unfreeze()  # the benchmarks after this one run with the interpreter's defaults
         gc.set_threshold(*gc_before)
+        gevent.config.track_greenlet_tree = tree_before
     connects, first = data["connects"], data["first"]
     want = set(connects)
     lat = [(first[u] - connects[u]) * 1000 for u in want if u in first]

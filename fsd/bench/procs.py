@@ -86,9 +86,9 @@ def _sim_child(conn, outbound_port: int, time_scale: float, keep_events: int | N
     sw.start()
     import gc
 
-    from fsd.app import tune_gc
+    from fsd.app import tune_runtime
 
-    tune_gc()  # the load generator's own collector, tuned as fsd serve tunes its own
+    tune_runtime()  # the load generator's own collector and greenlets, tuned as fsd serve tunes its own
 
     def _freeze_kept():
         # The emulator keeps every event and log entry of the run for the figures (keep_events=None): full
