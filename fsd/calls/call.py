@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import gevent
+import gevent.event
 import gevent.queue
 
 from fsd import mailtemplates
@@ -129,6 +130,7 @@ class Call:
         self.held: set[int] = set()  # members this call holds a reservation for
         self._finished = False  # the driver is done with this call (release_when_gone ran)
         self._stragglers = False  # a greenlet waits for stopped legs to end
+        self._legs_settled = gevent.event.Event()  # set when a leg ends or a member is released (wakes it)
         self.caller_gone = False
         self.answered = False
         self.ringback: str | None = None
@@ -643,6 +645,7 @@ class Call:
         if job:
             leg.job_done = True
         self._maybe_release(leg.member_id)
+        self._legs_settled.set()
 
     def _stop(self, leg: Leg) -> None:
         if leg.stopped:
@@ -703,6 +706,7 @@ class Call:
         next_check = time.monotonic() + every
         try:
             while time.monotonic() < deadline:
+                self._legs_settled.clear()
                 waiting = [e for e in self.held if not self._talking(e)]
                 if not waiting:
                     return
@@ -714,7 +718,8 @@ class Call:
                     # events can be lost (the switch connection dropped): ask the switch itself
                     next_check = time.monotonic() + every
                     self._check_stopped_legs()
-                gevent.sleep(min(0.05, every))
+                # woken by a leg's end or a release (_legs_settled), else at the next check
+                self._legs_settled.wait(timeout=max(0.0, min(next_check, deadline) - time.monotonic()))
             for emp in list(self.held):
                 if not self._talking(emp) or self._finished:
                     log.warning("calls_release_unconfirmed call=%s employee=%s", self.uuid, emp)
@@ -768,6 +773,7 @@ class Call:
             return
         self.held.discard(emp_id)
         self.d.board.release(self.uuid, [emp_id])
+        self._legs_settled.set()
 
     # ------------------------------------------------------------------ bridge
     def _survive_socket_loss(self, resume: bool = False) -> None:
@@ -851,6 +857,7 @@ class Call:
                 leg_gone = True  # hangup_after_bridge hangs the caller up; wait for it briefly
         self.rec.talk_s = max(0.0, self.clock.now() - answered_at)
         self.bridge_over = True
+        self._legs_settled.set()
         self.d.board.call_ended(emp)
         if not leg.done:
             # the caller is gone but the member's leg is not (yet): released when FreeSWITCH reports it
