@@ -107,3 +107,14 @@ def tmpdir() -> str:
 def history_row(world: World, uuid: str, timeout: float = 15):
     """The call's history row, once the history writer has written it."""
     return wait_for(lambda: world.history(uuid), timeout=timeout, message="history row")
+
+
+def originated_at(node: Node, leg_uuid: str) -> float:
+    """Simulated time at which the switch ran fsd's originate of this leg (the originate api entry).
+    Slot timing is asserted between originates, which fsd schedules; a channel's creation can trail its
+    originate by a few simulated seconds on a loaded host (1 simulated second = 20 ms here)."""
+    mark = f"origination_uuid={leg_uuid}"
+    for e in node.switch.log:
+        if e.kind == "api" and e.text.startswith("originate") and mark in e.text:
+            return e.t
+    raise AssertionError(f"no originate of leg {leg_uuid}")
