@@ -15,11 +15,52 @@ import psycopg2
 
 from fsd.store import repos
 from fsd.store.models import Employee, Gateway, Prompt, from_row
+from fsd.store.prepared import Statement, run
 
 HISTORY_COLUMNS = (
     "tenant_id", "call_uuid", "direction", "caller", "caller_name", "called", "number_id", "route",
     "department_id", "employee_id", "answered_by", "started_at", "answered_at", "ended_at", "wait_s", "talk_s",
     "result", "hangup_cause", "node",
+)
+_HISTORY_TYPES = (
+    "bigint", "text", "text", "text", "text", "text", "bigint", "text",
+    "bigint", "bigint", "bigint", "timestamptz", "timestamptz", "timestamptz", "numeric", "numeric",
+    "text", "text", "text",
+)
+
+# The statements every call runs (prepared once per pooled connection where the pool allows it, see
+# fsd.store.prepared; plain SQL inside transactions).
+_RESERVE = Statement(
+    name="fsd_reserve",
+    sql="INSERT INTO reservations (employee_id, call_uuid, node, expires_at) "
+        "SELECT e, %s, %s, now() + make_interval(secs => %s) FROM unnest(%s::bigint[]) AS e ORDER BY e "
+        "ON CONFLICT (employee_id) DO UPDATE SET call_uuid = EXCLUDED.call_uuid, node = EXCLUDED.node, "
+        "reserved_at = now(), expires_at = EXCLUDED.expires_at "
+        "WHERE reservations.expires_at < now() OR reservations.call_uuid = EXCLUDED.call_uuid "
+        "RETURNING employee_id",
+    types=("text", "text", "float8", "bigint[]"),
+)
+_EXTEND = Statement(
+    name="fsd_extend_reservation",
+    sql="UPDATE reservations SET expires_at = now() + make_interval(secs => %s) "
+        "WHERE employee_id = %s AND call_uuid = %s",
+    types=("float8", "bigint", "text"),
+)
+_RELEASE = Statement(
+    name="fsd_release",
+    sql="DELETE FROM reservations WHERE employee_id = ANY(%s) AND call_uuid = %s",
+    types=("bigint[]", "text"),
+)
+_CALL_ENDED = Statement(
+    name="fsd_employee_call_ended",
+    sql="UPDATE employees SET last_call_ended_at = %s WHERE id = %s",
+    types=("timestamptz", "bigint"),
+)
+_HISTORY_INSERT = Statement(
+    name="fsd_history_insert",
+    sql=f"INSERT INTO calls ({', '.join(HISTORY_COLUMNS)}) VALUES ({', '.join(['%s'] * len(HISTORY_COLUMNS))}) "
+        "ON CONFLICT (call_uuid) DO NOTHING",
+    types=_HISTORY_TYPES,
 )
 
 
@@ -77,15 +118,7 @@ def reserve(cur, employee_ids: list[int], *, call_uuid: str, node: str, ttl_s: f
     ids = sorted({int(e) for e in employee_ids})
     if not ids:
         return set()
-    cur.execute(
-        "INSERT INTO reservations (employee_id, call_uuid, node, expires_at) "
-        "SELECT e, %s, %s, now() + make_interval(secs => %s) FROM unnest(%s::bigint[]) AS e ORDER BY e "
-        "ON CONFLICT (employee_id) DO UPDATE SET call_uuid = EXCLUDED.call_uuid, node = EXCLUDED.node, "
-        "reserved_at = now(), expires_at = EXCLUDED.expires_at "
-        "WHERE reservations.expires_at < now() OR reservations.call_uuid = EXCLUDED.call_uuid "
-        "RETURNING employee_id",
-        (call_uuid, node, float(ttl_s), ids),
-    )
+    run(cur, _RESERVE, (call_uuid, node, float(ttl_s), ids))
     return {r["employee_id"] for r in cur.fetchall()}
 
 
@@ -124,16 +157,14 @@ def _psycopg_unreachable(e: psycopg2.Error) -> bool:
 
 
 def extend_reservation(cur, employee_id: int, *, call_uuid: str, ttl_s: float) -> bool:
-    cur.execute("UPDATE reservations SET expires_at = now() + make_interval(secs => %s) "
-                "WHERE employee_id = %s AND call_uuid = %s", (float(ttl_s), employee_id, call_uuid))
+    run(cur, _EXTEND, (float(ttl_s), employee_id, call_uuid))
     return cur.rowcount == 1
 
 
 def release(cur, employee_ids: list[int], *, call_uuid: str) -> int:
     if not employee_ids:
         return 0
-    cur.execute("DELETE FROM reservations WHERE employee_id = ANY(%s) AND call_uuid = %s",
-                (list(employee_ids), call_uuid))
+    run(cur, _RELEASE, (list(employee_ids), call_uuid))
     return cur.rowcount
 
 
@@ -150,7 +181,7 @@ def reserved_members(cur) -> dict[int, str]:
 
 
 def employee_call_ended(cur, employee_id: int, at: datetime) -> None:
-    cur.execute("UPDATE employees SET last_call_ended_at = %s WHERE id = %s", (at, employee_id))
+    run(cur, _CALL_ENDED, (at, employee_id))
 
 
 def last_call_times(cur, employee_ids: list[int]) -> dict[int, datetime | None]:
@@ -162,12 +193,7 @@ def last_call_times(cur, employee_ids: list[int]) -> dict[int, datetime | None]:
 def history_insert(cur, row: dict[str, Any]) -> bool:
     """Insert one history record; a second record for the same call_uuid is ignored (idempotent
     retries from the spool). True when inserted."""
-    values = [row.get(c) for c in HISTORY_COLUMNS]
-    cur.execute(
-        f"INSERT INTO calls ({', '.join(HISTORY_COLUMNS)}) VALUES ({', '.join(['%s'] * len(HISTORY_COLUMNS))}) "
-        "ON CONFLICT (call_uuid) DO NOTHING",
-        values,
-    )
+    run(cur, _HISTORY_INSERT, [row.get(c) for c in HISTORY_COLUMNS])
     return cur.rowcount == 1
 
 

@@ -5,6 +5,8 @@ fsd.cli / tests' conftest). A greenlet checks a connection out for one unit of w
 `pool.transaction()` (commit on success, rollback on error), `pool.autocommit()` (single statements,
 each its own transaction: one round trip) or `pool.connection()`; a connection
 that saw an error is discarded rather than returned, so a broken socket never poisons the pool.
+Each connection remembers the server-side prepared statements of its session (fsd.store.prepared):
+a new or reconnected connection has none; `Pool(prepare=False)` turns them off.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ class PoolTimeout(StoreError):
     """No connection became free in time."""
 
 
+class _Connection(psycopg2.extensions.connection):
+    """A pooled connection: remembers the server-side prepared statements of its session
+    (fsd.store.prepared); None when the pool must not prepare any."""
+
+    prepared: set[str] | None = None
+    ac_cursor: psycopg2.extras.RealDictCursor | None = None  # the cursor of Pool.autocommit()
+
+
 def _store_error(e: psycopg2.Error) -> StoreError:
     return StoreError(f"database error: {str(e).strip().splitlines()[0] if str(e) else e}")
 
@@ -44,6 +54,7 @@ class Pool:
         connect_timeout_s: int = 3,
         checkout_timeout_s: float = 5.0,
         application_name: str = "fsd",
+        prepare: bool = True,
     ):
         if maxconn < 1 or minconn < 0 or minconn > maxconn:
             raise StoreError("invalid pool size")
@@ -54,6 +65,9 @@ class Pool:
         self.connect_timeout_s = connect_timeout_s
         self.checkout_timeout_s = checkout_timeout_s
         self.application_name = application_name
+        # server-side prepared statements for the hot statements (fsd.store.prepared); off behind a
+        # pooler that moves sessions between server connections (PgBouncer in transaction mode)
+        self.prepare = prepare
         self._idle: list[psycopg2.extensions.connection] = []
         self._sem = gevent.lock.BoundedSemaphore(maxconn)
         self._closed = False
@@ -71,14 +85,18 @@ class Pool:
                 connect_timeout=self.connect_timeout_s,
                 application_name=self.application_name,
                 options=f"-c statement_timeout={int(self.statement_timeout_ms)}",
+                connection_factory=_Connection,
             )
         except psycopg2.Error as e:
             self.errors_total += 1
             raise StoreError(f"database unreachable: {str(e).strip().splitlines()[0] if str(e) else e}") from e
         self.connects_total += 1
+        conn.prepared = set() if self.prepare else None
         return conn
 
     def _discard(self, conn) -> None:
+        if isinstance(conn, _Connection):
+            conn.ac_cursor = None  # no cycle left for the collector
         with contextlib.suppress(Exception):
             conn.close()
 
@@ -119,11 +137,13 @@ class Pool:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
-        """A connection for this greenlet; rolled back and discarded on any error."""
+        """A connection for this greenlet (autocommit off); rolled back and discarded on any error."""
         conn = self._checkout()
         self.in_use += 1
         broken = False
         try:
+            if conn.autocommit:  # left on by autocommit(): kept while idle, not toggled per use
+                conn.autocommit = False
             yield conn
         except BaseException as e:
             broken = True
@@ -151,18 +171,31 @@ class Pool:
     def autocommit(self) -> Iterator[psycopg2.extras.RealDictCursor]:
         """A dict cursor whose statements each commit on their own: no BEGIN and COMMIT round trips.
         For a unit of work that is one statement (PostgreSQL runs a statement atomically anyway); the
-        hot paths of a call use it. Errors as in transaction()."""
+        hot paths of a call use it, and only there are the statements of fsd.store.prepared run
+        prepared. The connection is discarded on any error; errors as in transaction().
+
+        Kept lean (it runs several times per call): the connection stays in autocommit mode while idle
+        (connection() and transaction() switch it off when they get it) and keeps one cursor for these
+        units of work."""
+        conn = self._checkout()
+        self.in_use += 1
+        broken = False
         try:
-            with self.connection() as conn:
+            if not conn.autocommit:
                 conn.autocommit = True
-                try:
-                    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                        yield cur
-                finally:
-                    with contextlib.suppress(psycopg2.Error):
-                        conn.autocommit = False
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-            raise _store_error(e) from e
+            cur = conn.ac_cursor
+            if cur is None or cur.closed:
+                cur = conn.ac_cursor = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+            yield cur
+        except BaseException as e:
+            broken = True
+            if isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError):
+                self.errors_total += 1
+                raise _store_error(e) from e
+            raise
+        finally:
+            self.in_use -= 1
+            self._checkin(conn, broken=broken)
 
     def ping(self) -> bool:
         try:

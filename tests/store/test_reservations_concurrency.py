@@ -37,7 +37,10 @@ def _waiting_on_lock(pool, app_pid: int) -> bool:
         return bool(r) and r["wait_event_type"] == "Lock"
 
 
-def test_two_pools_never_hold_a_member_for_two_calls_at_once(pool, db_dsn):
+@pytest.mark.parametrize("unit", ["transaction", "autocommit"])
+def test_two_pools_never_hold_a_member_for_two_calls_at_once(pool, db_dsn, unit):
+    """Both units of work: the call driver runs reserve/release through Pool.autocommit(), where they
+    are server-side prepared statements (fsd.store.prepared); the poller runs them in transactions."""
     members = _members(pool, 12)
     pools = [Pool(dsn=db_dsn, maxconn=6), Pool(dsn=db_dsn, maxconn=6)]
     holder: dict[int, str] = {}
@@ -49,7 +52,7 @@ def test_two_pools_never_hold_a_member_for_two_calls_at_once(pool, db_dsn):
         for _ in range(25):
             call = str(uuid.uuid4())
             want = rnd.sample(members, rnd.randint(1, 6))  # overlapping sets, each in its own order
-            with p.transaction() as cur:
+            with getattr(p, unit)() as cur:
                 got = calls_repo.reserve(cur, want, call_uuid=call, node=f"n{seed % 2}", ttl_s=900)
             assert got <= set(want)
             for e in got:
@@ -61,7 +64,7 @@ def test_two_pools_never_hold_a_member_for_two_calls_at_once(pool, db_dsn):
             for e in got:
                 if holder.get(e) == call:
                     del holder[e]
-            with p.transaction() as cur:
+            with getattr(p, unit)() as cur:
                 assert calls_repo.release(cur, sorted(got), call_uuid=call) == len(got)
 
     try:
