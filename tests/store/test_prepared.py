@@ -111,6 +111,19 @@ def test_a_session_that_lost_its_statements_prepares_them_again(one):
         assert _prepared(cur) == {"fsd_reserve", "fsd_release"}
 
 
+def test_one_statement_deallocated_is_prepared_again_and_the_others_still_run(one):
+    (a,) = _members(one, 1)
+    with one.autocommit() as cur:
+        assert calls_repo.reserve(cur, [a], call_uuid="c1", node="n1", ttl_s=900) == {a}
+        assert calls_repo.release(cur, [a], call_uuid="c1") == 1
+        cur.execute("DEALLOCATE fsd_reserve")
+    with one.autocommit() as cur:
+        assert calls_repo.reserve(cur, [a], call_uuid="c2", node="n1", ttl_s=900) == {a}  # prepared again
+        assert calls_repo.release(cur, [a], call_uuid="c2") == 1  # still prepared on the server
+        assert _prepared(cur) == {"fsd_reserve", "fsd_release"}
+        assert cur.connection.prepared == {"fsd_reserve", "fsd_release"}
+
+
 def test_a_reconnected_pool_prepares_on_the_new_session(one, pool):
     (a,) = _members(one, 1)
     with one.autocommit() as cur:
