@@ -30,15 +30,26 @@ _HISTORY_TYPES = (
 
 # The statements every call runs (prepared once per pooled connection where the pool allows it, see
 # fsd.store.prepared; plain SQL inside transactions).
+_RESERVE_ON_CONFLICT = (
+    "ON CONFLICT (employee_id) DO UPDATE SET call_uuid = EXCLUDED.call_uuid, node = EXCLUDED.node, "
+    "reserved_at = now(), expires_at = EXCLUDED.expires_at "
+    "WHERE reservations.expires_at < now() OR reservations.call_uuid = EXCLUDED.call_uuid "
+    "RETURNING employee_id"
+)
 _RESERVE = Statement(
     name="fsd_reserve",
     sql="INSERT INTO reservations (employee_id, call_uuid, node, expires_at) "
         "SELECT e, %s, %s, now() + make_interval(secs => %s) FROM unnest(%s::bigint[]) AS e ORDER BY e "
-        "ON CONFLICT (employee_id) DO UPDATE SET call_uuid = EXCLUDED.call_uuid, node = EXCLUDED.node, "
-        "reserved_at = now(), expires_at = EXCLUDED.expires_at "
-        "WHERE reservations.expires_at < now() OR reservations.call_uuid = EXCLUDED.call_uuid "
-        "RETURNING employee_id",
+        + _RESERVE_ON_CONFLICT,
     types=("text", "text", "float8", "bigint[]"),
+)
+# One member (the common case: in_order, evenly, cascade steps): the same statement without the array,
+# unnest and sort (measured: reserve + release of one member about 0.06 ms less PostgreSQL CPU).
+_RESERVE_ONE = Statement(
+    name="fsd_reserve_one",
+    sql="INSERT INTO reservations (employee_id, call_uuid, node, expires_at) "
+        "VALUES (%s, %s, %s, now() + make_interval(secs => %s)) " + _RESERVE_ON_CONFLICT,
+    types=("bigint", "text", "text", "float8"),
 )
 _EXTEND = Statement(
     name="fsd_extend_reservation",
@@ -50,6 +61,11 @@ _RELEASE = Statement(
     name="fsd_release",
     sql="DELETE FROM reservations WHERE employee_id = ANY(%s) AND call_uuid = %s",
     types=("bigint[]", "text"),
+)
+_RELEASE_ONE = Statement(
+    name="fsd_release_one",
+    sql="DELETE FROM reservations WHERE employee_id = %s AND call_uuid = %s",
+    types=("bigint", "text"),
 )
 _CALL_ENDED = Statement(
     name="fsd_employee_call_ended",
@@ -118,7 +134,10 @@ def reserve(cur, employee_ids: list[int], *, call_uuid: str, node: str, ttl_s: f
     ids = sorted({int(e) for e in employee_ids})
     if not ids:
         return set()
-    run(cur, _RESERVE, (call_uuid, node, float(ttl_s), ids))
+    if len(ids) == 1:
+        run(cur, _RESERVE_ONE, (ids[0], call_uuid, node, float(ttl_s)))
+    else:
+        run(cur, _RESERVE, (call_uuid, node, float(ttl_s), ids))
     return {r["employee_id"] for r in cur.fetchall()}
 
 
@@ -164,7 +183,11 @@ def extend_reservation(cur, employee_id: int, *, call_uuid: str, ttl_s: float) -
 def release(cur, employee_ids: list[int], *, call_uuid: str) -> int:
     if not employee_ids:
         return 0
-    run(cur, _RELEASE, (list(employee_ids), call_uuid))
+    ids = list(employee_ids)
+    if len(ids) == 1:
+        run(cur, _RELEASE_ONE, (int(ids[0]), call_uuid))
+    else:
+        run(cur, _RELEASE, (ids, call_uuid))
     return cur.rowcount
 
 

@@ -57,11 +57,12 @@ def test_hot_statements_are_prepared_once_per_connection_and_give_the_same_resul
         assert calls_repo.extend_reservation(cur, a, call_uuid="c1", ttl_s=3600)
         assert not calls_repo.extend_reservation(cur, a, call_uuid="c2", ttl_s=3600)
         calls_repo.employee_call_ended(cur, a, datetime(2026, 3, 2, 9, 5, tzinfo=UTC))
+        assert calls_repo.release(cur, [a], call_uuid="c2") == 0  # one member: not c2's to release
         assert calls_repo.release(cur, [a, b], call_uuid="c2") == 0
         assert calls_repo.release(cur, [a, b], call_uuid="c1") == 2
         assert cur.connection.get_backend_pid() == pid  # the same session all along
-        assert _prepared(cur) == {"fsd_reserve", "fsd_extend_reservation", "fsd_employee_call_ended",
-                                  "fsd_release"}
+        assert _prepared(cur) == {"fsd_reserve", "fsd_reserve_one", "fsd_extend_reservation",
+                                  "fsd_employee_call_ended", "fsd_release_one", "fsd_release"}
         assert cur.connection.prepared == _prepared(cur)
     with one.transaction() as cur:
         assert calls_repo.reserved_members(cur) == {}
@@ -108,7 +109,7 @@ def test_a_session_that_lost_its_statements_prepares_them_again(one):
         assert calls_repo.reserve(cur, [a], call_uuid="c1", node="n1", ttl_s=900) == {a}
         assert calls_repo.release(cur, [a], call_uuid="c1") == 1
         assert cur.connection.get_backend_pid() == pid  # recovered in the same session, not by reconnecting
-        assert _prepared(cur) == {"fsd_reserve", "fsd_release"}
+        assert _prepared(cur) == {"fsd_reserve_one", "fsd_release_one"}
 
 
 def test_one_statement_deallocated_is_prepared_again_and_the_others_still_run(one):
@@ -116,12 +117,12 @@ def test_one_statement_deallocated_is_prepared_again_and_the_others_still_run(on
     with one.autocommit() as cur:
         assert calls_repo.reserve(cur, [a], call_uuid="c1", node="n1", ttl_s=900) == {a}
         assert calls_repo.release(cur, [a], call_uuid="c1") == 1
-        cur.execute("DEALLOCATE fsd_reserve")
+        cur.execute("DEALLOCATE fsd_reserve_one")
     with one.autocommit() as cur:
         assert calls_repo.reserve(cur, [a], call_uuid="c2", node="n1", ttl_s=900) == {a}  # prepared again
         assert calls_repo.release(cur, [a], call_uuid="c2") == 1  # still prepared on the server
-        assert _prepared(cur) == {"fsd_reserve", "fsd_release"}
-        assert cur.connection.prepared == {"fsd_reserve", "fsd_release"}
+        assert _prepared(cur) == {"fsd_reserve_one", "fsd_release_one"}
+        assert cur.connection.prepared == {"fsd_reserve_one", "fsd_release_one"}
 
 
 def test_a_reconnected_pool_prepares_on_the_new_session(one, pool):
@@ -136,7 +137,7 @@ def test_a_reconnected_pool_prepares_on_the_new_session(one, pool):
     with one.autocommit() as cur:
         assert cur.connection.get_backend_pid() != pid
         assert calls_repo.release(cur, [a], call_uuid="c1") == 1
-        assert _prepared(cur) == {"fsd_release"}
+        assert _prepared(cur) == {"fsd_release_one"}
 
 
 def test_prepare_off_runs_plain_sql(db_dsn):
