@@ -44,7 +44,7 @@ class App:
         self.metrics = metrics or Metrics()
         db = config.database
         self.pool = Pool(dsn=db.dsn, minconn=db.pool_min, maxconn=db.pool_max,
-                         statement_timeout_ms=db.statement_timeout_ms)
+                         statement_timeout_ms=db.statement_timeout_ms, prepare=db.prepare_statements)
         self.services = Services(pool=self.pool, mail=MailSettings(
             cabinet_url=config.http.public_url, softphone_url=config.calls.softphone_url,
             sip_server=config.calls.sip_server))

@@ -36,6 +36,9 @@ class DatabaseConfig:
     pool_min: int = 1
     pool_max: int = 20
     statement_timeout_ms: int = 5000
+    # the hot statements of a call as server-side prepared statements (fsd.store.prepared); false behind a
+    # pooler that moves sessions between server connections (PgBouncer in transaction or statement mode)
+    prepare_statements: bool = True
 
 
 @dataclass(frozen=True)

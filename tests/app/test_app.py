@@ -179,3 +179,18 @@ def test_serve_drains_on_sigterm(db_dsn):
         if proc.poll() is None:
             proc.kill()
         switch.stop()
+
+
+def test_prepared_statements_setting_reaches_the_pool(db_dsn):
+    storage = tempfile.mkdtemp()
+    on = App(config=make_config(db_dsn, free_port(), storage), metrics=Metrics(registry=CollectorRegistry()))
+    off = App(config=make_config(db_dsn, free_port(), storage, **{"database.prepare_statements": "false"}),
+              metrics=Metrics(registry=CollectorRegistry()))
+    try:
+        assert on.pool.prepare is True  # the default
+        assert off.pool.prepare is False  # behind PgBouncer in transaction mode
+        with off.pool.autocommit() as cur:
+            assert cur.connection.prepared is None  # this pool's connections never PREPARE
+    finally:
+        on.pool.close()
+        off.pool.close()

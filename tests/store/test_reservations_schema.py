@@ -1,6 +1,6 @@
-"""The reservations table after the hot-path schema changes (migrations 0002, 0003): rows found by node without
-an index on it, and an employee's reservations deleted with the employee (or its tenant) by a trigger, as the
-foreign key's ON DELETE CASCADE did."""
+"""The reservations table after the hot-path schema change (migration 0002): rows found by node without an
+index on it, and an employee's reservations deleted with the employee (or its tenant) by the foreign key's
+ON DELETE CASCADE."""
 
 from __future__ import annotations
 
