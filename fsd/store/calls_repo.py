@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 
 from fsd.store import repos
 from fsd.store.models import Employee, Gateway, Prompt, from_row
@@ -213,11 +214,46 @@ def last_call_times(cur, employee_ids: list[int]) -> dict[int, datetime | None]:
 
 
 # -- history -------------------------------------------------------------------------------------
+# the references of a history row that are SET NULL when their row is deleted (0001_schema.sql)
+_HISTORY_REFS = (("number_id", "numbers"), ("department_id", "departments"), ("employee_id", "employees"),
+                 ("answered_by", "employees"))
+
+
 def history_insert(cur, row: dict[str, Any]) -> bool:
     """Insert one history record; a second record for the same call_uuid is ignored (idempotent
-    retries from the spool). True when inserted."""
-    run(cur, _HISTORY_INSERT, [row.get(c) for c in HISTORY_COLUMNS])
+    retries from the spool). True when inserted.
+
+    A number, department or employee deleted while the call was going on is recorded as NULL, as if it had
+    been deleted just after the insert (the keys are ON DELETE SET NULL): the call keeps its record. A
+    call of a tenant deleted meanwhile has nothing to belong to and is dropped (False), as the tenant's
+    other calls were. In a transaction (the spool's replay) a savepoint keeps the other rows."""
+    in_tx = not cur.connection.autocommit
+    if in_tx:
+        cur.execute("SAVEPOINT fsd_history")
+    try:
+        run(cur, _HISTORY_INSERT, [row.get(c) for c in HISTORY_COLUMNS])
+    except psycopg2.errors.ForeignKeyViolation:
+        if in_tx:
+            cur.execute("ROLLBACK TO SAVEPOINT fsd_history")
+        row = _history_existing_refs(cur, row)
+        if row is None:
+            return False
+        cur.execute(_HISTORY_INSERT.sql, [row.get(c) for c in HISTORY_COLUMNS])
     return cur.rowcount == 1
+
+
+def _history_existing_refs(cur, row: dict[str, Any]) -> dict[str, Any] | None:
+    """``row`` with its references to deleted rows set to NULL; None when its tenant is gone."""
+    cur.execute("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = %s) AS ok", (row.get("tenant_id"),))
+    if not cur.fetchone()["ok"]:
+        return None
+    row = dict(row)
+    for col, table in _HISTORY_REFS:
+        if row.get(col) is not None:
+            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = %s) AS ok", (row[col],))  # noqa: S608
+            if not cur.fetchone()["ok"]:
+                row[col] = None
+    return row
 
 
 def history_get(cur, call_uuid: str) -> dict | None:
