@@ -25,7 +25,7 @@ import gevent.queue
 
 from fsd.sim import clock as clock_mod
 from fsd.sim import variables as varsets
-from fsd.sim.wire import _plain_line, url_encode
+from fsd.sim.wire import _plain_line, url_encode, var_line
 
 log = logging.getLogger(__name__)
 
@@ -407,19 +407,25 @@ def render_plain(snap: tuple, variables: dict | None, owner: Channel | None = No
     """channel_part(snap, variables) as event-plain lines (wire.serialize_plain's), from memoised blocks:
     the state part, the caller profile and the variables (the lines of the variables that changed, when
     `variables` is the copy `owner`, the channel, still shares)."""
-    text = _state_plain(*snap[:11])
+    parts: list[str] = []
+    render_plain_into(parts, snap, variables, owner)
+    return "".join(parts)
+
+
+def render_plain_into(parts: list[str], snap: tuple, variables: dict | None, owner: Channel | None = None) -> None:
+    """render_plain's lines appended to `parts` (joined once with the rest of the frame)."""
+    parts.append(_state_plain(*snap[:11]))
     profile, times, other = snap[11:]
     if profile is not None:
-        text += _profile_plain("Caller", profile, times)
+        parts.append(_profile_plain("Caller", profile, times))
         if other is not None:
-            text += _plain_line("Other-Type", other[0])
-            text += _profile_plain("Other-Leg", other[1], other[2], True)
+            parts.append(_plain_line("Other-Type", other[0]))
+            parts.append(_profile_plain("Other-Leg", other[1], other[2], True))
     if variables is not None:
         if owner is not None and owner._vars_frozen is variables:  # still the channel's variables
-            text += owner._var_plain()
+            parts.append(owner._var_plain())
         else:
-            text += "".join([_plain_line(_VAR_NAMES[k], v) for k, v in variables.items()])
-    return text
+            parts += itertools.starmap(var_line, variables.items())
 
 
 class BridgeSteps:
@@ -564,7 +570,10 @@ class Channel:
         self.variables: dict[str, str] = {}  # insertion order = the order events show (change: set_var only)
         self._vars_frozen: dict[str, str] | None = None  # the copy events share until the next set_var
         self._vars_plain: str | None = None  # its event-plain lines
-        self._var_lines: dict[str, str] | None = None  # event-plain line of each variable, once rendered
+        # event-plain line of each variable once rendered (None: to be made), and (from then on) the variables
+        # whose line is to be made: set since the last rendering
+        self._var_lines: dict[str, str | None] | None = None
+        self._var_dirty: list[str] | None = None
         self.set_var("direction", direction)
         if direction == "outbound":
             self.set_var("is_outbound", "true")
@@ -623,32 +632,51 @@ class Channel:
             return
         lines.pop(name, None)
         if value is not None:
-            variables[name] = value = str(value)
-            lines[name] = _plain_line(_VAR_NAMES[name], value)
+            variables[name] = str(value)
+            lines[name] = None  # its line is made when the variables are rendered next
+            self._var_dirty.append(name)
 
     def set_vars(self, items) -> None:
         """set_var for each (name, value) in turn."""
         self._vars_frozen = self._vars_plain = None
         variables = self.variables
+        pop = variables.pop
         lines = self._var_lines
+        if lines is None:
+            for name, value in items:
+                pop(name, None)
+                if value is not None:
+                    variables[name] = str(value)
+            return
+        pop_line = lines.pop
+        dirty = self._var_dirty
         for name, value in items:
-            variables.pop(name, None)
-            if lines is not None:
-                lines.pop(name, None)
+            pop(name, None)
+            pop_line(name, None)
             if value is not None:
-                variables[name] = value = str(value)
-                if lines is not None:
-                    lines[name] = _plain_line(_VAR_NAMES[name], value)
+                variables[name] = str(value)
+                lines[name] = None
+                dirty.append(name)
 
     def _var_plain(self) -> str:
         """The variables as event-plain lines (memoised until the next set_var). From the first call on,
-        set_var keeps each variable's line, so a channel whose events are delivered renders only the
-        variables that changed."""
+        the channel keeps each variable's line (in the variables' order; set_var leaves a place holder that
+        is filled here), so a channel whose events are delivered renders only the variables that changed,
+        and one whose events are no longer delivered renders none."""
         text = self._vars_plain
         if text is None:
             lines = self._var_lines
             if lines is None:
-                lines = self._var_lines = {k: _plain_line(_VAR_NAMES[k], v) for k, v in self.variables.items()}
+                lines = self._var_lines = {k: var_line(k, v) for k, v in self.variables.items()}
+                self._var_dirty = []
+            else:
+                dirty = self._var_dirty
+                if dirty:
+                    variables = self.variables
+                    for k in dirty:
+                        if lines.get(k, "") is None:  # set since the last rendering, and still set
+                            lines[k] = var_line(k, variables[k])
+                    dirty.clear()
             text = self._vars_plain = "".join(lines.values())
         return text
 

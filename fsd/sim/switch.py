@@ -20,7 +20,7 @@ from gevent import socket as gsocket
 from fsd.sim import wire
 from fsd.sim.api import VERSION, Api, _uptime_text
 from fsd.sim.apps import split_app_spec
-from fsd.sim.channel import Channel, channel_part, render_plain
+from fsd.sim.channel import Channel, channel_part, render_plain_into
 from fsd.sim.clock import Clock
 from fsd.sim.endpoints import CallerScript, Gateway, Phone
 from fsd.sim.variables import remote_sdp
@@ -620,33 +620,35 @@ class Switch:
     def _plain_frame(self, ev: Event) -> bytes:
         """The event-plain frame of a lazy event whose headers were not rendered: the same bytes as
         wire.event_frame("plain", ev.headers, ev.body), joined from memoised lines."""
-        return wire.plain_frame(self._plain_lines(ev), ev.body)
+        return wire.plain_frame_parts(self._plain_parts(ev), ev.body)
 
     def _plain_lines(self, ev: Event) -> str:
         """The event-plain header lines of a lazy event whose headers were not rendered ("".join of
         wire._plain_line over ev.headers)."""
+        return "".join(self._plain_parts(ev))
+
+    def _plain_parts(self, ev: Event) -> list[str]:
+        """_plain_lines in parts (joined once, with the frame's own header)."""
         calling = ev._calling
         now = ev.t
         # Event-Date-Timestamp and Event-Sequence are digits, which URL-encoding leaves as they are
-        text = (
-            f"{self._head(ev.name, ev.subclass)[1]}{self._dates(now)[2]}"
-            f"Event-Date-Timestamp: {int(now * 1_000_000)}\n"
-        )
+        parts = [self._head(ev.name, ev.subclass)[1], self._dates(now)[2],
+                 f"Event-Date-Timestamp: {int(now * 1_000_000)}\n"]
         if ev._pre:
-            text = "".join(itertools.starmap(wire._plain_line, ev._pre)) + text
+            parts[:0] = itertools.starmap(wire.plain_line, ev._pre)
         if calling:
-            text += self._calling_plain(calling)
-        text += f"Event-Sequence: {ev.seq}\n"
+            parts.append(self._calling_plain(calling))
+        parts.append(f"Event-Sequence: {ev.seq}\n")
         if ev._snap is not None:
             if ev._before:
-                text += "".join(itertools.starmap(wire._plain_line, ev._before))
-            text += render_plain(ev._snap, ev._vars, ev._owner)
+                parts += itertools.starmap(wire.plain_line, ev._before)
+            render_plain_into(parts, ev._snap, ev._vars, ev._owner)
             if ev._after:
-                text += "".join(itertools.starmap(wire._plain_line, ev._after))
+                parts += itertools.starmap(wire.plain_line, ev._after)
         else:
             tail = ev._tail
-            text += "".join(itertools.starmap(wire._plain_line, tail() if callable(tail) else tail))
-        return text
+            parts += itertools.starmap(wire.plain_line, tail() if callable(tail) else tail)
+        return parts
 
     def fire(self, ev: Event) -> None:
         self.events.append(ev)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 
 GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
@@ -106,6 +107,25 @@ def _plain_line(name: str, value: str) -> str:
     return f"{name}: {url_encode(value)}\n"
 
 
+# any character url_encode changes (the complement of _SAFE_BYTES: also every non-ASCII character)
+_needs_escape = re.compile("[^" + re.escape(_SAFE_BYTES.decode()) + "]").search
+
+
+def plain_line(name: str, value: str) -> str:
+    """_plain_line without its memo, for values seen once or twice (a uuid, a time stamp): a memo miss costs
+    several times the line. Values with a character to escape still go through url_encode's memo."""
+    if _needs_escape(value) is None:
+        return f"{name}: {value}\n"
+    return f"{name}: {url_encode(value)}\n"
+
+
+def var_line(name: str, value: str) -> str:
+    """The event-plain line of the channel variable `name` (header variable_NAME)."""
+    if _needs_escape(value) is None:
+        return f"variable_{name}: {value}\n"
+    return f"variable_{name}: {url_encode(value)}\n"
+
+
 def serialize_plain(headers: list[tuple[str, str]], body: str | None) -> bytes:
     return plain_payload("".join(itertools.starmap(_plain_line, headers)), body)
 
@@ -122,6 +142,20 @@ def plain_frame(lines: str, body: str | None) -> bytes:
     """event_frame("plain", ...) from the header lines (see plain_payload)."""
     payload = plain_payload(lines, body)
     return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(payload) + payload
+
+
+def plain_frame_parts(parts: list[str], body: str | None) -> bytes:
+    """plain_frame("".join(parts), body), joined and encoded once when the lines are ASCII (they are unless
+    a header name is not: values are URL-encoded). `parts` is used up."""
+    if body is None:
+        n = sum(map(len, parts)) + 1
+        parts.append("\n")
+        parts.insert(0, f"Content-Length: {n}\nContent-Type: text/event-plain\n\n")
+        text = "".join(parts)
+        if text.isascii():
+            return text.encode()
+        return plain_frame("".join(parts[1:-1]), None)
+    return plain_frame("".join(parts), body)
 
 
 def _json_str(s: str) -> str:
