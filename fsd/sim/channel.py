@@ -16,7 +16,6 @@ import os
 import re
 import struct
 import time
-import uuid as uuidlib
 import wave
 
 import gevent
@@ -24,6 +23,7 @@ import gevent.event
 import gevent.queue
 
 from fsd.sim import clock as clock_mod
+from fsd.sim import ids
 from fsd.sim import variables as varsets
 from fsd.sim.wire import _plain_line, url_encode, var_line
 
@@ -417,10 +417,24 @@ def render_plain_into(parts: list[str], snap: tuple, variables: dict | None, own
     parts.append(_state_plain(*snap[:11]))
     profile, times, other = snap[11:]
     if profile is not None:
-        parts.append(_profile_plain("Caller", profile, times))
-        if other is not None:
-            parts.append(_plain_line("Other-Type", other[0]))
-            parts.append(_profile_plain("Other-Leg", other[1], other[2], True))
+        if owner is None:
+            parts.append(_profile_plain("Caller", profile, times))
+            if other is not None:
+                parts.append(_plain_line("Other-Type", other[0]))
+                parts.append(_profile_plain("Other-Leg", other[1], other[2], True))
+        else:
+            # the owner keeps the last rendering of its profile and of the other leg's, for the same (memoised,
+            # so identical while unchanged) profile and times tuples
+            memo = owner._caller_plain
+            if memo is None or memo[0] is not profile or memo[1] is not times:
+                memo = owner._caller_plain = (profile, times, _profile_plain("Caller", profile, times))
+            parts.append(memo[2])
+            if other is not None:
+                memo = owner._other_plain
+                if memo is None or memo[0] != other[0] or memo[1] is not other[1] or memo[2] is not other[2]:
+                    text = _plain_line("Other-Type", other[0]) + _profile_plain("Other-Leg", other[1], other[2], True)
+                    memo = owner._other_plain = (other[0], other[1], other[2], text)
+                parts.append(memo[3])
     if variables is not None:
         if owner is not None and owner._vars_frozen is variables:  # still the channel's variables
             parts.append(owner._var_plain())
@@ -500,6 +514,11 @@ def write_wav(path: str, seconds: float, rate: int = 8000) -> None:
 class Channel:
     """One call leg."""
 
+    # the last event-plain rendering of the caller profile ((profile, times, text)) and of the other leg's
+    # ((type, profile, times, text)), see render_plain_into
+    _caller_plain: tuple | None = None
+    _other_plain: tuple | None = None
+
     def __init__(
         self,
         *,
@@ -521,7 +540,7 @@ class Channel:
     ):
         self.switch = switch
         self.clock = switch.clock
-        self.uuid = uuid or str(uuidlib.uuid4())
+        self.uuid = uuid or ids.uuid4()
         self.direction = direction
         self.name = name
         self.state = "CS_NEW"
@@ -751,7 +770,7 @@ class Channel:
     def new_profile(self, source_tag: str, other_uuid: str) -> None:
         """A transfer-like caller-profile change (uuid_bridge gives both legs a new profile)."""
         now = self.clock.now_us()
-        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{uuidlib.uuid4()}:{source_tag}:{other_uuid}"
+        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{ids.uuid4()}:{source_tag}:{other_uuid}"
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
         self.times["Profile-Created-Time"] = now
 
@@ -804,11 +823,30 @@ class Channel:
         return render_headers(self.header_snapshot(event_name, with_profile=with_profile))
 
     def fire(self, name: str, *, before=(), after=(), body: str | None = None, calling=None):
-        snap, variables = self._snapshot(name, not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
-        ev = self.switch.new_channel_event(
-            name, self, tuple(before), snap, tuple(after), calling or CALLING.get(name), body, variables
-        )
-        self.switch.fire(ev)
+        # _snapshot(name, with_profile), written out: this runs for every event of the call
+        state = self.state
+        if name == "CHANNEL_STATE" and state == "CS_NEW":
+            profile = times = other = None
+        else:
+            profile = _frozen_profile(self.profile)
+            times = _frozen_times(self.times)
+            other = None
+            if self.other is not None:
+                op, ot = self.other_profile or (self.other.profile, self.other.times)
+                other = (self.other_type, _frozen_profile(op), _frozen_times(ot))
+        variables = None
+        if name in VAR_EVENTS:
+            variables = self._vars_frozen
+            if variables is None:
+                variables = self._vars_frozen = self.variables.copy()
+        snap = (state, self.call_state, STATE_NUMBERS.get(self._desired_state or state, 0), self.name, self.uuid,
+                self.direction, self.hit_dialplan, self.presence_id, self.answer_state, self.hangup_cause,
+                self.has_media, profile, times, other)
+        switch = self.switch
+        ev = switch.new_channel_event(name, self, before if type(before) is tuple else tuple(before), snap,
+                                      after if type(after) is tuple else tuple(after),
+                                      calling or CALLING.get(name), body, variables)
+        switch.fire(ev)
         return ev
 
     def set_state(self, state: str) -> None:
@@ -1133,7 +1171,7 @@ class Channel:
         self.profile["Destination-Number"] = dest
         self.profile["Context"] = context
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
-        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{uuidlib.uuid4()}:bl_xfer:{dest}/{context}/{dialplan}"
+        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{ids.uuid4()}:bl_xfer:{dest}/{context}/{dialplan}"
         self.set_var("current_loop", None)
         self.set_var("total_loops", None)
         history = self.get_var("transfer_history")
@@ -1299,7 +1337,7 @@ class Channel:
         if _APPS is None:
             from fsd.sim.apps import APPS as _APPS  # noqa: N811 - apps imports this module
         fn = _APPS.get(app)
-        app_uuid = event_uuid or str(uuidlib.uuid4())
+        app_uuid = event_uuid or ids.uuid4()
         if fn is None:
             log.warning("sim_unknown_app app=%s uuid=%s", app, self.uuid)
             return

@@ -7,14 +7,13 @@ import itertools
 import logging
 import re
 import socket
-import uuid as uuidlib
 
 import gevent
 import gevent.event
 import gevent.queue
 
 from fsd.sim import clock as clock_mod
-from fsd.sim import wire
+from fsd.sim import ids, wire
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,21 @@ MYEVENTS = {
     "NOTALK",
     "TALK",
 }
+
+
+def _sendall(sock, data: bytes) -> None:
+    """sock.sendall(data): first one send() on gevent's non-blocking socket underneath (gevent's sendall asks
+    the kernel for the send buffer size first, a system call per write), then sendall for what is left."""
+    raw = getattr(sock, "_sock", None)
+    if raw is None:
+        sock.sendall(data)
+        return
+    try:
+        n = raw.send(data)
+    except BlockingIOError:
+        n = 0
+    if n < len(data):
+        sock.sendall(memoryview(data)[n:])
 
 
 class EslConnection:
@@ -147,7 +161,7 @@ class EslConnection:
                         pos += n
                         gevent.sleep(0)
                 else:
-                    self.sock.sendall(data)
+                    _sendall(self.sock, data)
                 if last:
                     break
         except OSError:
@@ -407,7 +421,7 @@ class EslConnection:
             self._event(cmd)
             return
         if low.startswith("sendevent"):
-            ev_uuid = str(uuidlib.uuid4())
+            ev_uuid = ids.uuid4()
             self._reply(f"+OK {ev_uuid}")
             return
         self._reply("-ERR command not found")
@@ -586,7 +600,7 @@ class EslConnection:
 
     def _bgapi(self, text: str, headers) -> None:
         cmd, _, arg = text.strip().partition(" ")
-        job = next((v for k, v in headers if k.lower() == "job-uuid"), None) or str(uuidlib.uuid4())
+        job = next((v for k, v in headers if k.lower() == "job-uuid"), None) or ids.uuid4()
         self._reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)])
 
         def _run():

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import uuid as uuidlib
 
 import gevent
 import gevent.event
 
 from fsd.sim import clock as clock_mod
+from fsd.sim import ids
 from fsd.sim.channel import Channel, _Tracked
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     else:
         raise OriginateError("CHAN_NOT_IMPLEMENTED")
 
-    leg_uuid = vd.get("origination_uuid") or str(uuidlib.uuid4())
+    leg_uuid = vd.get("origination_uuid") or ids.uuid4()
     if leg_uuid in switch.channels_by_uuid:
         raise OriginateError("NORMAL_TEMPORARY_FAILURE")
     if originator is not None:

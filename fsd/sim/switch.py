@@ -9,7 +9,6 @@ import itertools
 import logging
 import socket
 import time
-import uuid as uuidlib
 from email.utils import formatdate
 
 import gevent
@@ -17,7 +16,7 @@ import gevent.event
 import gevent.server
 from gevent import socket as gsocket
 
-from fsd.sim import wire
+from fsd.sim import ids, wire
 from fsd.sim.api import VERSION, Api, _uptime_text
 from fsd.sim.apps import split_app_spec
 from fsd.sim.channel import Channel, channel_part, render_plain_into
@@ -302,7 +301,7 @@ class Switch:
         self.outbound_target = tuple(outbound_target) if outbound_target else None
         self.xml_curl_url = xml_curl_url
         self.xml_curl_credentials = xml_curl_credentials
-        self.core_uuid = core_uuid or str(uuidlib.uuid4())
+        self.core_uuid = core_uuid or ids.uuid4()
         self.clock = clock or Clock(time_scale=time_scale)
         self.ipv4 = ipv4
         self.ipv6 = ipv6
@@ -667,6 +666,9 @@ class Switch:
                 targets = targets + mine
         for conn in tuple(targets):
             conn.deliver(ev)
+        # the frames were queued for the connections that wanted them: the event does not keep them (a later
+        # Event.frame() renders them again, the same bytes; a long run no longer keeps every frame it sent)
+        ev._frames = None
         self._state_cond.set()
 
     def fire_api_event(self, cmd: str, arg: str) -> None:
@@ -775,7 +777,7 @@ class Switch:
             self.phones[phone.key] = phone
         if phone.port is None:
             phone.port = 5100 + (len(self.phones) % 800)
-        phone.call_id = phone.call_id or f"{uuidlib.uuid4().hex[:12]}@127.0.0.1"
+        phone.call_id = phone.call_id or f"{ids.hex_tag(12)}@127.0.0.1"
         contact = f'"" <sip:{phone.user}@127.0.0.1:{phone.port}>'
         base = [
             ("profile-name", "internal"),
@@ -926,8 +928,8 @@ class Switch:
         name = f"sofia/{profile}/{caller}@127.0.0.1:{port}"
         now_us = self.clock.now_us()
         sip_port = 5080 if profile == "external" else 5060
-        call_id = f"{uuidlib.uuid4().hex[:10]}@127.0.0.1"
-        full_from = f'"{caller_name}" <sip:{caller}@127.0.0.1:{port}>;tag={uuidlib.uuid4().hex[:12]}'
+        call_id = f"{ids.hex_tag(10)}@127.0.0.1"
+        full_from = f'"{caller_name}" <sip:{caller}@127.0.0.1:{port}>;tag={ids.hex_tag(12)}'
         sip_vars = [
             ("sip_from_user", caller),
             ("sip_from_port", str(port)),
@@ -948,11 +950,11 @@ class Switch:
             ("sip_authorized", "true" if profile == "internal" else ""),
             ("sip_acl_authed_by", "domains" if profile == "internal" else ""),
             ("sip_from_user_stripped", caller),
-            ("sip_from_tag", uuidlib.uuid4().hex[:12]),
+            ("sip_from_tag", ids.hex_tag(12)),
             ("sofia_profile_name", profile),
             ("sofia_profile_url", f"sip:mod_sofia@{self.esl_host}:{sip_port}"),
             ("recovery_profile_name", profile),
-            ("sip_full_via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{uuidlib.uuid4().hex[:8]}"),
+            ("sip_full_via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{ids.hex_tag(8)}"),
             ("sip_from_display", caller_name),
             ("sip_full_from", full_from),
             ("sip_full_to", f"<sip:{did}@{self.esl_host}:5080>"),

@@ -62,3 +62,78 @@ def test_variable_lines_made_at_rendering_follow_every_change():
                 assert ch._var_plain() == want
                 ev = ch.fire("CHANNEL_EXECUTE")
                 assert ev.frame("plain") == wire.event_frame("plain", ev.headers, None)
+
+
+def _billing_oracle(ch, now_us: int, q850: int) -> list[tuple[str, str]]:
+    """The CDR variables as written out one by one (time.localtime per stamp)."""
+    import time
+
+    def stamp(us):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6))
+
+    t = ch.times
+    created, profile = t["Channel-Created-Time"], t["Profile-Created-Time"]
+    answered, bridged = t["Channel-Answered-Time"], t["Channel-Bridged-Time"]
+    progress, pmedia = t["Channel-Progress-Time"], t["Channel-Progress-Media-Time"]
+    end = t["Channel-Hangup-Time"] or now_us
+    out = [("hangup_cause", ch.hangup_cause or "NORMAL_CLEARING"), ("hangup_cause_q850", str(q850)),
+           ("digits_dialed", "none"), ("start_stamp", stamp(created)), ("profile_start_stamp", stamp(profile))]
+    for name, us in (("answer", answered), ("bridge", bridged), ("progress", progress), ("progress_media", pmedia)):
+        if us:
+            out.append((f"{name}_stamp", stamp(us)))
+    out.append(("end_stamp", stamp(end)))
+    for name, us in (("start", created), ("profile_start", profile), ("answer", answered), ("bridge", bridged),
+                     ("last_hold", 0)):
+        out += [(f"{name}_epoch", str(us // 1_000_000)), (f"{name}_uepoch", str(us))]
+    out += [("hold_accum_seconds", "0"), ("hold_accum_usec", "0"), ("hold_accum_ms", "0"), ("resurrect_epoch", "0"),
+            ("resurrect_uepoch", "0")]
+    for name, us in (("progress", progress), ("progress_media", pmedia), ("end", end)):
+        out += [(f"{name}_epoch", str(us // 1_000_000)), (f"{name}_uepoch", str(us))]
+    if ch.last_app:
+        out.append(("last_app", ch.last_app))
+        if ch.last_arg:
+            out.append(("last_arg", ch.last_arg))
+    out.append(("caller_id", f'"{ch.profile["Caller-ID-Name"]}" <{ch.profile["Caller-ID-Number"]}>'))
+    dur, flow = end - created, end - profile
+    bill = (end - answered) if answered else 0
+    prog = (progress - created) if progress else 0
+    wait = (answered - created) if answered else 0
+    pm = (pmedia - created) if pmedia else 0
+    for unit, div, prefix in (("sec", 1_000_000, ""), ("msec", 1000, "m"), ("usec", 1, "u")):
+        out += [(f"{prefix}duration", str(dur // div)), (f"bill{unit}", str(bill // div)),
+                (f"progress{unit}", str(prog // div)), (f"answer{unit}", str(wait // div)),
+                (f"wait{unit}", str(wait // div)), (f"progress_media{unit}", str(pm // div)),
+                (f"flow_bill{unit}", str(flow // div))]
+    return out
+
+
+def test_billing_variables_are_the_cdr_written_out():
+    from fsd.sim import variables as varsets
+
+    sw = Switch(heartbeat_interval=0)
+    rnd = random.Random(14)
+    base = 1_700_000_000_000_000
+    for i in range(400):
+        ch = Channel(switch=sw, direction=rnd.choice(["inbound", "outbound"]), name="sofia/internal/1@127.0.0.1",
+                     caller_id_name=rnd.choice(["", "A b"]), caller_id_number="100")
+        created = base + rnd.randrange(10**12)
+        for k in ("Channel-Created-Time", "Profile-Created-Time"):
+            ch.times[k] = created + (rnd.randrange(3 * 10**6) if k == "Profile-Created-Time" else 0)
+        for k in ("Channel-Answered-Time", "Channel-Bridged-Time", "Channel-Progress-Time",
+                  "Channel-Progress-Media-Time", "Channel-Hangup-Time"):
+            # whole seconds, the last microsecond of a second, or anything
+            ch.times[k] = rnd.choice([0, created + rnd.randrange(10**8), (created // 10**6 + 5) * 10**6 - 1,
+                                      (created // 10**6 + 7) * 10**6])
+        ch.hangup_cause = rnd.choice([None, "USER_BUSY"])
+        ch.last_app, ch.last_arg = rnd.choice([("", ""), ("park", ""), ("playback", "x.wav")])
+        now = created + rnd.randrange(10**9)
+        if i % 2:
+            ch._var_plain()  # rendered before: the lines are made at the next rendering
+        before = dict(ch.variables)
+        varsets.billing(ch, now, 17)
+        want = dict(before)
+        for k, v in _billing_oracle(ch, now, 17):
+            want.pop(k, None)
+            want[k] = v
+        assert list(ch.variables.items()) == list(want.items())
+        assert ch._var_plain() == "".join(wire._plain_line("variable_" + k, v) for k, v in want.items())
