@@ -25,7 +25,7 @@ import gevent.queue
 from fsd.sim import clock as clock_mod
 from fsd.sim import ids
 from fsd.sim import variables as varsets
-from fsd.sim.wire import _plain_line, url_encode, var_line
+from fsd.sim.wire import _plain_line, plain_line, url_encode, var_line
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +295,8 @@ _CODEC_HEADERS = (
     ("Channel-Write-Codec-Bit-Rate", "64000"),
 )
 
+_CODEC_PLAIN = "".join(itertools.starmap(_plain_line, _CODEC_HEADERS))
+
 
 @functools.lru_cache(maxsize=8192)
 def _profile_fields(prefix: str, profile: tuple, other: bool) -> tuple[tuple[str, str], ...]:
@@ -344,7 +346,9 @@ def _profile_plain(prefix: str, profile: tuple, times: tuple, other: bool = Fals
 @functools.lru_cache(maxsize=8192)
 def _times_plain(prefix: str, times: tuple) -> str:
     names = _profile_names(prefix)[0]
-    return "".join([f"{n}: {_number_text(t)}\n" for n, t in zip(names, times, strict=True)])
+    # an int's text has no character to escape
+    return "".join([f"{n}: {t}\n" if type(t) is int else f"{n}: {_number_text(t)}\n"
+                    for n, t in zip(names, times, strict=True)])
 
 
 def _number_text(t) -> str:
@@ -380,8 +384,39 @@ def _state_block(state, call_state, state_number, name, uuid, direction, hit_dia
 
 
 @functools.lru_cache(maxsize=16384)
-def _state_plain(*key) -> str:
-    return "".join(itertools.starmap(_plain_line, _state_block(*key)))
+def _state_plain(state, call_state, state_number, name, uuid, direction, hit_dialplan, presence_id, answer_state,
+                 hangup_cause, has_media) -> str:
+    """_state_block as event-plain lines, from smaller memoised parts (a channel's own lines are made once, not
+    once per state it goes through)."""
+    own, call_uuid = _state_own_plain(name, uuid, direction)
+    text = _state_head_plain(state, call_state, state_number) + own
+    text += "Channel-HIT-Dialplan: true\n" if hit_dialplan else "Channel-HIT-Dialplan: false\n"
+    if presence_id:
+        text += plain_line("Channel-Presence-ID", presence_id)
+    return text + call_uuid + _state_tail_plain(answer_state, hangup_cause, has_media)
+
+
+@functools.lru_cache(maxsize=1024)
+def _state_head_plain(state, call_state, state_number) -> str:
+    return (_plain_line("Channel-State", state) + _plain_line("Channel-Call-State", call_state)
+            + _plain_line("Channel-State-Number", str(state_number)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _state_own_plain(name, uuid, direction) -> tuple[str, str]:
+    """The lines of Channel-Name ... Presence-Call-Direction, and the Channel-Call-UUID line."""
+    return (plain_line("Channel-Name", name) + plain_line("Unique-ID", uuid) + _plain_line("Call-Direction", direction)
+            + _plain_line("Presence-Call-Direction", direction)), plain_line("Channel-Call-UUID", uuid)
+
+
+@functools.lru_cache(maxsize=1024)
+def _state_tail_plain(answer_state, hangup_cause, has_media) -> str:
+    text = _plain_line("Answer-State", answer_state)
+    if hangup_cause:
+        text += _plain_line("Hangup-Cause", hangup_cause)
+    if has_media:
+        text += _CODEC_PLAIN
+    return text
 
 
 def render_headers(snap: tuple) -> list[tuple[str, str]]:
@@ -519,6 +554,44 @@ class Channel:
     _caller_plain: tuple | None = None
     _other_plain: tuple | None = None
 
+    # Initial values that are not mutable (a channel sets its own when they change: fewer stores per channel)
+    state = "CS_NEW"
+    call_state = "DOWN"
+    answer_state = "ringing"
+    hangup_cause: str | None = None
+    has_media = False
+    presence_id = ""
+    other: Channel | None = None
+    other_profile = None  # snapshot shown as Other-Leg-* (None: the other leg's live profile)
+    originated = False  # created by the api originate (answer flips its caller id)
+    originatee_profile = None
+    other_type = ""
+    bridged_to: Channel | None = None
+    endpoint_port = 5060
+    last_arg = ""
+    _bridge_master = False
+    last_app_response = "_none_"
+    last_app = ""
+    _break = False
+    _in_media = 0
+    _dtmf_buffer = ""
+    _dtmf_count = 0
+    _greenlet: gevent.Greenlet | None = None
+    _in_park = False
+    # mod_event_socket's socket-loss path: CF_CONTROLLED (an outbound socket controls the channel, its park
+    # lasts as long as the listener), and CS_RESET set by the dying listener (socket_resume), during which
+    # switch_channel_ready() is false: the running app, park or bridge stops.
+    _controlled = False
+    _resetting = False
+    _desired_state: str | None = None  # channel->state when it differs from the running state
+    _sendmsg_count = 0
+    _vars_frozen: dict[str, str] | None = None  # the copy of the variables events share until the next change
+    _vars_plain: str | None = None  # their event-plain lines
+    # event-plain line of each variable once rendered (None: to be made), and (from then on) the variables
+    # whose line is to be made: set since the last rendering
+    _var_lines: dict[str, str | None] | None = None
+    _var_dirty: list[str] | None = None
+
     def __init__(
         self,
         *,
@@ -540,30 +613,16 @@ class Channel:
     ):
         self.switch = switch
         self.clock = switch.clock
-        self.uuid = uuid or ids.uuid4()
+        self.uuid = uuid = uuid or ids.uuid4()
         self.direction = direction
         self.name = name
-        self.state = "CS_NEW"
-        self.call_state = "DOWN"
-        self.answer_state = "ringing"
-        self.hangup_cause: str | None = None
-        self.has_media = False
         self.hit_dialplan = direction == "inbound"
-        self.presence_id = ""
-        self.other: Channel | None = None
-        self.other_profile = None  # snapshot shown as Other-Leg-* (None: the other leg's live profile)
-        self.originated = False  # created by the api originate (answer flips its caller id)
-        self.originatee_profile = None
-        self.other_type = ""
-        self.bridged_to: Channel | None = None
         self.endpoint = endpoint
         self.script = script
-        self.created_us = self.clock.now_us()
-        self.times = _Tracked.fromkeys(TIME_FIELDS, 0)
-        self.times["Profile-Created-Time"] = self.created_us
-        self.times["Channel-Created-Time"] = self.created_us
+        self.created_us = created = self.clock.now_us()
+        self.times = _Tracked(zip(TIME_FIELDS, (created, created, 0, 0, 0, 0, 0, 0, 0, 0, 0), strict=True))
         self.profile = _Tracked(
-            [
+            (
                 ("Direction", direction),
                 ("Logical-Direction", direction),
                 ("Username", username),
@@ -577,43 +636,29 @@ class Channel:
                 ("Network-Addr", network_addr),
                 ("ANI", caller_id_number),
                 ("Destination-Number", destination_number),
-                ("Unique-ID", self.uuid),
+                ("Unique-ID", uuid),
                 ("Source", source),
                 ("Transfer-Source", ""),
                 ("Context", context),
                 ("RDNIS", ""),
                 ("Channel-Name", name),
                 ("Profile-Index", "1"),
-            ]
+            )
         )
-        self.variables: dict[str, str] = {}  # insertion order = the order events show (change: set_var only)
-        self._vars_frozen: dict[str, str] | None = None  # the copy events share until the next set_var
-        self._vars_plain: str | None = None  # its event-plain lines
-        # event-plain line of each variable once rendered (None: to be made), and (from then on) the variables
-        # whose line is to be made: set since the last rendering
-        self._var_lines: dict[str, str | None] | None = None
-        self._var_dirty: list[str] | None = None
-        self.set_var("direction", direction)
+        # insertion order = the order events show (change: set_var/set_vars only)
+        session_id = str(switch._next_session_id())
         if direction == "outbound":
-            self.set_var("is_outbound", "true")
-        self.set_var("uuid", self.uuid)
-        self.set_var("call_uuid", self.uuid)
-        self.set_var("session_id", str(switch._next_session_id()))
-        self.set_vars(variables or ())
+            self.variables = {"direction": direction, "is_outbound": "true", "uuid": uuid, "call_uuid": uuid,
+                              "session_id": session_id}
+        else:
+            self.variables = {"direction": direction, "uuid": uuid, "call_uuid": uuid, "session_id": session_id}
+        if variables:
+            self.set_vars(variables)
         if "channel_name" not in self.variables:
             self.set_var("channel_name", name)
         self.media_port = 16384 + 2 * (int(self.variables["session_id"]) % 8000)
-        self.endpoint_port = 5060
-        self.last_arg = ""
-        self._bridge_master = False
-        self.last_app_response = "_none_"
-        self.last_app = ""
         self._private: gevent.queue.Queue = gevent.queue.Queue()
         self._media_ev = gevent.event.Event()
-        self._break = False
-        self._in_media = 0
-        self._dtmf_buffer = ""
-        self._dtmf_count = 0
         self.hungup = gevent.event.Event()
         self.destroyed = gevent.event.Event()
         self.answered = gevent.event.Event()
@@ -622,17 +667,8 @@ class Channel:
         self._holds: set = set()
         self._hold_released = gevent.event.Event()
         self._hold_released.set()
-        self._greenlet: gevent.Greenlet | None = None
         self._apps: list[tuple[str, str]] = []
-        self._in_park = False
-        # mod_event_socket's socket-loss path: CF_CONTROLLED (an outbound socket controls the channel, its
-        # park lasts as long as the listener), and CS_RESET set by the dying listener (socket_resume), during
-        # which switch_channel_ready() is false: the running app, park or bridge stops.
-        self._controlled = False
-        self._resetting = False
-        self._desired_state: str | None = None  # channel->state when it differs from the running state
         self._unready = gevent.event.Event()  # set while switch_channel_ready() is false (hangup, CS_RESET)
-        self._sendmsg_count = 0
         self.recordings: list[str] = []
         self.state_history: list[str] = []
 
@@ -828,8 +864,14 @@ class Channel:
         if name == "CHANNEL_STATE" and state == "CS_NEW":
             profile = times = other = None
         else:
-            profile = _frozen_profile(self.profile)
-            times = _frozen_times(self.times)
+            p = self.profile
+            profile = p.frozen if type(p) is _Tracked else None
+            if profile is None:
+                profile = _frozen_profile(p)
+            t = self.times
+            times = t.frozen if type(t) is _Tracked else None
+            if times is None:
+                times = _frozen_times(t)
             other = None
             if self.other is not None:
                 op, ot = self.other_profile or (self.other.profile, self.other.times)

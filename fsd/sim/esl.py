@@ -88,7 +88,11 @@ class EslConnection:
         self.logging = False
         self.connected = False
         self.closed = gevent.event.Event()
-        self._out: gevent.queue.Queue = gevent.queue.Queue()
+        self._wbuf: list[bytes] = []  # frames queued for writing (see send)
+        self._flushing = False  # a write of _wbuf is scheduled or under way
+        self._closing = False  # close() asked: shut down once _wbuf is written
+        self._loop = gevent.get_hub().loop
+        self._raw = getattr(sock, "_sock", None)  # the non-blocking socket under gevent's
         self._held: list[bytes] | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._lingering = False
@@ -99,14 +103,22 @@ class EslConnection:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._greenlets = [clock_mod.spawn(self._writer), clock_mod.spawn(self._reader)]
+        self._greenlets = [clock_mod.spawn(self._reader)]
         if not self.outbound:
             self.send(b"Content-Type: auth/request\n\n")
 
+    # Writing: send() queues the frame; what is queued goes out in one write from a callback of the event loop
+    # (no greenlet switch), at the moment a writer greenlet woken by the queue would have run. When the socket
+    # does not take it all at once, the switch is stalled, or writes are chunked, a writer greenlet sends it.
+    # close() (not abrupt) shuts the socket down once everything queued before it was sent; later frames are
+    # dropped.
     def send(self, data: bytes) -> None:
-        if self.closed.is_set():
+        if self.closed.is_set() or self._closing:
             return
-        self._out.put(data)
+        self._wbuf.append(data)
+        if not self._flushing:
+            self._flushing = True
+            self._loop.run_callback(self._flush)
 
     def close(self, *, abrupt: bool = False) -> None:
         """Flush what is queued (unless abrupt) and close the socket."""
@@ -114,8 +126,11 @@ class EslConnection:
             return
         if abrupt:
             self._shutdown()
-        else:
-            self._out.put(None)
+        elif not self._closing:
+            self._closing = True
+            if not self._flushing:
+                self._flushing = True
+                self._loop.run_callback(self._flush)
 
     def _shutdown(self) -> None:
         if self.closed.is_set():
@@ -133,27 +148,47 @@ class EslConnection:
         if self.outbound:  # however the socket ended (EOF, exit, a write error, crash)
             self._release_channel()
 
+    def _flush(self) -> None:
+        """In the event loop (it must not block): one non-blocking write of what is queued."""
+        if self.closed.is_set():
+            self._flushing = False
+            return
+        buf = self._wbuf
+        raw = self._raw
+        if buf and raw is not None and self.switch.chunking is None and self.switch._running.is_set():
+            data = buf[0] if len(buf) == 1 else b"".join(buf)
+            buf.clear()
+            try:
+                n = raw.send(data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                clock_mod.spawn(self._write_failed)
+                return
+            if n < len(data):
+                buf.append(data[n:])
+        if buf:
+            clock_mod.spawn(self._writer)  # the rest, waiting for the socket (or the switch) as needed
+            return
+        self._flushing = False
+        if self._closing:
+            clock_mod.spawn(self._shutdown)
+
+    def _write_failed(self) -> None:
+        self._wbuf.clear()
+        self._flushing = False
+        self._shutdown()
+
     def _writer(self) -> None:
-        out = self._out
+        """What _flush could not send at once (self._flushing stays set meanwhile: later frames join the queue
+        this greenlet drains)."""
+        buf = self._wbuf
         try:
-            while True:
-                data = out.get()
-                if data is None:
-                    break
+            while buf:
                 self.switch._running.wait()
                 chunking = self.switch.chunking
-                last = False
-                if chunking is None and out.qsize():
-                    # what else is already queued goes out in the same write (same bytes, fewer syscalls)
-                    parts = [data]
-                    while out.qsize():
-                        nxt = out.get_nowait()
-                        if nxt is None:
-                            last = True
-                            break
-                        parts.append(nxt)
-                    data = b"".join(parts)
-                if chunking is not None and len(data) > 1:
+                if chunking is not None:
+                    data = buf.pop(0)
                     pos = 0
                     while pos < len(data):
                         n = chunking.randint(1, max(1, min(len(data) - pos, 512)))
@@ -161,12 +196,14 @@ class EslConnection:
                         pos += n
                         gevent.sleep(0)
                 else:
+                    data = buf[0] if len(buf) == 1 else b"".join(buf)
+                    buf.clear()
                     _sendall(self.sock, data)
-                if last:
-                    break
         except OSError:
-            pass
-        finally:
+            self._write_failed()
+            return
+        self._flushing = False
+        if self._closing:
             self._shutdown()
 
     def _reader(self) -> None:
@@ -282,6 +319,13 @@ class EslConnection:
         return True
 
     def deliver(self, ev) -> None:
+        # the event list first (what wants() checks last): it rejects most events at once
+        name = ev.name
+        if name == "CUSTOM":
+            if not (self.all_custom or ev.subclass in self.custom or self.all_events):
+                return
+        elif not (self.all_events or name in self.events):
+            return
         if self.closed.is_set() or not self.wants(ev):
             return
         data = ev.frame(self.format)

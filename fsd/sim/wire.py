@@ -119,11 +119,23 @@ def plain_line(name: str, value: str) -> str:
     return f"{name}: {url_encode(value)}\n"
 
 
+_VAR_LAST: dict[str, tuple[str, str]] = {}  # variable name -> (its last value, its line)
+
+
 def var_line(name: str, value: str) -> str:
-    """The event-plain line of the channel variable `name` (header variable_NAME)."""
+    """The event-plain line of the channel variable `name` (header variable_NAME). The last line made for each
+    name is kept: most variables take the same value on every call (hosts, codecs, zeros)."""
+    last = _VAR_LAST.get(name)
+    if last is not None and last[0] == value:
+        return last[1]
     if _needs_escape(value) is None:
-        return f"variable_{name}: {value}\n"
-    return f"variable_{name}: {url_encode(value)}\n"
+        line = f"variable_{name}: {value}\n"
+    else:
+        line = f"variable_{name}: {url_encode(value)}\n"
+    if len(_VAR_LAST) > 20000:
+        _VAR_LAST.clear()
+    _VAR_LAST[name] = (value, line)
+    return line
 
 
 def serialize_plain(headers: list[tuple[str, str]], body: str | None) -> bytes:

@@ -137,3 +137,22 @@ def test_billing_variables_are_the_cdr_written_out():
             want[k] = v
         assert list(ch.variables.items()) == list(want.items())
         assert ch._var_plain() == "".join(wire._plain_line("variable_" + k, v) for k, v in want.items())
+
+
+def test_state_and_times_lines_are_the_header_lines():
+    from fsd.sim import channel as chm
+
+    rnd = random.Random(15)
+    for _ in range(3000):
+        key = (rnd.choice(["CS_NEW", "CS_EXECUTE", _random_text(rnd, 6)]), rnd.choice(["DOWN", "ACTIVE"]),
+               rnd.randrange(14), rnd.choice(["sofia/internal/1001@127.0.0.1:5060", _random_text(rnd, 20)]),
+               rnd.choice(["u-1", _random_text(rnd, 8)]), rnd.choice(["inbound", "outbound", "a b"]),
+               rnd.random() < 0.5, rnd.choice(["", "1001@127.0.0.1", _random_text(rnd, 5)]),
+               rnd.choice(["ringing", "answered", "x:y"]), rnd.choice([None, "", "NORMAL_CLEARING", "a%b"]),
+               rnd.random() < 0.5)
+        assert chm._state_plain(*key) == "".join(wire._plain_line(k, v) for k, v in chm._state_block(*key))
+        times = tuple(rnd.choice([0, rnd.randrange(10**16), -3, "1 2", 1.5]) for _ in chm.TIME_FIELDS)
+        for prefix in ("Caller", "Other-Leg"):
+            names = chm._profile_names(prefix)[0]
+            assert chm._times_plain(prefix, times) == "".join(
+                wire._plain_line(n, str(t)) for n, t in zip(names, times, strict=True))
