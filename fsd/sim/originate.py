@@ -179,7 +179,7 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
     for leg_vars, ep in group:
         vd = dict(list(gvars) + list(leg_vars))
         if _float(vd.get("leg_delay_start"), 0.0) > 0:
-            creators.append(clock_mod.spawn(_create, leg_vars, ep))
+            creators.append(clock_mod.Greenlet.spawn(_create, leg_vars, ep))  # killed below (blocking)
         else:
             _create(leg_vars, ep)
     winner = None
