@@ -617,6 +617,16 @@ class Channel:
         self.direction = direction
         self.name = name
         self.hit_dialplan = direction == "inbound"
+        # read by every event (instance attributes: faster to read than the class defaults)
+        self.state = "CS_NEW"
+        self.call_state = "DOWN"
+        self.answer_state = "ringing"
+        self.hangup_cause = None
+        self.has_media = False
+        self.presence_id = ""
+        self.other = None
+        self._desired_state = None
+        self._vars_frozen = None
         self.endpoint = endpoint
         self.script = script
         self.created_us = created = self.clock.now_us()

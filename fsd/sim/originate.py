@@ -9,6 +9,7 @@ import gevent.event
 
 from fsd.sim import clock as clock_mod
 from fsd.sim import ids
+from fsd.sim import variables as varsets
 from fsd.sim.channel import Channel, _Tracked
 
 log = logging.getLogger(__name__)
@@ -355,8 +356,6 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         endpoint=endpoint,
     )
     leg.endpoint_port = port
-    from fsd.sim import variables as varsets
-
     varsets.outbound_leg_media(leg)
     if originator is not None and ep_str.startswith("user/"):
         leg.set_var("video_media_flow", "disabled")
