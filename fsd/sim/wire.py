@@ -216,29 +216,35 @@ class CommandParser:
         self._buf = b""
 
     def feed(self, data: bytes) -> list[tuple[str, list[tuple[str, str]], bytes]]:
-        self._buf += data
+        buf = self._buf + data if self._buf else data
         out = []
         while True:
             # FreeSWITCH accepts "\n\n" (and tolerates "\r\n") as the end of a command block.
-            norm_idx = self._buf.find(b"\n\n")
-            crlf_idx = self._buf.find(b"\r\n\r\n")
+            norm_idx = buf.find(b"\n\n")
+            crlf_idx = buf.find(b"\r\n\r\n") if b"\r" in buf else -1
             if norm_idx < 0 and crlf_idx < 0:
                 break
             if norm_idx < 0 or (0 <= crlf_idx < norm_idx):
                 idx, sep = crlf_idx, 4
             else:
                 idx, sep = norm_idx, 2
-            block = self._buf[:idx].decode("utf-8", "replace").replace("\r", "")
-            rest = self._buf[idx + sep :]
+            block = buf[:idx].decode("utf-8", "replace")
+            if "\r" in block:
+                block = block.replace("\r", "")
+            rest = buf[idx + sep :]
             lines = block.split("\n")
             first = lines[0].strip()
             headers: list[tuple[str, str]] = []
+            length = None
             for line in lines[1:]:
                 if ":" in line:
                     k, _, v = line.partition(":")
-                    headers.append((k.strip(), v.strip()))
+                    k = k.strip()
+                    v = v.strip()
+                    headers.append((k, v))
+                    if length is None and len(k) == 14 and k.lower() == "content-length":
+                        length = v
             body = b""
-            length = next((v for k, v in headers if k.lower() == "content-length"), None)
             if length is not None:
                 try:
                     n = int(length)
@@ -247,8 +253,9 @@ class CommandParser:
                 if len(rest) < n:
                     break
                 body, rest = rest[:n], rest[n:]
-            self._buf = rest
+            buf = rest
             if not first and not headers:
                 continue
             out.append((first, headers, body))
+        self._buf = buf
         return out

@@ -156,3 +156,65 @@ def test_state_and_times_lines_are_the_header_lines():
             names = chm._profile_names(prefix)[0]
             assert chm._times_plain(prefix, times) == "".join(
                 wire._plain_line(n, str(t)) for n, t in zip(names, times, strict=True))
+
+
+class _ParserOracle:
+    """The command parser written plainly (every find, a generator for Content-Length)."""
+
+    def __init__(self):
+        self._buf = b""
+
+    def feed(self, data):
+        self._buf += data
+        out = []
+        while True:
+            norm_idx = self._buf.find(b"\n\n")
+            crlf_idx = self._buf.find(b"\r\n\r\n")
+            if norm_idx < 0 and crlf_idx < 0:
+                break
+            if norm_idx < 0 or (0 <= crlf_idx < norm_idx):
+                idx, sep = crlf_idx, 4
+            else:
+                idx, sep = norm_idx, 2
+            block = self._buf[:idx].decode("utf-8", "replace").replace("\r", "")
+            rest = self._buf[idx + sep :]
+            lines = block.split("\n")
+            first = lines[0].strip()
+            headers = []
+            for line in lines[1:]:
+                if ":" in line:
+                    k, _, v = line.partition(":")
+                    headers.append((k.strip(), v.strip()))
+            body = b""
+            length = next((v for k, v in headers if k.lower() == "content-length"), None)
+            if length is not None:
+                try:
+                    n = int(length)
+                except ValueError:
+                    n = 0
+                if len(rest) < n:
+                    break
+                body, rest = rest[:n], rest[n:]
+            self._buf = rest
+            if not first and not headers:
+                continue
+            out.append((first, headers, body))
+        return out
+
+
+def test_command_parser_over_random_streams_and_splits():
+    rnd = random.Random(16)
+    pieces = [b"api status", b"sendmsg", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n", b"call-command: execute",
+              b"Content-Length: 5", b"content-length: 0", b"CONTENT-LENGTH: x", b"Content-Length:3", b"abc",
+              b"hello", b" : ", b"\xc3\xbc", b"\xff", b"key: v: w", b"  ", b"exit"]
+    for _ in range(2000):
+        stream = b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(30)))
+        new, old = wire.CommandParser(), _ParserOracle()
+        got, want = [], []
+        pos = 0
+        while pos < len(stream):
+            n = rnd.randrange(1, 12)
+            got += new.feed(stream[pos : pos + n])
+            want += old.feed(stream[pos : pos + n])
+            pos += n
+        assert got == want and new._buf == old._buf, stream
