@@ -208,26 +208,10 @@ class EslConnection:
 
     def _reader(self) -> None:
         parser = wire.CommandParser()
-        sock = self.sock
-        # gevent's recv tries the non-blocking socket first, and waits after EAGAIN (an exception). A client
-        # mostly waits for the reply to what it sent, so after each read this waits for the socket to be
-        # readable first (the same wait gevent's recv does), then reads.
-        raw = self._raw
-        wait = getattr(sock, "_wait", None)
-        readable = getattr(sock, "_read_event", None)
-        if raw is None or wait is None or readable is None:
-            raw = None
         try:
             while not self.closed.is_set():
                 self.switch._running.wait()
-                if raw is None:
-                    data = sock.recv(65536)
-                else:
-                    wait(readable)
-                    try:
-                        data = raw.recv(65536)
-                    except BlockingIOError:
-                        continue
+                data = self.sock.recv(65536)
                 if not data:
                     break
                 for cmd in parser.feed(data):
