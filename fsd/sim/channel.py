@@ -784,7 +784,7 @@ class Channel:
             return
         self.fire(
             "PRESENCE_IN",
-            after=[
+            after=(
                 ("proto", "any"),
                 ("login", "src/switch_channel.c"),
                 ("from", self.presence_id),
@@ -798,7 +798,7 @@ class Channel:
                 ("Presence-Calling-File", "src/" + where[0]),
                 ("Presence-Calling-Function", where[1]),
                 ("Presence-Calling-Line", where[2]),
-            ],
+            ),
         )
 
     def flip_cid(self) -> None:

@@ -14,10 +14,12 @@ import gevent.queue
 
 from fsd.sim import clock as clock_mod
 from fsd.sim import ids, wire
+from fsd.sim.channel import _profile_plain
 
 log = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
+_BGAPI_CALLING = ("mod_event_socket.c", "api_exec", "1572")
 
 LOG_LEVELS = {"console": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 
@@ -479,14 +481,15 @@ class EslConnection:
             ("Socket-Mode", "async" if self.async_mode else "static"),
             ("Control", "full" if self.full else "single-channel"),
         )
-        # the event's headers (common ones, Channel-* profile, channel headers, reply) in event-plain form
+        # the event's headers (common ones, Channel-* profile, channel headers, reply) in event-plain form; the
+        # Channel-* profile lines are the memoised rendering of the profile block
         snap, variables = ch._snapshot("CHANNEL_DATA")
         ev = self.switch.new_channel_event(
-            "CHANNEL_DATA", ch, tuple(ch._profile_headers("Channel")), snap, reply,
-            ("mod_event_socket.c", "parse_command", "2021"), None, variables,
+            "CHANNEL_DATA", ch, (), snap, reply, ("mod_event_socket.c", "parse_command", "2021"), None, variables,
         )
+        profile = _profile_plain("Channel", snap[11], snap[12])
         self.switch._log("reply", self.id, "+OK (connect)")
-        self.send(wire.plain_payload(self.switch._plain_lines(ev), None))
+        self.send(wire.plain_payload("".join(self.switch._plain_parts(ev, before_text=profile)), None))
 
     def _myevents(self, cmd: str) -> None:
         if self.myevents:
@@ -649,10 +652,9 @@ class EslConnection:
 
         def _run():
             body = self.switch.api.execute(cmd, arg, conn=None)
-            ev = self.switch.new_event("BACKGROUND_JOB", calling=("mod_event_socket.c", "api_exec", "1572"))
-            ev.headers += [("Job-UUID", job), ("Job-Command", cmd)]
-            if arg:
-                ev.headers.append(("Job-Command-Arg", arg))
+            tail = (("Job-UUID", job), ("Job-Command", cmd), ("Job-Command-Arg", arg)) if arg else (
+                ("Job-UUID", job), ("Job-Command", cmd))
+            ev = self.switch.new_lazy_event("BACKGROUND_JOB", tail, calling=_BGAPI_CALLING)
             ev.body = body
             self.switch.fire(ev)
 

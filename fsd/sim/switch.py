@@ -250,15 +250,13 @@ class LogEntry:
     __slots__ = ("t", "real", "kind", "conn", "text", "event", "headers")
 
     def __init__(self, t, real, kind, conn, text, event=None, headers=None):
-        self.t, self.real, self.kind, self.conn, self.text, self.event, self.headers = (
-            t,
-            real,
-            kind,
-            conn,
-            text,
-            event,
-            headers,
-        )
+        self.t = t
+        self.real = real
+        self.kind = kind
+        self.conn = conn
+        self.text = text
+        self.event = event
+        self.headers = headers
 
     def __repr__(self):
         return f"<{self.kind} conn={self.conn} {self.text!r}>"
@@ -506,7 +504,7 @@ class Switch:
         return [e for e in self.log if e.kind == "command"]
 
     def _log(self, kind, conn, text, headers=None) -> None:
-        self.log.append(LogEntry(self.clock.now(), time.monotonic(), kind, conn, text, headers=headers))
+        self.log.append(LogEntry(self.clock.now(), time.monotonic(), kind, conn, text, None, headers))
 
     # ------------------------------------------------------------------ events
     def format_local(self, t: float) -> str:
@@ -626,8 +624,9 @@ class Switch:
         wire._plain_line over ev.headers)."""
         return "".join(self._plain_parts(ev))
 
-    def _plain_parts(self, ev: Event) -> list[str]:
-        """_plain_lines in parts (joined once, with the frame's own header)."""
+    def _plain_parts(self, ev: Event, before_text: str | None = None) -> list[str]:
+        """_plain_lines in parts (joined once, with the frame's own header). `before_text`: event-plain lines
+        that come where the `before` headers do (after them)."""
         calling = ev._calling
         now = ev.t
         # Event-Date-Timestamp and Event-Sequence are digits, which URL-encoding leaves as they are
@@ -641,6 +640,8 @@ class Switch:
         if ev._snap is not None:
             if ev._before:
                 parts += itertools.starmap(wire.plain_line, ev._before)
+            if before_text:
+                parts.append(before_text)
             render_plain_into(parts, ev._snap, ev._vars, ev._owner)
             if ev._after:
                 parts += itertools.starmap(wire.plain_line, ev._after)
@@ -664,7 +665,7 @@ class Switch:
             mine = self._subs_uuid.get(ev.uuid)
             if mine:
                 targets = targets + mine
-        for conn in tuple(targets):
+        for conn in targets:  # deliver() does not change the subscriptions
             conn.deliver(ev)
         # the frames were queued for the connections that wanted them: the event does not keep them (a later
         # Event.frame() renders them again, the same bytes; a long run no longer keeps every frame it sent)
