@@ -201,12 +201,12 @@ class _Driver:
                 self.all_done.set()
 
 
-def _user_sys(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process (from /proc/<pid>/stat)."""
+def _user_sys(pid: int) -> tuple[float, float, int]:
+    """User and system CPU seconds and minor page faults of a process (from /proc/<pid>/stat)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     tck = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tck, int(fields[12]) / tck
+    return int(fields[11]) / tck, int(fields[12]) / tck, int(fields[7])
 
 
 def _bench(calls: int, rate: int, members: int = MEMBERS, time_scale: float = 1.0) -> dict:
@@ -246,7 +246,8 @@ def _bench(calls: int, rate: int, members: int = MEMBERS, time_scale: float = 1.
         sim.stop()
         server.stop(timeout=1)
     return {"cpu_ms": cpu / calls * 1000, "user_ms": (us1[0] - us0[0]) / calls * 1000,
-            "sys_ms": (us1[1] - us0[1]) / calls * 1000, "client_ms": own / calls * 1000, "wall": wall, "placed": placed,
+            "sys_ms": (us1[1] - us0[1]) / calls * 1000, "faults": (us1[2] - us0[2]) / calls,
+            "client_ms": own / calls * 1000, "wall": wall, "placed": placed,
             "complete": bool(ok), "done": driver.done, "failed": driver.failed}
 
 

@@ -1103,6 +1103,9 @@ class Channel:
         self._hold_released.wait()
         self.fire("CHANNEL_DESTROY")
         self.set_state("CS_DESTROY")
+        # its last event is fired: the renderings kept for the next ones go (an event rendered later renders
+        # from its snapshot, the same bytes)
+        self._var_lines = self._var_dirty = self._vars_plain = self._caller_plain = self._other_plain = None
         self.destroyed.set()
         self.switch._destroyed(self)
 
