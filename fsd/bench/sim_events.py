@@ -201,6 +201,14 @@ class _Driver:
                 self.all_done.set()
 
 
+def _user_sys(pid: int) -> tuple[float, float, int]:
+    """User and system CPU seconds and minor page faults of a process (from /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck, int(fields[7])
+
+
 def _bench(calls: int, rate: int, members: int = MEMBERS, time_scale: float = 1.0) -> dict:
     driver = None
     server = gevent.server.StreamServer(("127.0.0.1", 0), lambda s, a: driver.handle(s, a), backlog=2048)
@@ -223,6 +231,7 @@ def _bench(calls: int, rate: int, members: int = MEMBERS, time_scale: float = 1.
         driver.want, driver.done, driver.failed = calls, 0, 0
         driver.all_done.clear()
         c0, own0, t0 = cpu_s(sim.proc.pid), cpu_s(os.getpid()), time.monotonic()
+        us0 = _user_sys(sim.proc.pid)
         sim.place(did=DID, n=calls, rate=rate, hangup_after=0.3, prefix="7910")
         placed = sim.ask(None, timeout=600)[1]
         ok = driver.all_done.wait(120)
@@ -230,12 +239,15 @@ def _bench(calls: int, rate: int, members: int = MEMBERS, time_scale: float = 1.
             gevent.sleep(0.05)
         gevent.sleep(0.3)
         cpu = cpu_s(sim.proc.pid) - c0
+        us1 = _user_sys(sim.proc.pid)
         own = cpu_s(os.getpid()) - own0
         wall = time.monotonic() - t0
     finally:
         sim.stop()
         server.stop(timeout=1)
-    return {"cpu_ms": cpu / calls * 1000, "client_ms": own / calls * 1000, "wall": wall, "placed": placed,
+    return {"cpu_ms": cpu / calls * 1000, "user_ms": (us1[0] - us0[0]) / calls * 1000,
+            "sys_ms": (us1[1] - us0[1]) / calls * 1000, "faults": (us1[2] - us0[2]) / calls,
+            "client_ms": own / calls * 1000, "wall": wall, "placed": placed,
             "complete": bool(ok), "done": driver.done, "failed": driver.failed}
 
 

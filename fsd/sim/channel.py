@@ -16,7 +16,6 @@ import os
 import re
 import struct
 import time
-import uuid as uuidlib
 import wave
 
 import gevent
@@ -24,8 +23,9 @@ import gevent.event
 import gevent.queue
 
 from fsd.sim import clock as clock_mod
+from fsd.sim import ids
 from fsd.sim import variables as varsets
-from fsd.sim.wire import _plain_line, url_encode
+from fsd.sim.wire import _plain_line, plain_line, url_encode, var_line
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +295,8 @@ _CODEC_HEADERS = (
     ("Channel-Write-Codec-Bit-Rate", "64000"),
 )
 
+_CODEC_PLAIN = "".join(itertools.starmap(_plain_line, _CODEC_HEADERS))
+
 
 @functools.lru_cache(maxsize=8192)
 def _profile_fields(prefix: str, profile: tuple, other: bool) -> tuple[tuple[str, str], ...]:
@@ -344,7 +346,9 @@ def _profile_plain(prefix: str, profile: tuple, times: tuple, other: bool = Fals
 @functools.lru_cache(maxsize=8192)
 def _times_plain(prefix: str, times: tuple) -> str:
     names = _profile_names(prefix)[0]
-    return "".join([f"{n}: {_number_text(t)}\n" for n, t in zip(names, times, strict=True)])
+    # an int's text has no character to escape
+    return "".join([f"{n}: {t}\n" if type(t) is int else f"{n}: {_number_text(t)}\n"
+                    for n, t in zip(names, times, strict=True)])
 
 
 def _number_text(t) -> str:
@@ -380,8 +384,39 @@ def _state_block(state, call_state, state_number, name, uuid, direction, hit_dia
 
 
 @functools.lru_cache(maxsize=16384)
-def _state_plain(*key) -> str:
-    return "".join(itertools.starmap(_plain_line, _state_block(*key)))
+def _state_plain(state, call_state, state_number, name, uuid, direction, hit_dialplan, presence_id, answer_state,
+                 hangup_cause, has_media) -> str:
+    """_state_block as event-plain lines, from smaller memoised parts (a channel's own lines are made once, not
+    once per state it goes through)."""
+    own, call_uuid = _state_own_plain(name, uuid, direction)
+    text = _state_head_plain(state, call_state, state_number) + own
+    text += "Channel-HIT-Dialplan: true\n" if hit_dialplan else "Channel-HIT-Dialplan: false\n"
+    if presence_id:
+        text += plain_line("Channel-Presence-ID", presence_id)
+    return text + call_uuid + _state_tail_plain(answer_state, hangup_cause, has_media)
+
+
+@functools.lru_cache(maxsize=1024)
+def _state_head_plain(state, call_state, state_number) -> str:
+    return (_plain_line("Channel-State", state) + _plain_line("Channel-Call-State", call_state)
+            + _plain_line("Channel-State-Number", str(state_number)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _state_own_plain(name, uuid, direction) -> tuple[str, str]:
+    """The lines of Channel-Name ... Presence-Call-Direction, and the Channel-Call-UUID line."""
+    return (plain_line("Channel-Name", name) + plain_line("Unique-ID", uuid) + _plain_line("Call-Direction", direction)
+            + _plain_line("Presence-Call-Direction", direction)), plain_line("Channel-Call-UUID", uuid)
+
+
+@functools.lru_cache(maxsize=1024)
+def _state_tail_plain(answer_state, hangup_cause, has_media) -> str:
+    text = _plain_line("Answer-State", answer_state)
+    if hangup_cause:
+        text += _plain_line("Hangup-Cause", hangup_cause)
+    if has_media:
+        text += _CODEC_PLAIN
+    return text
 
 
 def render_headers(snap: tuple) -> list[tuple[str, str]]:
@@ -407,19 +442,39 @@ def render_plain(snap: tuple, variables: dict | None, owner: Channel | None = No
     """channel_part(snap, variables) as event-plain lines (wire.serialize_plain's), from memoised blocks:
     the state part, the caller profile and the variables (the lines of the variables that changed, when
     `variables` is the copy `owner`, the channel, still shares)."""
-    text = _state_plain(*snap[:11])
+    parts: list[str] = []
+    render_plain_into(parts, snap, variables, owner)
+    return "".join(parts)
+
+
+def render_plain_into(parts: list[str], snap: tuple, variables: dict | None, owner: Channel | None = None) -> None:
+    """render_plain's lines appended to `parts` (joined once with the rest of the frame)."""
+    parts.append(_state_plain(*snap[:11]))
     profile, times, other = snap[11:]
     if profile is not None:
-        text += _profile_plain("Caller", profile, times)
-        if other is not None:
-            text += _plain_line("Other-Type", other[0])
-            text += _profile_plain("Other-Leg", other[1], other[2], True)
+        if owner is None:
+            parts.append(_profile_plain("Caller", profile, times))
+            if other is not None:
+                parts.append(_plain_line("Other-Type", other[0]))
+                parts.append(_profile_plain("Other-Leg", other[1], other[2], True))
+        else:
+            # the owner keeps the last rendering of its profile and of the other leg's, for the same (memoised,
+            # so identical while unchanged) profile and times tuples
+            memo = owner._caller_plain
+            if memo is None or memo[0] is not profile or memo[1] is not times:
+                memo = owner._caller_plain = (profile, times, _profile_plain("Caller", profile, times))
+            parts.append(memo[2])
+            if other is not None:
+                memo = owner._other_plain
+                if memo is None or memo[0] != other[0] or memo[1] is not other[1] or memo[2] is not other[2]:
+                    text = _plain_line("Other-Type", other[0]) + _profile_plain("Other-Leg", other[1], other[2], True)
+                    memo = owner._other_plain = (other[0], other[1], other[2], text)
+                parts.append(memo[3])
     if variables is not None:
         if owner is not None and owner._vars_frozen is variables:  # still the channel's variables
-            text += owner._var_plain()
+            parts.append(owner._var_plain())
         else:
-            text += "".join([_plain_line(_VAR_NAMES[k], v) for k, v in variables.items()])
-    return text
+            parts += itertools.starmap(var_line, variables.items())
 
 
 class BridgeSteps:
@@ -494,6 +549,49 @@ def write_wav(path: str, seconds: float, rate: int = 8000) -> None:
 class Channel:
     """One call leg."""
 
+    # the last event-plain rendering of the caller profile ((profile, times, text)) and of the other leg's
+    # ((type, profile, times, text)), see render_plain_into
+    _caller_plain: tuple | None = None
+    _other_plain: tuple | None = None
+
+    # Initial values that are not mutable (a channel sets its own when they change: fewer stores per channel)
+    state = "CS_NEW"
+    call_state = "DOWN"
+    answer_state = "ringing"
+    hangup_cause: str | None = None
+    has_media = False
+    presence_id = ""
+    other: Channel | None = None
+    other_profile = None  # snapshot shown as Other-Leg-* (None: the other leg's live profile)
+    originated = False  # created by the api originate (answer flips its caller id)
+    originatee_profile = None
+    other_type = ""
+    bridged_to: Channel | None = None
+    endpoint_port = 5060
+    last_arg = ""
+    _bridge_master = False
+    last_app_response = "_none_"
+    last_app = ""
+    _break = False
+    _in_media = 0
+    _dtmf_buffer = ""
+    _dtmf_count = 0
+    _greenlet: gevent.Greenlet | None = None
+    _in_park = False
+    # mod_event_socket's socket-loss path: CF_CONTROLLED (an outbound socket controls the channel, its park
+    # lasts as long as the listener), and CS_RESET set by the dying listener (socket_resume), during which
+    # switch_channel_ready() is false: the running app, park or bridge stops.
+    _controlled = False
+    _resetting = False
+    _desired_state: str | None = None  # channel->state when it differs from the running state
+    _sendmsg_count = 0
+    _vars_frozen: dict[str, str] | None = None  # the copy of the variables events share until the next change
+    _vars_plain: str | None = None  # their event-plain lines
+    # event-plain line of each variable once rendered (None: to be made), and (from then on) the variables
+    # whose line is to be made: set since the last rendering
+    _var_lines: dict[str, str | None] | None = None
+    _var_dirty: list[str] | None = None
+
     def __init__(
         self,
         *,
@@ -515,30 +613,26 @@ class Channel:
     ):
         self.switch = switch
         self.clock = switch.clock
-        self.uuid = uuid or str(uuidlib.uuid4())
+        self.uuid = uuid = uuid or ids.uuid4()
         self.direction = direction
         self.name = name
+        self.hit_dialplan = direction == "inbound"
+        # read by every event (instance attributes: faster to read than the class defaults)
         self.state = "CS_NEW"
         self.call_state = "DOWN"
         self.answer_state = "ringing"
-        self.hangup_cause: str | None = None
+        self.hangup_cause = None
         self.has_media = False
-        self.hit_dialplan = direction == "inbound"
         self.presence_id = ""
-        self.other: Channel | None = None
-        self.other_profile = None  # snapshot shown as Other-Leg-* (None: the other leg's live profile)
-        self.originated = False  # created by the api originate (answer flips its caller id)
-        self.originatee_profile = None
-        self.other_type = ""
-        self.bridged_to: Channel | None = None
+        self.other = None
+        self._desired_state = None
+        self._vars_frozen = None
         self.endpoint = endpoint
         self.script = script
-        self.created_us = self.clock.now_us()
-        self.times = _Tracked.fromkeys(TIME_FIELDS, 0)
-        self.times["Profile-Created-Time"] = self.created_us
-        self.times["Channel-Created-Time"] = self.created_us
+        self.created_us = created = self.clock.now_us()
+        self.times = _Tracked(zip(TIME_FIELDS, (created, created, 0, 0, 0, 0, 0, 0, 0, 0, 0), strict=True))
         self.profile = _Tracked(
-            [
+            (
                 ("Direction", direction),
                 ("Logical-Direction", direction),
                 ("Username", username),
@@ -552,40 +646,29 @@ class Channel:
                 ("Network-Addr", network_addr),
                 ("ANI", caller_id_number),
                 ("Destination-Number", destination_number),
-                ("Unique-ID", self.uuid),
+                ("Unique-ID", uuid),
                 ("Source", source),
                 ("Transfer-Source", ""),
                 ("Context", context),
                 ("RDNIS", ""),
                 ("Channel-Name", name),
                 ("Profile-Index", "1"),
-            ]
+            )
         )
-        self.variables: dict[str, str] = {}  # insertion order = the order events show (change: set_var only)
-        self._vars_frozen: dict[str, str] | None = None  # the copy events share until the next set_var
-        self._vars_plain: str | None = None  # its event-plain lines
-        self._var_lines: dict[str, str] | None = None  # event-plain line of each variable, once rendered
-        self.set_var("direction", direction)
+        # insertion order = the order events show (change: set_var/set_vars only)
+        session_id = str(switch._next_session_id())
         if direction == "outbound":
-            self.set_var("is_outbound", "true")
-        self.set_var("uuid", self.uuid)
-        self.set_var("call_uuid", self.uuid)
-        self.set_var("session_id", str(switch._next_session_id()))
-        self.set_vars(variables or ())
+            self.variables = {"direction": direction, "is_outbound": "true", "uuid": uuid, "call_uuid": uuid,
+                              "session_id": session_id}
+        else:
+            self.variables = {"direction": direction, "uuid": uuid, "call_uuid": uuid, "session_id": session_id}
+        if variables:
+            self.set_vars(variables)
         if "channel_name" not in self.variables:
             self.set_var("channel_name", name)
         self.media_port = 16384 + 2 * (int(self.variables["session_id"]) % 8000)
-        self.endpoint_port = 5060
-        self.last_arg = ""
-        self._bridge_master = False
-        self.last_app_response = "_none_"
-        self.last_app = ""
         self._private: gevent.queue.Queue = gevent.queue.Queue()
         self._media_ev = gevent.event.Event()
-        self._break = False
-        self._in_media = 0
-        self._dtmf_buffer = ""
-        self._dtmf_count = 0
         self.hungup = gevent.event.Event()
         self.destroyed = gevent.event.Event()
         self.answered = gevent.event.Event()
@@ -594,17 +677,8 @@ class Channel:
         self._holds: set = set()
         self._hold_released = gevent.event.Event()
         self._hold_released.set()
-        self._greenlet: gevent.Greenlet | None = None
         self._apps: list[tuple[str, str]] = []
-        self._in_park = False
-        # mod_event_socket's socket-loss path: CF_CONTROLLED (an outbound socket controls the channel, its
-        # park lasts as long as the listener), and CS_RESET set by the dying listener (socket_resume), during
-        # which switch_channel_ready() is false: the running app, park or bridge stops.
-        self._controlled = False
-        self._resetting = False
-        self._desired_state: str | None = None  # channel->state when it differs from the running state
         self._unready = gevent.event.Event()  # set while switch_channel_ready() is false (hangup, CS_RESET)
-        self._sendmsg_count = 0
         self.recordings: list[str] = []
         self.state_history: list[str] = []
 
@@ -623,32 +697,51 @@ class Channel:
             return
         lines.pop(name, None)
         if value is not None:
-            variables[name] = value = str(value)
-            lines[name] = _plain_line(_VAR_NAMES[name], value)
+            variables[name] = str(value)
+            lines[name] = None  # its line is made when the variables are rendered next
+            self._var_dirty.append(name)
 
     def set_vars(self, items) -> None:
         """set_var for each (name, value) in turn."""
         self._vars_frozen = self._vars_plain = None
         variables = self.variables
+        pop = variables.pop
         lines = self._var_lines
+        if lines is None:
+            for name, value in items:
+                pop(name, None)
+                if value is not None:
+                    variables[name] = str(value)
+            return
+        pop_line = lines.pop
+        dirty = self._var_dirty
         for name, value in items:
-            variables.pop(name, None)
-            if lines is not None:
-                lines.pop(name, None)
+            pop(name, None)
+            pop_line(name, None)
             if value is not None:
-                variables[name] = value = str(value)
-                if lines is not None:
-                    lines[name] = _plain_line(_VAR_NAMES[name], value)
+                variables[name] = str(value)
+                lines[name] = None
+                dirty.append(name)
 
     def _var_plain(self) -> str:
         """The variables as event-plain lines (memoised until the next set_var). From the first call on,
-        set_var keeps each variable's line, so a channel whose events are delivered renders only the
-        variables that changed."""
+        the channel keeps each variable's line (in the variables' order; set_var leaves a place holder that
+        is filled here), so a channel whose events are delivered renders only the variables that changed,
+        and one whose events are no longer delivered renders none."""
         text = self._vars_plain
         if text is None:
             lines = self._var_lines
             if lines is None:
-                lines = self._var_lines = {k: _plain_line(_VAR_NAMES[k], v) for k, v in self.variables.items()}
+                lines = self._var_lines = {k: var_line(k, v) for k, v in self.variables.items()}
+                self._var_dirty = []
+            else:
+                dirty = self._var_dirty
+                if dirty:
+                    variables = self.variables
+                    for k in dirty:
+                        if lines.get(k, "") is None:  # set since the last rendering, and still set
+                            lines[k] = var_line(k, variables[k])
+                    dirty.clear()
             text = self._vars_plain = "".join(lines.values())
         return text
 
@@ -691,7 +784,7 @@ class Channel:
             return
         self.fire(
             "PRESENCE_IN",
-            after=[
+            after=(
                 ("proto", "any"),
                 ("login", "src/switch_channel.c"),
                 ("from", self.presence_id),
@@ -705,7 +798,7 @@ class Channel:
                 ("Presence-Calling-File", "src/" + where[0]),
                 ("Presence-Calling-Function", where[1]),
                 ("Presence-Calling-Line", where[2]),
-            ],
+            ),
         )
 
     def flip_cid(self) -> None:
@@ -723,7 +816,7 @@ class Channel:
     def new_profile(self, source_tag: str, other_uuid: str) -> None:
         """A transfer-like caller-profile change (uuid_bridge gives both legs a new profile)."""
         now = self.clock.now_us()
-        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{uuidlib.uuid4()}:{source_tag}:{other_uuid}"
+        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{ids.uuid4()}:{source_tag}:{other_uuid}"
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
         self.times["Profile-Created-Time"] = now
 
@@ -776,11 +869,36 @@ class Channel:
         return render_headers(self.header_snapshot(event_name, with_profile=with_profile))
 
     def fire(self, name: str, *, before=(), after=(), body: str | None = None, calling=None):
-        snap, variables = self._snapshot(name, not (name == "CHANNEL_STATE" and self.state == "CS_NEW"))
-        ev = self.switch.new_channel_event(
-            name, self, tuple(before), snap, tuple(after), calling or CALLING.get(name), body, variables
-        )
-        self.switch.fire(ev)
+        # _snapshot(name, with_profile), written out: this runs for every event of the call
+        state = self.state
+        if name == "CHANNEL_STATE" and state == "CS_NEW":
+            profile = times = other = None
+        else:
+            p = self.profile
+            profile = p.frozen if type(p) is _Tracked else None
+            if profile is None:
+                profile = _frozen_profile(p)
+            t = self.times
+            times = t.frozen if type(t) is _Tracked else None
+            if times is None:
+                times = _frozen_times(t)
+            other = None
+            if self.other is not None:
+                op, ot = self.other_profile or (self.other.profile, self.other.times)
+                other = (self.other_type, _frozen_profile(op), _frozen_times(ot))
+        variables = None
+        if name in VAR_EVENTS:
+            variables = self._vars_frozen
+            if variables is None:
+                variables = self._vars_frozen = self.variables.copy()
+        snap = (state, self.call_state, STATE_NUMBERS.get(self._desired_state or state, 0), self.name, self.uuid,
+                self.direction, self.hit_dialplan, self.presence_id, self.answer_state, self.hangup_cause,
+                self.has_media, profile, times, other)
+        switch = self.switch
+        ev = switch.new_channel_event(name, self, before if type(before) is tuple else tuple(before), snap,
+                                      after if type(after) is tuple else tuple(after),
+                                      calling or CALLING.get(name), body, variables)
+        switch.fire(ev)
         return ev
 
     def set_state(self, state: str) -> None:
@@ -985,6 +1103,9 @@ class Channel:
         self._hold_released.wait()
         self.fire("CHANNEL_DESTROY")
         self.set_state("CS_DESTROY")
+        # its last event is fired: the renderings kept for the next ones go (an event rendered later renders
+        # from its snapshot, the same bytes)
+        self._var_lines = self._var_dirty = self._vars_plain = self._caller_plain = self._other_plain = None
         self.destroyed.set()
         self.switch._destroyed(self)
 
@@ -1105,7 +1226,7 @@ class Channel:
         self.profile["Destination-Number"] = dest
         self.profile["Context"] = context
         self.profile["Profile-Index"] = str(int(self.profile["Profile-Index"]) + 1)
-        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{uuidlib.uuid4()}:bl_xfer:{dest}/{context}/{dialplan}"
+        self.profile["Transfer-Source"] = f"{now // 1_000_000}:{ids.uuid4()}:bl_xfer:{dest}/{context}/{dialplan}"
         self.set_var("current_loop", None)
         self.set_var("total_loops", None)
         history = self.get_var("transfer_history")
@@ -1271,7 +1392,7 @@ class Channel:
         if _APPS is None:
             from fsd.sim.apps import APPS as _APPS  # noqa: N811 - apps imports this module
         fn = _APPS.get(app)
-        app_uuid = event_uuid or str(uuidlib.uuid4())
+        app_uuid = event_uuid or ids.uuid4()
         if fn is None:
             log.warning("sim_unknown_app app=%s uuid=%s", app, self.uuid)
             return

@@ -15,6 +15,7 @@ import logging
 import gevent
 
 from fsd.sim import clock as clock_mod
+from fsd.sim import variables
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,6 @@ class Endpoint:
         b = self.behaviour
         if leg.hungup.is_set():
             return
-        from fsd.sim import variables
-
         if not isinstance(b, (NoAnswer,)) or b.ring:
             leg.profile["Network-Addr"] = "127.0.0.1"
         contact_user = getattr(self, "user", None) or getattr(self, "number", "")

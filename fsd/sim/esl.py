@@ -7,18 +7,19 @@ import itertools
 import logging
 import re
 import socket
-import uuid as uuidlib
 
 import gevent
 import gevent.event
 import gevent.queue
 
 from fsd.sim import clock as clock_mod
-from fsd.sim import wire
+from fsd.sim import ids, wire
+from fsd.sim.channel import _profile_plain
 
 log = logging.getLogger(__name__)
 
 _conn_ids = itertools.count(1)
+_BGAPI_CALLING = ("mod_event_socket.c", "api_exec", "1572")
 
 LOG_LEVELS = {"console": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 
@@ -49,6 +50,21 @@ MYEVENTS = {
 }
 
 
+def _sendall(sock, data: bytes) -> None:
+    """sock.sendall(data): first one send() on gevent's non-blocking socket underneath (gevent's sendall asks
+    the kernel for the send buffer size first, a system call per write), then sendall for what is left."""
+    raw = getattr(sock, "_sock", None)
+    if raw is None:
+        sock.sendall(data)
+        return
+    try:
+        n = raw.send(data)
+    except BlockingIOError:
+        n = 0
+    if n < len(data):
+        sock.sendall(memoryview(data)[n:])
+
+
 class EslConnection:
     """One event-socket TCP connection (either direction)."""
 
@@ -74,7 +90,11 @@ class EslConnection:
         self.logging = False
         self.connected = False
         self.closed = gevent.event.Event()
-        self._out: gevent.queue.Queue = gevent.queue.Queue()
+        self._wbuf: list[bytes] = []  # frames queued for writing (see send)
+        self._flushing = False  # a write of _wbuf is scheduled or under way
+        self._closing = False  # close() asked: shut down once _wbuf is written
+        self._loop = gevent.get_hub().loop
+        self._raw = getattr(sock, "_sock", None)  # the non-blocking socket under gevent's
         self._held: list[bytes] | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._lingering = False
@@ -85,14 +105,22 @@ class EslConnection:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._greenlets = [clock_mod.spawn(self._writer), clock_mod.spawn(self._reader)]
+        self._greenlets = [clock_mod.spawn(self._reader)]
         if not self.outbound:
             self.send(b"Content-Type: auth/request\n\n")
 
+    # Writing: send() queues the frame; what is queued goes out in one write from a callback of the event loop
+    # (no greenlet switch), at the moment a writer greenlet woken by the queue would have run. When the socket
+    # does not take it all at once, the switch is stalled, or writes are chunked, a writer greenlet sends it.
+    # close() (not abrupt) shuts the socket down once everything queued before it was sent; later frames are
+    # dropped.
     def send(self, data: bytes) -> None:
-        if self.closed.is_set():
+        if self.closed.is_set() or self._closing:
             return
-        self._out.put(data)
+        self._wbuf.append(data)
+        if not self._flushing:
+            self._flushing = True
+            self._loop.run_callback(self._flush)
 
     def close(self, *, abrupt: bool = False) -> None:
         """Flush what is queued (unless abrupt) and close the socket."""
@@ -100,8 +128,11 @@ class EslConnection:
             return
         if abrupt:
             self._shutdown()
-        else:
-            self._out.put(None)
+        elif not self._closing:
+            self._closing = True
+            if not self._flushing:
+                self._flushing = True
+                self._loop.run_callback(self._flush)
 
     def _shutdown(self) -> None:
         if self.closed.is_set():
@@ -119,27 +150,47 @@ class EslConnection:
         if self.outbound:  # however the socket ended (EOF, exit, a write error, crash)
             self._release_channel()
 
+    def _flush(self) -> None:
+        """In the event loop (it must not block): one non-blocking write of what is queued."""
+        if self.closed.is_set():
+            self._flushing = False
+            return
+        buf = self._wbuf
+        raw = self._raw
+        if buf and raw is not None and self.switch.chunking is None and self.switch._running.is_set():
+            data = buf[0] if len(buf) == 1 else b"".join(buf)
+            buf.clear()
+            try:
+                n = raw.send(data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                clock_mod.spawn(self._write_failed)
+                return
+            if n < len(data):
+                buf.append(data[n:])
+        if buf:
+            clock_mod.spawn(self._writer)  # the rest, waiting for the socket (or the switch) as needed
+            return
+        self._flushing = False
+        if self._closing:
+            clock_mod.spawn(self._shutdown)
+
+    def _write_failed(self) -> None:
+        self._wbuf.clear()
+        self._flushing = False
+        self._shutdown()
+
     def _writer(self) -> None:
-        out = self._out
+        """What _flush could not send at once (self._flushing stays set meanwhile: later frames join the queue
+        this greenlet drains)."""
+        buf = self._wbuf
         try:
-            while True:
-                data = out.get()
-                if data is None:
-                    break
+            while buf:
                 self.switch._running.wait()
                 chunking = self.switch.chunking
-                last = False
-                if chunking is None and out.qsize():
-                    # what else is already queued goes out in the same write (same bytes, fewer syscalls)
-                    parts = [data]
-                    while out.qsize():
-                        nxt = out.get_nowait()
-                        if nxt is None:
-                            last = True
-                            break
-                        parts.append(nxt)
-                    data = b"".join(parts)
-                if chunking is not None and len(data) > 1:
+                if chunking is not None:
+                    data = buf.pop(0)
                     pos = 0
                     while pos < len(data):
                         n = chunking.randint(1, max(1, min(len(data) - pos, 512)))
@@ -147,12 +198,14 @@ class EslConnection:
                         pos += n
                         gevent.sleep(0)
                 else:
-                    self.sock.sendall(data)
-                if last:
-                    break
+                    data = buf[0] if len(buf) == 1 else b"".join(buf)
+                    buf.clear()
+                    _sendall(self.sock, data)
         except OSError:
-            pass
-        finally:
+            self._write_failed()
+            return
+        self._flushing = False
+        if self._closing:
             self._shutdown()
 
     def _reader(self) -> None:
@@ -268,6 +321,13 @@ class EslConnection:
         return True
 
     def deliver(self, ev) -> None:
+        # the event list first (what wants() checks last): it rejects most events at once
+        name = ev.name
+        if name == "CUSTOM":
+            if not (self.all_custom or ev.subclass in self.custom or self.all_events):
+                return
+        elif not (self.all_events or name in self.events):
+            return
         if self.closed.is_set() or not self.wants(ev):
             return
         data = ev.frame(self.format)
@@ -407,7 +467,7 @@ class EslConnection:
             self._event(cmd)
             return
         if low.startswith("sendevent"):
-            ev_uuid = str(uuidlib.uuid4())
+            ev_uuid = ids.uuid4()
             self._reply(f"+OK {ev_uuid}")
             return
         self._reply("-ERR command not found")
@@ -421,14 +481,15 @@ class EslConnection:
             ("Socket-Mode", "async" if self.async_mode else "static"),
             ("Control", "full" if self.full else "single-channel"),
         )
-        # the event's headers (common ones, Channel-* profile, channel headers, reply) in event-plain form
+        # the event's headers (common ones, Channel-* profile, channel headers, reply) in event-plain form; the
+        # Channel-* profile lines are the memoised rendering of the profile block
         snap, variables = ch._snapshot("CHANNEL_DATA")
         ev = self.switch.new_channel_event(
-            "CHANNEL_DATA", ch, tuple(ch._profile_headers("Channel")), snap, reply,
-            ("mod_event_socket.c", "parse_command", "2021"), None, variables,
+            "CHANNEL_DATA", ch, (), snap, reply, ("mod_event_socket.c", "parse_command", "2021"), None, variables,
         )
+        profile = _profile_plain("Channel", snap[11], snap[12])
         self.switch._log("reply", self.id, "+OK (connect)")
-        self.send(wire.plain_payload(self.switch._plain_lines(ev), None))
+        self.send(wire.plain_payload("".join(self.switch._plain_parts(ev, before_text=profile)), None))
 
     def _myevents(self, cmd: str) -> None:
         if self.myevents:
@@ -586,15 +647,14 @@ class EslConnection:
 
     def _bgapi(self, text: str, headers) -> None:
         cmd, _, arg = text.strip().partition(" ")
-        job = next((v for k, v in headers if k.lower() == "job-uuid"), None) or str(uuidlib.uuid4())
+        job = next((v for k, v in headers if k.lower() == "job-uuid"), None) or ids.uuid4()
         self._reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)])
 
         def _run():
             body = self.switch.api.execute(cmd, arg, conn=None)
-            ev = self.switch.new_event("BACKGROUND_JOB", calling=("mod_event_socket.c", "api_exec", "1572"))
-            ev.headers += [("Job-UUID", job), ("Job-Command", cmd)]
-            if arg:
-                ev.headers.append(("Job-Command-Arg", arg))
+            tail = (("Job-UUID", job), ("Job-Command", cmd), ("Job-Command-Arg", arg)) if arg else (
+                ("Job-UUID", job), ("Job-Command", cmd))
+            ev = self.switch.new_lazy_event("BACKGROUND_JOB", tail, calling=_BGAPI_CALLING)
             ev.body = body
             self.switch.fire(ev)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import uuid as uuidlib
 
 import gevent
 import gevent.event
 
 from fsd.sim import clock as clock_mod
+from fsd.sim import ids
+from fsd.sim import variables as varsets
 from fsd.sim.channel import Channel, _Tracked
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ def _ring_group(switch, group, gvars, originator, cancel, remaining, *, first_gr
     for leg_vars, ep in group:
         vd = dict(list(gvars) + list(leg_vars))
         if _float(vd.get("leg_delay_start"), 0.0) > 0:
-            creators.append(clock_mod.spawn(_create, leg_vars, ep))
+            creators.append(clock_mod.Greenlet.spawn(_create, leg_vars, ep))  # killed below (blocking)
         else:
             _create(leg_vars, ep)
     winner = None
@@ -299,7 +300,7 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
     else:
         raise OriginateError("CHAN_NOT_IMPLEMENTED")
 
-    leg_uuid = vd.get("origination_uuid") or str(uuidlib.uuid4())
+    leg_uuid = vd.get("origination_uuid") or ids.uuid4()
     if leg_uuid in switch.channels_by_uuid:
         raise OriginateError("NORMAL_TEMPORARY_FAILURE")
     if originator is not None:
@@ -355,8 +356,6 @@ def create_leg(switch, ep_str: str, vars_all: list[tuple[str, str]], originator:
         endpoint=endpoint,
     )
     leg.endpoint_port = port
-    from fsd.sim import variables as varsets
-
     varsets.outbound_leg_media(leg)
     if originator is not None and ep_str.startswith("user/"):
         leg.set_var("video_media_flow", "disabled")

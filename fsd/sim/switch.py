@@ -9,7 +9,6 @@ import itertools
 import logging
 import socket
 import time
-import uuid as uuidlib
 from email.utils import formatdate
 
 import gevent
@@ -17,10 +16,10 @@ import gevent.event
 import gevent.server
 from gevent import socket as gsocket
 
-from fsd.sim import wire
+from fsd.sim import ids, wire
 from fsd.sim.api import VERSION, Api, _uptime_text
 from fsd.sim.apps import split_app_spec
-from fsd.sim.channel import Channel, channel_part, render_plain
+from fsd.sim.channel import Channel, channel_part, render_plain_into
 from fsd.sim.clock import Clock
 from fsd.sim.endpoints import CallerScript, Gateway, Phone
 from fsd.sim.variables import remote_sdp
@@ -251,15 +250,13 @@ class LogEntry:
     __slots__ = ("t", "real", "kind", "conn", "text", "event", "headers")
 
     def __init__(self, t, real, kind, conn, text, event=None, headers=None):
-        self.t, self.real, self.kind, self.conn, self.text, self.event, self.headers = (
-            t,
-            real,
-            kind,
-            conn,
-            text,
-            event,
-            headers,
-        )
+        self.t = t
+        self.real = real
+        self.kind = kind
+        self.conn = conn
+        self.text = text
+        self.event = event
+        self.headers = headers
 
     def __repr__(self):
         return f"<{self.kind} conn={self.conn} {self.text!r}>"
@@ -302,7 +299,7 @@ class Switch:
         self.outbound_target = tuple(outbound_target) if outbound_target else None
         self.xml_curl_url = xml_curl_url
         self.xml_curl_credentials = xml_curl_credentials
-        self.core_uuid = core_uuid or str(uuidlib.uuid4())
+        self.core_uuid = core_uuid or ids.uuid4()
         self.clock = clock or Clock(time_scale=time_scale)
         self.ipv4 = ipv4
         self.ipv6 = ipv6
@@ -507,7 +504,7 @@ class Switch:
         return [e for e in self.log if e.kind == "command"]
 
     def _log(self, kind, conn, text, headers=None) -> None:
-        self.log.append(LogEntry(self.clock.now(), time.monotonic(), kind, conn, text, headers=headers))
+        self.log.append(LogEntry(self.clock.now(), time.monotonic(), kind, conn, text, None, headers))
 
     # ------------------------------------------------------------------ events
     def format_local(self, t: float) -> str:
@@ -620,33 +617,38 @@ class Switch:
     def _plain_frame(self, ev: Event) -> bytes:
         """The event-plain frame of a lazy event whose headers were not rendered: the same bytes as
         wire.event_frame("plain", ev.headers, ev.body), joined from memoised lines."""
-        return wire.plain_frame(self._plain_lines(ev), ev.body)
+        return wire.plain_frame_parts(self._plain_parts(ev), ev.body)
 
     def _plain_lines(self, ev: Event) -> str:
         """The event-plain header lines of a lazy event whose headers were not rendered ("".join of
         wire._plain_line over ev.headers)."""
+        return "".join(self._plain_parts(ev))
+
+    def _plain_parts(self, ev: Event, before_text: str | None = None) -> list[str]:
+        """_plain_lines in parts (joined once, with the frame's own header). `before_text`: event-plain lines
+        that come where the `before` headers do (after them)."""
         calling = ev._calling
         now = ev.t
         # Event-Date-Timestamp and Event-Sequence are digits, which URL-encoding leaves as they are
-        text = (
-            f"{self._head(ev.name, ev.subclass)[1]}{self._dates(now)[2]}"
-            f"Event-Date-Timestamp: {int(now * 1_000_000)}\n"
-        )
+        parts = [self._head(ev.name, ev.subclass)[1], self._dates(now)[2],
+                 f"Event-Date-Timestamp: {int(now * 1_000_000)}\n"]
         if ev._pre:
-            text = "".join(itertools.starmap(wire._plain_line, ev._pre)) + text
+            parts[:0] = itertools.starmap(wire.plain_line, ev._pre)
         if calling:
-            text += self._calling_plain(calling)
-        text += f"Event-Sequence: {ev.seq}\n"
+            parts.append(self._calling_plain(calling))
+        parts.append(f"Event-Sequence: {ev.seq}\n")
         if ev._snap is not None:
             if ev._before:
-                text += "".join(itertools.starmap(wire._plain_line, ev._before))
-            text += render_plain(ev._snap, ev._vars, ev._owner)
+                parts += itertools.starmap(wire.plain_line, ev._before)
+            if before_text:
+                parts.append(before_text)
+            render_plain_into(parts, ev._snap, ev._vars, ev._owner)
             if ev._after:
-                text += "".join(itertools.starmap(wire._plain_line, ev._after))
+                parts += itertools.starmap(wire.plain_line, ev._after)
         else:
             tail = ev._tail
-            text += "".join(itertools.starmap(wire._plain_line, tail() if callable(tail) else tail))
-        return text
+            parts += itertools.starmap(wire.plain_line, tail() if callable(tail) else tail)
+        return parts
 
     def fire(self, ev: Event) -> None:
         self.events.append(ev)
@@ -663,8 +665,11 @@ class Switch:
             mine = self._subs_uuid.get(ev.uuid)
             if mine:
                 targets = targets + mine
-        for conn in tuple(targets):
+        for conn in targets:  # deliver() does not change the subscriptions
             conn.deliver(ev)
+        # the frames were queued for the connections that wanted them: the event does not keep them (a later
+        # Event.frame() renders them again, the same bytes; a long run no longer keeps every frame it sent)
+        ev._frames = None
         self._state_cond.set()
 
     def fire_api_event(self, cmd: str, arg: str) -> None:
@@ -773,7 +778,7 @@ class Switch:
             self.phones[phone.key] = phone
         if phone.port is None:
             phone.port = 5100 + (len(self.phones) % 800)
-        phone.call_id = phone.call_id or f"{uuidlib.uuid4().hex[:12]}@127.0.0.1"
+        phone.call_id = phone.call_id or f"{ids.hex_tag(12)}@127.0.0.1"
         contact = f'"" <sip:{phone.user}@127.0.0.1:{phone.port}>'
         base = [
             ("profile-name", "internal"),
@@ -924,8 +929,8 @@ class Switch:
         name = f"sofia/{profile}/{caller}@127.0.0.1:{port}"
         now_us = self.clock.now_us()
         sip_port = 5080 if profile == "external" else 5060
-        call_id = f"{uuidlib.uuid4().hex[:10]}@127.0.0.1"
-        full_from = f'"{caller_name}" <sip:{caller}@127.0.0.1:{port}>;tag={uuidlib.uuid4().hex[:12]}'
+        call_id = f"{ids.hex_tag(10)}@127.0.0.1"
+        full_from = f'"{caller_name}" <sip:{caller}@127.0.0.1:{port}>;tag={ids.hex_tag(12)}'
         sip_vars = [
             ("sip_from_user", caller),
             ("sip_from_port", str(port)),
@@ -946,11 +951,11 @@ class Switch:
             ("sip_authorized", "true" if profile == "internal" else ""),
             ("sip_acl_authed_by", "domains" if profile == "internal" else ""),
             ("sip_from_user_stripped", caller),
-            ("sip_from_tag", uuidlib.uuid4().hex[:12]),
+            ("sip_from_tag", ids.hex_tag(12)),
             ("sofia_profile_name", profile),
             ("sofia_profile_url", f"sip:mod_sofia@{self.esl_host}:{sip_port}"),
             ("recovery_profile_name", profile),
-            ("sip_full_via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{uuidlib.uuid4().hex[:8]}"),
+            ("sip_full_via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{ids.hex_tag(8)}"),
             ("sip_from_display", caller_name),
             ("sip_full_from", full_from),
             ("sip_full_to", f"<sip:{did}@{self.esl_host}:5080>"),

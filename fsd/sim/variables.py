@@ -6,6 +6,7 @@ captured variable_* lists. Values are synthetic but well-formed (no SIP or RTP i
 
 from __future__ import annotations
 
+import functools
 import time
 
 SDP_TEMPLATE = (
@@ -21,10 +22,12 @@ LOCAL_SDP_TEMPLATE = (
 EP_CODECS = "CORE_PCM_MODULE.PCMU@8000h@20i@64000b,CORE_PCM_MODULE.PCMA@8000h@20i@64000b"
 
 
+@functools.lru_cache(maxsize=256)
 def remote_sdp(user: str, port: int) -> str:
     return SDP_TEMPLATE.format(user=user, port=port)
 
 
+@functools.lru_cache(maxsize=16384)
 def local_sdp(port: int) -> str:
     return LOCAL_SDP_TEMPLATE.format(port=port)
 
@@ -148,8 +151,31 @@ SIP_STATUS = {
 SIP_TERM_CAUSES = {"USER_BUSY": 17, "CALL_REJECTED": 21, "NORMAL_TEMPORARY_FAILURE": 41, "NO_ANSWER": 19}
 
 
+_STAMPS: dict[int, str] = {}
+
+
 def _stamp(us: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6))
+    """The local time of `us` (microseconds since the epoch) as FreeSWITCH's *_stamp variables show it,
+    memoised by second (time.localtime of us / 1e6, which drops the fraction)."""
+    t = us / 1e6
+    sec = int(t)
+    text = _STAMPS.get(sec)
+    if text is None:
+        if len(_STAMPS) > 4096:
+            _STAMPS.clear()
+        text = _STAMPS[sec] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    return text
+
+
+_HOLD_RESURRECT = (
+    ("last_hold_epoch", "0"),
+    ("last_hold_uepoch", "0"),
+    ("hold_accum_seconds", "0"),
+    ("hold_accum_usec", "0"),
+    ("hold_accum_ms", "0"),
+    ("resurrect_epoch", "0"),
+    ("resurrect_uepoch", "0"),
+)
 
 
 def billing(ch, now_us: int, q850: int) -> None:
@@ -162,62 +188,64 @@ def billing(ch, now_us: int, q850: int) -> None:
     progress = t["Channel-Progress-Time"]
     pmedia = t["Channel-Progress-Media-Time"]
     end = t["Channel-Hangup-Time"] or now_us
-    out: list[tuple[str, str]] = []
-
-    def put(name, value):
-        out.append((name, value))
-
-    put("hangup_cause", ch.hangup_cause or "NORMAL_CLEARING")
-    put("hangup_cause_q850", str(q850))
-    put("digits_dialed", "none")
-    put("start_stamp", _stamp(created))
-    put("profile_start_stamp", _stamp(profile))
+    out = [
+        ("hangup_cause", ch.hangup_cause or "NORMAL_CLEARING"),
+        ("hangup_cause_q850", str(q850)),
+        ("digits_dialed", "none"),
+        ("start_stamp", _stamp(created)),
+        ("profile_start_stamp", _stamp(profile)),
+    ]
     if answered:
-        put("answer_stamp", _stamp(answered))
+        out.append(("answer_stamp", _stamp(answered)))
     if bridged:
-        put("bridge_stamp", _stamp(bridged))
+        out.append(("bridge_stamp", _stamp(bridged)))
     if progress:
-        put("progress_stamp", _stamp(progress))
+        out.append(("progress_stamp", _stamp(progress)))
     if pmedia:
-        put("progress_media_stamp", _stamp(pmedia))
-    put("end_stamp", _stamp(end))
-    for name, us in (
-        ("start", created),
-        ("profile_start", profile),
-        ("answer", answered),
-        ("bridge", bridged),
-        ("last_hold", 0),
-    ):
-        put(f"{name}_epoch", str(us // 1_000_000))
-        put(f"{name}_uepoch", str(us))
-    put("hold_accum_seconds", "0")
-    put("hold_accum_usec", "0")
-    put("hold_accum_ms", "0")
-    put("resurrect_epoch", "0")
-    put("resurrect_uepoch", "0")
-    for name, us in (("progress", progress), ("progress_media", pmedia), ("end", end)):
-        put(f"{name}_epoch", str(us // 1_000_000))
-        put(f"{name}_uepoch", str(us))
+        out.append(("progress_media_stamp", _stamp(pmedia)))
+    out += (
+        ("end_stamp", _stamp(end)),
+        ("start_epoch", str(created // 1_000_000)),
+        ("start_uepoch", str(created)),
+        ("profile_start_epoch", str(profile // 1_000_000)),
+        ("profile_start_uepoch", str(profile)),
+        ("answer_epoch", str(answered // 1_000_000)),
+        ("answer_uepoch", str(answered)),
+        ("bridge_epoch", str(bridged // 1_000_000)),
+        ("bridge_uepoch", str(bridged)),
+    )
+    out += _HOLD_RESURRECT
+    out += (
+        ("progress_epoch", str(progress // 1_000_000)),
+        ("progress_uepoch", str(progress)),
+        ("progress_media_epoch", str(pmedia // 1_000_000)),
+        ("progress_media_uepoch", str(pmedia)),
+        ("end_epoch", str(end // 1_000_000)),
+        ("end_uepoch", str(end)),
+    )
     if ch.last_app:
-        put("last_app", ch.last_app)
+        out.append(("last_app", ch.last_app))
         if ch.last_arg:
-            put("last_arg", ch.last_arg)
-    put("caller_id", f'"{ch.profile["Caller-ID-Name"]}" <{ch.profile["Caller-ID-Number"]}>')
+            out.append(("last_arg", ch.last_arg))
+    p = ch.profile
+    out.append(("caller_id", f'"{p["Caller-ID-Name"]}" <{p["Caller-ID-Number"]}>'))
     dur = end - created
     bill = (end - answered) if answered else 0
     prog = (progress - created) if progress else 0
     wait = (answered - created) if answered else 0
     pm = (pmedia - created) if pmedia else 0
     flow = end - profile
-    for unit, div in (("sec", 1_000_000), ("msec", 1000), ("usec", 1)):
-        prefix = {"sec": "", "msec": "m", "usec": "u"}[unit]
-        put(f"{prefix}duration", str(dur // div))
-        put(f"bill{unit}", str(bill // div))
-        put(f"progress{unit}", str(prog // div))
-        put(f"answer{unit}", str(wait // div))
-        put(f"wait{unit}", str(wait // div))
-        put(f"progress_media{unit}", str(pm // div))
-        put(f"flow_bill{unit}", str(flow // div))
+    for prefix, unit, div in (("", "sec", 1_000_000), ("m", "msec", 1000), ("u", "usec", 1)):
+        wait_text = str(wait // div)
+        out += (
+            (f"{prefix}duration", str(dur // div)),
+            (f"bill{unit}", str(bill // div)),
+            (f"progress{unit}", str(prog // div)),
+            (f"answer{unit}", wait_text),
+            (f"wait{unit}", wait_text),
+            (f"progress_media{unit}", str(pm // div)),
+            (f"flow_bill{unit}", str(flow // div)),
+        )
     ch.set_vars(out)
 
 
@@ -259,16 +287,13 @@ _RTP_FLOAT = {
 }
 
 
+_RTP_VALUES = tuple(
+    (k, "100.00" if k == "rtp_audio_in_quality_percentage" else "4.50" if k == "rtp_audio_in_mos"
+     else "0.00" if k in _RTP_FLOAT else "0")
+    for k in RTP_STATS
+)
+
+
 def rtp_stats(ch) -> None:
-    out = []
-    for k in RTP_STATS:
-        if k == "rtp_audio_in_quality_percentage":
-            v = "100.00"
-        elif k == "rtp_audio_in_mos":
-            v = "4.50"
-        elif k in _RTP_FLOAT:
-            v = "0.00"
-        else:
-            v = "0"
-        out.append((k, v))
-    ch.set_vars(out)
+    """The RTP statistics variables set at hangup (all zero: no RTP is simulated)."""
+    ch.set_vars(_RTP_VALUES)

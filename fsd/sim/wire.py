@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 
 GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
@@ -106,6 +107,37 @@ def _plain_line(name: str, value: str) -> str:
     return f"{name}: {url_encode(value)}\n"
 
 
+# any character url_encode changes (the complement of _SAFE_BYTES: also every non-ASCII character)
+_needs_escape = re.compile("[^" + re.escape(_SAFE_BYTES.decode()) + "]").search
+
+
+def plain_line(name: str, value: str) -> str:
+    """_plain_line without its memo, for values seen once or twice (a uuid, a time stamp): a memo miss costs
+    several times the line. Values with a character to escape still go through url_encode's memo."""
+    if _needs_escape(value) is None:
+        return f"{name}: {value}\n"
+    return f"{name}: {url_encode(value)}\n"
+
+
+_VAR_LAST: dict[str, tuple[str, str]] = {}  # variable name -> (its last value, its line)
+
+
+def var_line(name: str, value: str) -> str:
+    """The event-plain line of the channel variable `name` (header variable_NAME). The last line made for each
+    name is kept: most variables take the same value on every call (hosts, codecs, zeros)."""
+    last = _VAR_LAST.get(name)
+    if last is not None and last[0] == value:
+        return last[1]
+    if _needs_escape(value) is None:
+        line = f"variable_{name}: {value}\n"
+    else:
+        line = f"variable_{name}: {url_encode(value)}\n"
+    if len(_VAR_LAST) > 20000:
+        _VAR_LAST.clear()
+    _VAR_LAST[name] = (value, line)
+    return line
+
+
 def serialize_plain(headers: list[tuple[str, str]], body: str | None) -> bytes:
     return plain_payload("".join(itertools.starmap(_plain_line, headers)), body)
 
@@ -122,6 +154,20 @@ def plain_frame(lines: str, body: str | None) -> bytes:
     """event_frame("plain", ...) from the header lines (see plain_payload)."""
     payload = plain_payload(lines, body)
     return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(payload) + payload
+
+
+def plain_frame_parts(parts: list[str], body: str | None) -> bytes:
+    """plain_frame("".join(parts), body), joined and encoded once when the lines are ASCII (they are unless
+    a header name is not: values are URL-encoded). `parts` is used up."""
+    if body is None:
+        n = sum(map(len, parts)) + 1
+        parts.append("\n")
+        parts.insert(0, f"Content-Length: {n}\nContent-Type: text/event-plain\n\n")
+        text = "".join(parts)
+        if text.isascii():
+            return text.encode()
+        return plain_frame("".join(parts[1:-1]), None)
+    return plain_frame("".join(parts), body)
 
 
 def _json_str(s: str) -> str:
@@ -170,29 +216,35 @@ class CommandParser:
         self._buf = b""
 
     def feed(self, data: bytes) -> list[tuple[str, list[tuple[str, str]], bytes]]:
-        self._buf += data
+        buf = self._buf + data if self._buf else data
         out = []
         while True:
             # FreeSWITCH accepts "\n\n" (and tolerates "\r\n") as the end of a command block.
-            norm_idx = self._buf.find(b"\n\n")
-            crlf_idx = self._buf.find(b"\r\n\r\n")
+            norm_idx = buf.find(b"\n\n")
+            crlf_idx = buf.find(b"\r\n\r\n") if b"\r" in buf else -1
             if norm_idx < 0 and crlf_idx < 0:
                 break
             if norm_idx < 0 or (0 <= crlf_idx < norm_idx):
                 idx, sep = crlf_idx, 4
             else:
                 idx, sep = norm_idx, 2
-            block = self._buf[:idx].decode("utf-8", "replace").replace("\r", "")
-            rest = self._buf[idx + sep :]
+            block = buf[:idx].decode("utf-8", "replace")
+            if "\r" in block:
+                block = block.replace("\r", "")
+            rest = buf[idx + sep :]
             lines = block.split("\n")
             first = lines[0].strip()
             headers: list[tuple[str, str]] = []
+            length = None
             for line in lines[1:]:
                 if ":" in line:
                     k, _, v = line.partition(":")
-                    headers.append((k.strip(), v.strip()))
+                    k = k.strip()
+                    v = v.strip()
+                    headers.append((k, v))
+                    if length is None and len(k) == 14 and k.lower() == "content-length":
+                        length = v
             body = b""
-            length = next((v for k, v in headers if k.lower() == "content-length"), None)
             if length is not None:
                 try:
                     n = int(length)
@@ -201,8 +253,9 @@ class CommandParser:
                 if len(rest) < n:
                     break
                 body, rest = rest[:n], rest[n:]
-            self._buf = rest
+            buf = rest
             if not first and not headers:
                 continue
             out.append((first, headers, body))
+        self._buf = buf
         return out
