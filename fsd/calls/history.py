@@ -4,6 +4,10 @@ Rows go straight to PostgreSQL (``ON CONFLICT (call_uuid) DO NOTHING``). When th
 unreachable they are appended to a local spool file (one JSON object per line, fsync'd) under the
 storage directory and written later by :meth:`HistoryWriter.flush`, which the writer's greenlet
 calls periodically; replays are idempotent thanks to the unique call_uuid.
+
+A row PostgreSQL refuses for its content (a constraint; never expected) is kept in
+``spool/history.rejected.jsonl`` for the operator and logged as an error: it neither marks the database
+down nor holds back the spool's other rows.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ class HistoryWriter:
         self.flush_interval_s = flush_interval_s
         self.spool_dir = os.path.join(storage_dir, "spool")
         self.spool_path = os.path.join(self.spool_dir, "history.jsonl")
+        self.rejected_path = os.path.join(self.spool_dir, "history.rejected.jsonl")
         self._lock = gevent.lock.Semaphore()
         self._greenlet: gevent.Greenlet | None = None
         self.written = 0
         self.spooled = 0
+        self.rejected = 0
 
     def start(self) -> None:
         if self._greenlet is None:
@@ -64,18 +70,29 @@ class HistoryWriter:
             with self.pool.autocommit() as cur:  # one INSERT: no BEGIN/COMMIT round trips
                 calls_repo.history_insert(cur, row)
             self.written += 1
+        except calls_repo.HistoryRowRejected as e:
+            self._reject(json.dumps({k: _enc(v) for k, v in row.items()}, ensure_ascii=False) + "\n", e)
         except StoreError as e:
             self.gate.failed(e)
             self._spool(row, str(e))
 
+    def _append(self, path: str, line: str) -> None:
+        os.makedirs(self.spool_dir, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _reject(self, line: str, error: BaseException) -> None:
+        """Keep a refused row for the operator."""
+        self._append(self.rejected_path, line)
+        self.rejected += 1
+        log.error("calls_history_rejected error=%s kept=%s", error, self.rejected_path)
+
     def _spool(self, row: dict, reason: str) -> None:
         line = json.dumps({k: _enc(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
         with self._lock:
-            os.makedirs(self.spool_dir, exist_ok=True)
-            with open(self.spool_path, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
+            self._append(self.spool_path, line)
         self.spooled += 1
         if self.metrics is not None:
             self.metrics.history_spooled.inc()
@@ -100,6 +117,7 @@ class HistoryWriter:
                 os.unlink(self.spool_path)
                 return 0
             done = 0
+            refused: list[tuple[str, BaseException]] = []  # kept once the others are committed
             try:
                 with self.pool.transaction() as cur:
                     for line in lines:
@@ -108,7 +126,11 @@ class HistoryWriter:
                         except ValueError:
                             log.error("calls_history_spool_bad_line line=%r", line[:200])
                             continue
-                        calls_repo.history_insert(cur, row)
+                        try:
+                            calls_repo.history_insert(cur, row)
+                        except calls_repo.HistoryRowRejected as e:
+                            refused.append((line if line.endswith("\n") else line + "\n", e))
+                            continue
                         done += 1
             except (StoreError, FsdError) as e:
                 if isinstance(e, StoreError):
@@ -116,6 +138,8 @@ class HistoryWriter:
                 log.info("calls_history_flush_deferred pending=%d error=%s", len(lines), e)
                 return 0
             self.gate.succeeded()
+            for line, e in refused:
+                self._reject(line, e)
             os.unlink(self.spool_path)
             self.written += done
             log.info("calls_history_flushed rows=%d", done)

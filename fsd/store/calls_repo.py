@@ -14,6 +14,7 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 
+from fsd.errors import StoreError
 from fsd.store import repos
 from fsd.store.models import Employee, Gateway, Prompt, from_row
 from fsd.store.prepared import Statement, run
@@ -214,6 +215,11 @@ def last_call_times(cur, employee_ids: list[int]) -> dict[int, datetime | None]:
 
 
 # -- history -------------------------------------------------------------------------------------
+class HistoryRowRejected(StoreError):
+    """PostgreSQL refused a history row for its content (a CHECK or NOT NULL constraint, a value of the
+    wrong type): storing it again can never succeed, unlike a row refused because the database is down."""
+
+
 # the references of a history row that are SET NULL when their row is deleted (0001_schema.sql)
 _HISTORY_REFS = (("number_id", "numbers"), ("department_id", "departments"), ("employee_id", "employees"),
                  ("answered_by", "employees"))
@@ -239,6 +245,11 @@ def history_insert(cur, row: dict[str, Any]) -> bool:
         if row is None:
             return False
         cur.execute(_HISTORY_INSERT.sql, [row.get(c) for c in HISTORY_COLUMNS])
+    except (psycopg2.IntegrityError, psycopg2.DataError) as e:
+        if in_tx:  # the transaction goes on with the spool's other rows
+            cur.execute("ROLLBACK TO SAVEPOINT fsd_history")
+        raise HistoryRowRejected(f"history row {row.get('call_uuid')} refused: "
+                                 f"{str(e).strip().splitlines()[0] if str(e) else type(e).__name__}") from e
     return cur.rowcount == 1
 
 

@@ -84,8 +84,9 @@ def test_history_insert_prepared_stores_the_row_once(one):
 
 def test_a_bad_value_fails_the_prepared_statement_like_the_plain_one(one):
     co = Company(one)
-    with pytest.raises(psycopg2.errors.CheckViolation), one.autocommit() as cur:
+    with pytest.raises(calls_repo.HistoryRowRejected) as refused, one.autocommit() as cur:
         calls_repo.history_insert(cur, _history_row(co.tid, "h-bad", result="no such result"))
+    assert isinstance(refused.value.__cause__, psycopg2.errors.CheckViolation)
     with one.autocommit() as cur:  # a fresh connection (the failed one was discarded): prepares again
         assert _prepared(cur) == set()
         assert calls_repo.history_insert(cur, _history_row(co.tid, "h-ok")) is True
