@@ -61,11 +61,13 @@ def _parse_vars(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _take_prefix(s: str, open_ch: str, close_ch: str) -> tuple[list[tuple[str, str]], str]:
+def _take_prefix(s: str, open_ch: str, close_ch: str, *, shortcut: bool = True) -> tuple[list[tuple[str, str]], str]:
+    """The leading ``{...}`` / ``[...]`` variable groups of ``s`` and the rest. ``shortcut=False`` runs
+    the character scan only (the test compares the two)."""
     s = s.strip()
     vars_: list[tuple[str, str]] = []
     while s.startswith(open_ch):
-        end = s.find(close_ch)
+        end = s.find(close_ch) if shortcut else -1
         if end > 0 and s.find(open_ch, 1, end) < 0:  # no nested group: the first closer ends it
             vars_ += _parse_vars(s[1:end])
             s = s[end + 1 :].strip()
