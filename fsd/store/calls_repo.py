@@ -234,23 +234,23 @@ def history_insert(cur, row: dict[str, Any]) -> bool:
     call of a tenant deleted meanwhile has nothing to belong to and is dropped (False), as the tenant's
     other calls were. In a transaction (the spool's replay) a savepoint keeps the other rows."""
     in_tx = not cur.connection.autocommit
-    if in_tx:
-        cur.execute("SAVEPOINT fsd_history")
-    try:
-        run(cur, _HISTORY_INSERT, [row.get(c) for c in HISTORY_COLUMNS])
-    except psycopg2.errors.ForeignKeyViolation:
+    retried = False
+    while True:
         if in_tx:
-            cur.execute("ROLLBACK TO SAVEPOINT fsd_history")
-        row = _history_existing_refs(cur, row)
+            cur.execute("SAVEPOINT fsd_history")
+        try:
+            run(cur, _HISTORY_INSERT, [row.get(c) for c in HISTORY_COLUMNS])
+            return cur.rowcount == 1
+        except (psycopg2.IntegrityError, psycopg2.DataError) as e:
+            if in_tx:  # the transaction goes on with the spool's other rows
+                cur.execute("ROLLBACK TO SAVEPOINT fsd_history")
+            if retried or not isinstance(e, psycopg2.errors.ForeignKeyViolation):
+                raise HistoryRowRejected(f"history row {row.get('call_uuid')} refused: "
+                                         f"{str(e).strip().splitlines()[0] if str(e) else type(e).__name__}") from e
+        row = _history_existing_refs(cur, row)  # a reference deleted during the call: NULL it, once
         if row is None:
             return False
-        cur.execute(_HISTORY_INSERT.sql, [row.get(c) for c in HISTORY_COLUMNS])
-    except (psycopg2.IntegrityError, psycopg2.DataError) as e:
-        if in_tx:  # the transaction goes on with the spool's other rows
-            cur.execute("ROLLBACK TO SAVEPOINT fsd_history")
-        raise HistoryRowRejected(f"history row {row.get('call_uuid')} refused: "
-                                 f"{str(e).strip().splitlines()[0] if str(e) else type(e).__name__}") from e
-    return cur.rowcount == 1
+        retried = True
 
 
 def _history_existing_refs(cur, row: dict[str, Any]) -> dict[str, Any] | None:
