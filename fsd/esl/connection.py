@@ -8,7 +8,9 @@
   waiter is woken at once with :class:`fsd.errors.ESLDisconnected`.
 * :class:`Dispatcher` delivers events to handlers: each subscription has its own bounded queue and its
   own supervised greenlet, so a slow handler never blocks the reader or the other handlers. A handler for
-  a specific event name never disables ``"*"``: every matching subscription gets the event.
+  a specific event name never disables ``"*"``: every matching subscription gets the event. An *inline*
+  subscription (``inline=True``) is called by the reader itself, in order, with no queue and no greenlet:
+  for a handler that only hands the event on (a dict lookup, a queue put) and never blocks.
 * :class:`ESLStats` is a set of plain counters (no prometheus import here) that metrics code can read.
 """
 
@@ -171,6 +173,9 @@ class Subscription:
             stats=dispatcher.stats,
         )
 
+    def deliver(self, event: Event) -> None:
+        self._dispatcher._put(self, event)
+
     def _loop(self) -> None:
         get = self.queue.get
         handler = self.handler
@@ -197,6 +202,39 @@ class Subscription:
             self.greenlet.kill(block=False)
 
 
+class InlineSubscription:
+    """A handler the reader calls itself (``subscribe(..., inline=True)``): no queue, no greenlet, no
+    switch per event. It runs in the reader's context - with a hub reader, in the event loop - so it must
+    never block (gevent refuses a blocking call there: it is logged as a handler error). An exception is
+    logged and counted, and the next event is delivered as usual."""
+
+    queue = None
+    dropped = 0
+
+    def __init__(self, dispatcher: Dispatcher, key: str, handler: Callable[[Event], object]):
+        self.key = key
+        self.handler = handler
+        self.delivered = 0
+        self._dispatcher = dispatcher
+        self._stopped = False
+
+    def deliver(self, event: Event) -> None:
+        if self._stopped:
+            return
+        try:
+            self.handler(event)
+        except Exception:
+            self._dispatcher.stats.handler_errors += 1
+            log.exception("esl_handler_failed key=%s event=%s", self.key, event.full_name)
+        self.delivered += 1
+
+    def unsubscribe(self) -> None:
+        self._dispatcher._remove(self)
+
+    def _stop(self) -> None:
+        self._stopped = True
+
+
 class Dispatcher:
     """Routes each event to every matching subscription: ``"*"``, the Event-Name, and for CUSTOM events
     the subclass (``"sofia::register"``) or ``"CUSTOM sofia::register"``. Queues are bounded: when one is
@@ -210,15 +248,17 @@ class Dispatcher:
         self._star: list[Subscription] = []
         self._last_drop_log = 0.0
 
-    def subscribe(self, key: str, handler: Callable[[Event], object]) -> Subscription:
-        sub = Subscription(self, key, handler, self.queue_size)
+    def subscribe(self, key: str, handler: Callable[[Event], object], *,
+                  inline: bool = False) -> Subscription | InlineSubscription:
+        sub = (InlineSubscription(self, key, handler) if inline
+               else Subscription(self, key, handler, self.queue_size))
         if key == "*":
             self._star = [*self._star, sub]
         else:
             self._by_key[key] = [*self._by_key.get(key, ()), sub]
         return sub
 
-    def _remove(self, sub: Subscription) -> None:
+    def _remove(self, sub: Subscription | InlineSubscription) -> None:
         if sub.key == "*":
             self._star = [s for s in self._star if s is not sub]
         else:
@@ -229,7 +269,7 @@ class Dispatcher:
                 self._by_key.pop(sub.key, None)
         sub._stop()
 
-    def subscriptions(self) -> list[Subscription]:
+    def subscriptions(self) -> list[Subscription | InlineSubscription]:
         out = list(self._star)
         for subs in self._by_key.values():
             out.extend(subs)
@@ -247,9 +287,9 @@ class Dispatcher:
                     targets = (targets or []) + extra
         if targets:
             for s in targets:
-                self._put(s, event)
+                s.deliver(event)
         for s in self._star:
-            self._put(s, event)
+            s.deliver(event)
 
     def _put(self, sub: Subscription, event: Event) -> None:
         try:
@@ -275,12 +315,12 @@ class Dispatcher:
 
     def queue_depth(self) -> int:
         """Events waiting in all handler queues (for metrics)."""
-        return sum(s.queue.qsize() for s in self.subscriptions())
+        return sum(s.queue.qsize() for s in self.subscriptions() if s.queue is not None)
 
     def queue_depths(self) -> dict[str, int]:
         out: dict[str, int] = collections.Counter()
         for s in self.subscriptions():
-            out[s.key] += s.queue.qsize()
+            out[s.key] += s.queue.qsize() if s.queue is not None else 0
         return dict(out)
 
     def close(self) -> None:
@@ -568,6 +608,13 @@ class Connection:
         w = _Waiter(word)
         self._send(data, (w,))
         return self._wait_reply(w, timeout)
+
+    def request_nowait(self, data: bytes, *, word: str) -> gevent.event.AsyncResult:
+        """Send one command and return at once: the AsyncResult gets its reply frame (replies stay in
+        order with the awaited ones), or the ESLDisconnected of a lost connection. No timeout of its own."""
+        w = _Waiter(word)
+        self._send(data, (w,))
+        return w.result
 
     def request_many(self, commands: list[tuple[bytes, str]], *, timeout: float | None) -> list[Frame]:
         """Pipeline: send several commands in one write, then wait for their replies (in order; ``timeout``

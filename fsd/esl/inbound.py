@@ -64,6 +64,7 @@ from fsd.esl.connection import (
     Connection,
     Dispatcher,
     ESLStats,
+    InlineSubscription,
     PendingResult,
     Subscription,
     supervise,
@@ -226,6 +227,7 @@ class InboundClient:
         liveness_timeout: float | None = None,
         probe_interval: float = 5.0,
         queue_size: int = 10000,
+        hub_reader: bool = True,
         on_connect: Callable[[InboundClient], object] | None = None,
         on_disconnect: Callable[[InboundClient, BaseException | None], object] | None = None,
     ):
@@ -248,6 +250,10 @@ class InboundClient:
         self.probe_interval = _positive("probe_interval", probe_interval)
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
+        # read in the event loop (a watcher callback) instead of a reader greenlet: no switch per read.
+        # Queued handlers are unchanged; a handler queue that is full then drops at once (a reader
+        # greenlet would first yield once to let it drain).
+        self.hub_reader = hub_reader
         self.stats = InboundStats()
         self.dispatcher = Dispatcher(queue_size=queue_size, stats=self.stats, name=name)
         self._events: list[str] = []
@@ -357,7 +363,7 @@ class InboundClient:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
             sock.settimeout(None)
             conn = Connection(sock, name=self.name, write_timeout=self.write_timeout, stats=self.stats,
-                              on_event=self._on_event, on_notice=self._on_notice)
+                              on_event=self._on_event, on_notice=self._on_notice, hub_reader=self.hub_reader)
             self._conn = conn
             conn.start()
             self._handshake(conn)
@@ -562,6 +568,69 @@ class InboundClient:
             out.append(result)
         return out
 
+    def api_nowait(self, cmd: str, callback: Callable[[ApiResult | BaseException], object]) -> None:
+        """Send ``api`` and return at once; ``callback(ApiResult)`` (or ``callback(exception)`` when the
+        link is lost) is called from the event loop when the reply comes, so it must not block. Raises
+        ESLNotConnected when there is no connection (nothing sent)."""
+        res = self._require_conn().request_nowait(encode_api(cmd), word=_command_word(cmd))
+
+        def done(r):
+            if not r.successful():
+                callback(r.exception)
+                return
+            frame = r.value
+            result = ApiResult(frame.body_text if frame.content_type == "api/response"
+                               else (frame.reply_text or frame.body_text))
+            if not result.ok:
+                self.stats.command_errors += 1
+            callback(result)
+
+        res.rawlink(done)
+
+    def bgapi_nowait(self, cmd: str, *, job_timeout: float, job_uuid: str | None = None,
+                     reply_timeout: float | None = None) -> PendingResult:
+        """``bgapi`` without waiting for its reply: returns the job's PendingResult at once. It is
+        completed by the BACKGROUND_JOB (an ApiResult), or fails with CommandFailed (``-ERR`` reply: no
+        job), ESLDisconnected (link lost) or ESLTimeout (no result within ``job_timeout``). A reply later
+        than ``reply_timeout`` (default: the command timeout) is counted and logged, and the job kept.
+        Raises ESLNotConnected when there is no connection (nothing sent)."""
+        conn = self._require_conn()
+        job = job_uuid or new_uuid()
+        res = PendingResult(job)
+        self._jobs[job] = res
+        try:
+            reply = conn.request_nowait(encode_bgapi(cmd, job), word="bgapi")
+        except BaseException:
+            self._jobs.pop(job, None)
+            raise
+        self._expire_job(job, res, job_timeout)
+        # a reply later than the command timeout is counted and logged as a blocking bgapi's would be;
+        # the job stays registered (FreeSWITCH may well run it)
+        after = self.command_timeout if reply_timeout is None else reply_timeout
+        late = gevent.get_hub().loop.timer(after)
+
+        def reply_late():
+            late.close()
+            self.stats.command_timeouts += 1
+            log.warning("esl_bgapi_reply_late conn=%s command=%s after_s=%s", self.name, _command_word(cmd), after)
+
+        late.start(reply_late)
+
+        def replied(r):
+            late.close()
+            if not r.successful():
+                return  # link lost: _fail_jobs completes the job
+            text = r.value.reply_text or ""
+            if not text.startswith("+OK"):
+                self.stats.command_errors += 1
+                if self._jobs.get(job) is res:
+                    del self._jobs[job]
+                if not res.ready():
+                    res.set_exception(CommandFailed(f"{self.name}: bgapi {_command_word(cmd)}: {text}", reply=text))
+
+        reply.rawlink(replied)
+        return res
+
     def bgapi(self, cmd: str, *, timeout: float | None = None, job_timeout: float | None = None,
               job_uuid: str | None = None) -> gevent.event.AsyncResult:
         """Send ``bgapi`` with our own Job-UUID; return an AsyncResult completed (with an ApiResult) by the
@@ -594,13 +663,18 @@ class InboundClient:
         return res
 
     def _expire_job(self, job: str, res: PendingResult, after: float) -> None:
+        # a timer in the event loop, closed when the job ends first (not a greenlet per job)
+        timer = gevent.get_hub().loop.timer(max(0.0, after))
+
         def expire():
+            timer.close()
             if self._jobs.get(job) is res:
                 del self._jobs[job]
             if not res.ready():
                 res.set_exception(ESLTimeout(f"{self.name}: background job {job} not done in {after}s"))
 
-        gevent.spawn_later(after, expire)
+        timer.start(expire)
+        res.rawlink(lambda _r: timer.close())
 
     def pending_jobs(self) -> int:
         return len(self._jobs)
@@ -633,11 +707,13 @@ class InboundClient:
             if len(self._filters) == 1:
                 self._request(conn, "filter Event-Name BACKGROUND_JOB", check=True)
 
-    def subscribe(self, event_name: str, handler: Callable[[Event], object]) -> Subscription:
+    def subscribe(self, event_name: str, handler: Callable[[Event], object], *,
+                  inline: bool = False) -> Subscription | InlineSubscription:
         """Call ``handler(event)`` for each event named ``event_name`` (or CUSTOM subclass), or ``"*"`` for
         all. Each handler has its own bounded queue and greenlet; specific handlers never disable ``"*"``.
-        A specific name is also added to the FreeSWITCH subscription."""
-        sub = self.dispatcher.subscribe(event_name, handler)
+        A specific name is also added to the FreeSWITCH subscription. ``inline=True``: the reader calls
+        the handler itself, in order, with no queue or greenlet; it must never block."""
+        sub = self.dispatcher.subscribe(event_name, handler, inline=inline)
         if event_name != "*":
             name = event_name if event_name.startswith("CUSTOM") or "::" not in event_name else f"CUSTOM {event_name}"
             self.add_events(name)
