@@ -29,7 +29,7 @@ from fsd import prompts as fprompts
 from fsd.calls import adapters
 from fsd.errors import ESLError, FsdError, StoreError
 from fsd.esl.connection import CommandFailed, SessionHangup
-from fsd.esl.inbound import BgapiReplyTimeout, ESLNotConnected
+from fsd.esl.inbound import ESLNotConnected
 from fsd.queue import callback as cbq
 from fsd.queue import waiting as wq
 from fsd.queue.noanswer import resolve_no_answer
@@ -130,6 +130,7 @@ class Call:
         self.held: set[int] = set()  # members this call holds a reservation for
         self._finished = False  # the driver is done with this call (release_when_gone ran)
         self._stragglers = False  # a greenlet waits for stopped legs to end
+        self._straggler_timer = None  # the first check for stopped legs (a loop timer, see _spawn_stragglers)
         self._legs_settled = gevent.event.Event()  # set when a leg ends or a member is released (wakes it)
         self.caller_gone = False
         self.answered = False
@@ -592,37 +593,43 @@ class Call:
         self.link.own(leg_uuid, self._leg_event)
         self.d.board.ringing.add(emp_id)
         self.d.note_originate(self)
-        gevent.spawn(self._originate, leg_uuid, cmd)
+        self._originate(leg_uuid, cmd)
 
     def _originate(self, leg_uuid: str, cmd: str) -> None:
+        """``bgapi originate`` without waiting: the job's result reaches the call's queue from the event
+        loop (``_originate_done``), so no greenlet waits for each ringing leg."""
         try:
-            try:
-                job = self.link.bgapi(cmd)
-            except BgapiReplyTimeout as e:
-                # a loaded switch answered late: the originate may well run, its BACKGROUND_JOB still counts
-                log.warning("calls_originate_reply_late call=%s leg=%s", self.uuid, leg_uuid)
-                job = e.job
-            res = job.get(timeout=self.clock.real(180.0) + 10.0)
-        except (CommandFailed, ESLNotConnected) as e:  # -ERR to the bgapi, or never sent: no job, no channel
-            self._leg_gone(leg_uuid, job=True)
-            self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
+            job = self.link.bgapi_nowait(cmd, job_timeout=self.clock.real(180.0) + 10.0)
+        except Exception as e:  # noqa: BLE001 - never sent (ESLNotConnected) or a write failure: handled as the job's end
+            self._originate_failed(leg_uuid, e)
             return
-        except (ESLError, gevent.Timeout) as e:
-            # the link dropped or the job never reported: whether the leg rings is unknown, so it is not
-            # taken for failed (its member would be offered another call while the phone rings)
-            log.warning("calls_originate_fate_unknown call=%s leg=%s error=%s", self.uuid, leg_uuid,
-                        type(e).__name__)
-            self.q.put(("leg_unknown", leg_uuid))
+        job.rawlink(lambda r: self._originate_done(leg_uuid, r))
+
+    def _originate_done(self, leg_uuid: str, job) -> None:
+        """Called from the event loop with the originate's finished job: must not block."""
+        if not job.successful():
+            self._originate_failed(leg_uuid, job.exception)
             return
-        except Exception as e:
-            self._leg_gone(leg_uuid, job=True)
-            self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
-            return
+        res = job.value
         if res.ok:
             self.q.put(("job", leg_uuid, None))
         else:
             self._leg_gone(leg_uuid, job=True)
             self.q.put(("job", leg_uuid, res.error or "FAILED"))
+
+    def _originate_failed(self, leg_uuid: str, e: BaseException) -> None:
+        if isinstance(e, CommandFailed | ESLNotConnected):  # -ERR to the bgapi, or never sent: no job, no channel
+            self._leg_gone(leg_uuid, job=True)
+            self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
+        elif isinstance(e, ESLError | gevent.Timeout):
+            # the link dropped or the job never reported: whether the leg rings is unknown, so it is not
+            # taken for failed (its member would be offered another call while the phone rings)
+            log.warning("calls_originate_fate_unknown call=%s leg=%s error=%s", self.uuid, leg_uuid,
+                        type(e).__name__)
+            self.q.put(("leg_unknown", leg_uuid))
+        else:
+            self._leg_gone(leg_uuid, job=True)
+            self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
 
     def _leg_event(self, ev) -> None:
         name = ev.name
@@ -657,25 +664,39 @@ class Call:
     def _kill(self, leg: Leg, cause: str = "ORIGINATOR_CANCEL") -> None:
         if leg.killing:
             return  # one kill at a time per leg (stopped-leg checks would otherwise pile them up)
+        if leg.done:
+            return  # FreeSWITCH reported the channel gone (hangup, or its originate failed)
+        leg.killing = True
+        cmd = f"uuid_kill {leg.uuid} {cause}"
 
-        def run():
+        def first(r) -> None:
+            # the usual case - the channel exists and is killed - needs no greenlet: the reply comes to
+            # this callback in the event loop. Otherwise the retries run in a greenlet of their own.
+            if not isinstance(r, BaseException) and not (r.ok or leg.job_done or leg.done):
+                gevent.spawn(run, 19)
+            else:
+                leg.killing = False
+
+        def run(tries: int):
             try:
-                for _ in range(20):
+                for _ in range(tries):
+                    # The channel may not exist yet (originate still starting): try again shortly.
+                    gevent.sleep(0.02)
                     if leg.done:
                         return  # FreeSWITCH reported the channel gone (hangup, or its originate failed)
                     try:
-                        r = self.link.api(f"uuid_kill {leg.uuid} {cause}", timeout=5.0)
+                        r = self.link.api(cmd, timeout=5.0)
                     except ESLError:
                         return
                     if r.ok or leg.job_done or leg.done:
                         return
-                    # The channel may not exist yet (originate still starting): try again shortly.
-                    gevent.sleep(0.02)
             finally:
                 leg.killing = False
 
-        leg.killing = True
-        gevent.spawn(run)
+        try:
+            self.link.api_nowait(cmd, first)
+        except ESLError:
+            leg.killing = False
 
     def release_when_gone(self) -> None:
         """The call is over: free every member whose legs are gone; the others as soon as FreeSWITCH
@@ -693,17 +714,46 @@ class Call:
             self.link.disown(leg.uuid)
 
     def _spawn_stragglers(self) -> None:
-        if not self._stragglers:
+        """Members held for stopped legs are released when FreeSWITCH reports those legs gone, which
+        usually takes milliseconds (_leg_gone). Only if some are still held after one check interval does
+        a greenlet start to ask the switch and bound the wait (_release_stragglers)."""
+        if self._stragglers or self._straggler_timer is not None:
+            return
+        timer = self._straggler_timer = gevent.get_hub().loop.timer(self._straggler_every())
+        timer.start(self._stragglers_due)
+
+    def _straggler_every(self) -> float:
+        return min(1.0, max(0.05, self.clock.real(1.0)))  # one (simulated) second between checks
+
+    def _stragglers_due(self) -> None:
+        self._close_straggler_timer()
+        if any(not self._talking(e) for e in self.held):
             self._stragglers = True
             gevent.spawn(self._release_stragglers)
+        elif self._finished:
+            self._disown_legs()
+
+    def _close_straggler_timer(self) -> None:
+        timer, self._straggler_timer = self._straggler_timer, None
+        if timer is not None:
+            timer.close()
+
+    def _straggler_settled(self) -> None:
+        """A member was released: if no member waits for a stopped leg any more, the pending check is
+        not needed (and a finished call lets go of its legs' events)."""
+        if self._straggler_timer is None or any(not self._talking(e) for e in self.held):
+            return
+        self._close_straggler_timer()
+        if self._finished:
+            self._disown_legs()
 
     def _release_stragglers(self, wait_s: float = 60.0) -> None:
         """Members whose stopped legs have not reported their end: released when they do (see
         _leg_gone), or after `wait_s` real seconds at the latest, so no reservation is left stuck."""
         start = time.monotonic()
         deadline = start + wait_s
-        every = min(1.0, max(0.05, self.clock.real(1.0)))  # one (simulated) second between checks
-        next_check = time.monotonic() + every
+        every = self._straggler_every()
+        next_check = time.monotonic()  # one interval has passed already (the timer in _spawn_stragglers)
         try:
             while time.monotonic() < deadline:
                 self._legs_settled.clear()
@@ -774,6 +824,7 @@ class Call:
         self.held.discard(emp_id)
         self.d.board.release(self.uuid, [emp_id])
         self._legs_settled.set()
+        self._straggler_settled()
 
     # ------------------------------------------------------------------ bridge
     def _survive_socket_loss(self, resume: bool = False) -> None:

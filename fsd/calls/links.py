@@ -28,8 +28,9 @@ class SwitchLink:
         if self._attached:
             return
         self._attached = True
-        # One handler for every event keeps a channel's ANSWER and HANGUP in order.
-        self.client.subscribe("*", self._on_event)
+        # One handler for every event keeps a channel's ANSWER and HANGUP in order. Inline: it only hands
+        # the event to its call (a queue put) or the member board, so the reader calls it directly.
+        self.client.subscribe("*", self._on_event, inline=True)
         self.client.add_events(*LEG_EVENTS, *(f"CUSTOM {s}" for s in REG_EVENTS))
 
     def resolve_hostname(self) -> str | None:
@@ -71,6 +72,12 @@ class SwitchLink:
 
     def api_many(self, cmds: list[str], timeout: float = 5.0):
         return self.client.api_many(cmds, timeout=timeout)
+
+    def api_nowait(self, cmd: str, callback: Callable) -> None:
+        self.client.api_nowait(cmd, callback)
+
+    def bgapi_nowait(self, cmd: str, *, job_timeout: float, reply_timeout: float = 5.0):
+        return self.client.bgapi_nowait(cmd, job_timeout=job_timeout, reply_timeout=reply_timeout)
 
     def bgapi(self, cmd: str, *, job_uuid: str | None = None, timeout: float = 5.0):
         return self.client.bgapi(cmd, timeout=timeout, job_uuid=job_uuid)
