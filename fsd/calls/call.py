@@ -37,6 +37,7 @@ from fsd.queue.strategy import (
     DESK,
     MOBILE,
     Answered,
+    BridgeRefused,
     DepartmentPolicy,
     LegEnded,
     MemberChanged,
@@ -453,10 +454,12 @@ class Call:
                                 self.route("abandoned")
                                 return "abandoned"
                             # the member's leg could not be bridged (it hung up right after answering, or
-                            # the switch refused): that leg ends, the caller keeps waiting, ringing goes on
+                            # the switch refused): that leg ends, the caller keeps waiting, ringing goes on,
+                            # and the member (free) is offered the call again after the planner's retry delay
                             self._stop(leg)
                             self.start_ringback()
-                            st, actions = next_actions(st, now, [LegEnded(member_id=leg.member_id, target=leg.target)])
+                            refused = BridgeRefused(member_id=leg.member_id, target=leg.target)
+                            st, actions = next_actions(st, now, [refused])
                             continue
                         st, actions = next_actions(st, now, [Answered(member_id=leg.member_id, target=leg.target)])
                         self._apply(actions)
