@@ -146,3 +146,52 @@ def test_an_event_handled_after_the_table_was_asked_for_wins(pool, rig):
     row = _row(w, ch.uuid)
     assert row["answered_by"] == emps["b"].id, row["route"]
     assert rig.originates("201") == []
+
+
+def test_with_two_switches_a_member_is_registered_if_registered_on_either(pool):
+    w = World(pool)
+    a = w.employee("Anna Ivanova", "201")
+    b = w.employee("Boris Petrov", "202")
+    sw1 = Switch(hostname="simS1", time_scale=SCALE, heartbeat_interval=0).start()
+    sw2 = Switch(hostname="simS2", time_scale=SCALE, heartbeat_interval=0).start()
+    proxy2 = TcpProxy(sw2.esl_port)
+    clients = {"s1": InboundClient(host="127.0.0.1", port=sw1.esl_port, password="ClueCon", name="s1"),
+               "s2": InboundClient(host="127.0.0.1", port=proxy2.port, password="ClueCon", name="s2",
+                                   reconnect_backoff=(0.05, 0.2))}
+    d = tmpdir()
+    driver = None
+    try:
+        pb2 = sw2.add_phone(Phone("202", w.domain))  # b registered on the second switch only
+        sw1.add_phone(Phone("202", w.domain, register=False))
+        for c in clients.values():
+            c.connect(timeout=5)
+        driver = CallDriver(pool=pool, switches=clients, config=CallsConfig(storage_dir=d),
+                            metrics=Metrics(registry=CollectorRegistry()), clock=sw1.clock, node="n1",
+                            storage_dir=d, callbacks=False, history_flush_s=0.1).start()
+        wait_for(lambda: driver.registrations.known("s1") and driver.registrations.known("s2"),
+                 message="both tables read")
+        driver.cache.get(w.tid)
+        board = driver.board
+        assert board.is_registered(b.id) is True and board.is_registered(a.id) is False
+        pa1 = sw1.add_phone(Phone(a.login, w.domain))  # a registers on the first switch, under her login
+        wait_for(lambda: board.is_registered(a.id), message="a registered by her login")
+        sw2.unregister(pb2)
+        wait_for(lambda: board.is_registered(b.id) is False, message="b unregistered on both")
+        sw2.register(pb2)
+        wait_for(lambda: board.is_registered(b.id), message="b registered again")
+        # the second switch is lost: what it said no longer counts, the first still answers for a
+        proxy2.cut()
+        wait_for(lambda: board.is_registered(b.id) is False, message="b's only registration lost with s2")
+        assert board.is_registered(a.id) is True
+        proxy2.restore()
+        wait_for(lambda: board.is_registered(b.id), message="b back with s2's table")
+        sw1.unregister(pa1)
+        wait_for(lambda: board.is_registered(a.id) is False, message="a unregistered")
+    finally:
+        if driver is not None:
+            driver.stop()
+        for c in clients.values():
+            c.stop()
+        proxy2.stop()
+        sw1.stop()
+        sw2.stop()
