@@ -100,6 +100,9 @@ class SmtpConfig:
 class CallsConfig:
     impatient_threshold_s: float = 20.0
     forward_external_timeout_s: int = 30
+    # a call to one employee (DID, IVR or extension) rings this long (plus a delayed forward's delay)
+    # before the employee's voicemail
+    employee_ring_timeout_s: float = 30.0
     callback_attempts: int = 3
     callback_interval_s: int = 300
     storage_dir: str = "/var/lib/fsd"
@@ -322,6 +325,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"xmlcurl.allow_from: {net!r} is not a network") from None
     if not 1 <= cfg.calls.impatient_threshold_s <= 600:
         raise ConfigError("calls.impatient_threshold_s must be between 1 and 600")
+    v = cfg.calls.employee_ring_timeout_s
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ConfigError(f"calls.employee_ring_timeout_s must be a positive number of seconds, not {v!r}")
     if not 1 <= cfg.calls.callback_attempts <= 20:
         raise ConfigError("calls.callback_attempts must be between 1 and 20")
     if not 10 <= cfg.calls.callback_interval_s <= 86400:

@@ -37,6 +37,7 @@ from fsd.queue.strategy import (
     DESK,
     MOBILE,
     Answered,
+    BridgeRefused,
     DepartmentPolicy,
     LegEnded,
     MemberChanged,
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 RINGBACK = "tone_stream://%(2000,4000,440,480);loops=-1"
 NOT_REGISTERED = ("USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT")
 MAX_TALK_S = 12 * 3600.0
-EMPLOYEE_RING_S = 30.0
+EMPLOYEE_RING_S = 30.0  # default of calls.employee_ring_timeout_s
 OFFER_TIMEOUT_MS = 5000
 VOICEMAIL_MAX_S = 120
 
@@ -344,7 +345,7 @@ class Call:
             return None
         self.route(f"employee:{emp_id}")
         self.rec.employee_id = emp_id
-        timeout = EMPLOYEE_RING_S + (emp.forward_delay if emp.forward_mode == "delayed" else 0)
+        timeout = self.d.calls_cfg.employee_ring_timeout_s + (emp.forward_delay if emp.forward_mode == "delayed" else 0)
         policy = DepartmentPolicy(strategy="simultaneous", step_delay_s=timeout, ring_timeout_s=timeout)
         outcome = self.ring(member_ids=[emp_id], policy=policy, dept_id=None, impatient=None)
         if outcome == "no_answer":
@@ -454,10 +455,12 @@ class Call:
                                 self.route("abandoned")
                                 return "abandoned"
                             # the member's leg could not be bridged (it hung up right after answering, or
-                            # the switch refused): that leg ends, the caller keeps waiting, ringing goes on
+                            # the switch refused): that leg ends, the caller keeps waiting, ringing goes on,
+                            # and the member (free) is offered the call again after the planner's retry delay
                             self._stop(leg)
                             self.start_ringback()
-                            st, actions = next_actions(st, now, [LegEnded(member_id=leg.member_id, target=leg.target)])
+                            refused = BridgeRefused(member_id=leg.member_id, target=leg.target)
+                            st, actions = next_actions(st, now, [refused])
                             continue
                         st, actions = next_actions(st, now, [Answered(member_id=leg.member_id, target=leg.target)])
                         self._apply(actions)

@@ -23,6 +23,7 @@ import time
 
 import gevent
 import gevent.event
+import gevent.pool
 
 from fsd.calls.call import Call, CallerGone, _safe
 from fsd.calls.callbacks import CallbackWorker
@@ -30,7 +31,7 @@ from fsd.calls.clock import as_clock
 from fsd.calls.dbgate import DbGate
 from fsd.calls.history import HistoryWriter
 from fsd.calls.links import SwitchLink
-from fsd.calls.members import MemberBoard
+from fsd.calls.members import MemberBoard, Registrations, RegistrationTableError, parse_registrations, reg_key
 from fsd.calls.snapshot import SnapshotCache
 from fsd.config import CallsConfig
 from fsd.errors import ESLError, FsdError
@@ -65,13 +66,21 @@ class CallDriver:
         self.clock = as_clock(clock)
         self.storage_dir = storage_dir or calls_cfg.storage_dir
         self.prompts_dir = prompts_dir or calls_cfg.prompts_dir or None
-        self.links = {name: SwitchLink(name=name, client=c, on_registration=self._on_registration)
+        self.links = {name: SwitchLink(name=name, client=c, on_registration=self._registration_handler(name))
                       for name, c in switches.items()}
+        # who is registered where: each switch's `show registrations` table, read when its inbound
+        # connection is (re)established, kept up to date by its sofia::register/unregister/expire events
+        self.registrations = Registrations()
+        self.registration_timeout_s = 10.0
+        self._reg_jobs = gevent.pool.Group()
+        self._hooked: set[str] = set()
+        self.registration_tables_read = 0
         self.gate = DbGate(hold_s=db_hold_s)
         self.cache = SnapshotCache(pool=pool, storage_dir=self.storage_dir, prompts_dir=self.prompts_dir,
                                    gate=self.gate)
         self.board = MemberBoard(pool=pool, node=self.node, clock=self.clock,
                                  poll_interval_s=min(0.5, max(0.02, self.clock.real(2.0))), gate=self.gate)
+        self.board.registration_source = self._registration_state
         self.history = HistoryWriter(pool=pool, storage_dir=self.storage_dir, metrics=self.metrics,
                                      flush_interval_s=history_flush_s, gate=self.gate)
         self.callbacks = CallbackWorker(driver=self, poll_s=callback_poll_s) if callbacks else None
@@ -88,8 +97,11 @@ class CallDriver:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> CallDriver:
-        for link in self.links.values():
-            link.attach()
+        for name, link in self.links.items():
+            link.attach()  # the registration events are subscribed before the table is asked for
+            self._hook_switch(name, link.client)
+            if link.client.connected:
+                self._switch_connected(name)
         self.board.start()
         self.history.start()
         if self.callbacks is not None:
@@ -108,6 +120,7 @@ class CallDriver:
         self._accepting = False
         if self.callbacks is not None:
             self.callbacks.stop()
+        self._reg_jobs.kill(block=False)
         self.board.stop()
         self.history.stop()
         log.info("calls_driver_stopped node=%s", self.node)
@@ -172,14 +185,93 @@ class CallDriver:
         if t0 is not None:
             self.first_originate_latency.append(time.monotonic() - t0)
 
-    def _on_registration(self, user, domain, registered: bool) -> None:
+    # ------------------------------------------------------------------ registrations
+    def _registration_handler(self, switch: str):
+        return lambda user, domain, registered: self._on_registration(switch, user, domain, registered)
+
+    def _on_registration(self, switch: str, user, domain, registered: bool) -> None:
         if not user or not domain:
             return
+        self.registrations.event(switch, user, domain, registered)
         for snap in self.cache.snapshots():
             if snap.domain == domain.lower():
                 e = snap.employee_by_user(user)
                 if e is not None:
-                    self.board.set_registered(e.id, registered)
+                    v = self.registrations.state(_reg_keys(snap, e))
+                    self.board.set_registered(e.id, registered if v is None else v)
+
+    def _hook_switch(self, name: str, client) -> None:
+        """Chain the driver's connect/disconnect handling onto the inbound client's callbacks (the
+        application's own ones still run first)."""
+        if name in self._hooked:
+            return
+        self._hooked.add(name)
+        prev_up = getattr(client, "on_connect", None)
+        prev_down = getattr(client, "on_disconnect", None)
+
+        def up(c):
+            try:
+                if prev_up is not None:
+                    prev_up(c)
+            finally:
+                self._switch_connected(name)
+
+        def down(c, error):
+            try:
+                if prev_down is not None:
+                    prev_down(c, error)
+            finally:
+                self._switch_disconnected(name)
+
+        client.on_connect = up
+        client.on_disconnect = down
+
+    def _switch_connected(self, name: str) -> None:
+        self.registrations.connected(name)
+        self._reg_jobs.spawn(self.refresh_registrations, name)
+
+    def _switch_disconnected(self, name: str) -> None:
+        self.registrations.disconnected(name)
+        self._push_registrations()
+
+    def refresh_registrations(self, name: str) -> bool:
+        """Read switch ``name``'s registration table and set every known employee's registration from
+        it (events handled after the request still win). True when the table was applied."""
+        link = self.links[name]
+        token = self.registrations.table_requested(name)
+        try:
+            res = link.api("show registrations as json", timeout=self.registration_timeout_s)
+            if not res.ok:
+                raise RegistrationTableError(res.body.strip()[:200])
+            keys = parse_registrations(res.body)
+        except (ESLError, RegistrationTableError) as e:
+            self.registrations.table_failed(name, token)
+            log.warning("calls_registrations_unread switch=%s error=%s", name, e)
+            return False
+        if not self.registrations.table(name, token, keys):
+            return False  # superseded: a newer request, or the connection was lost meanwhile
+        self.registration_tables_read += 1
+        log.info("calls_registrations_read switch=%s registered=%d", name, len(keys))
+        self._push_registrations()
+        return True
+
+    def _push_registrations(self) -> None:
+        """Every employee of the loaded tenants gets the registration state the switches give now (the
+        others get it when first asked, see _registration_state)."""
+        for snap in self.cache.snapshots():
+            for e in snap.employees.values():
+                v = self.registrations.state(_reg_keys(snap, e))
+                if v is not None:
+                    self.board.set_registered(e.id, v)
+
+    def _registration_state(self, employee_id: int) -> bool | None:
+        if not self.registrations.informed():
+            return None
+        for snap in self.cache.snapshots():
+            e = snap.employees.get(employee_id)
+            if e is not None:
+                return self.registrations.state(_reg_keys(snap, e))
+        return None
 
     def link_for(self, data) -> SwitchLink | None:
         if len(self.links) == 1:
@@ -311,6 +403,12 @@ class CallDriver:
             call.ensure_answered()
             call.play(snap.prompt("invalid_choice"))
             call.hangup()
+
+
+def _reg_keys(snap, e) -> tuple[str, ...]:
+    """The registrations that count for employee ``e``: their login (the SIP username) and their
+    extension (the directory's number-alias), at the company's domain."""
+    return (reg_key(e.login, snap.domain), reg_key(e.extension, snap.domain))
 
 
 def _looks_external(dest: str) -> bool:

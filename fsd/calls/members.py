@@ -9,6 +9,7 @@ calls that wait for a member to become free.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
@@ -39,6 +40,9 @@ class MemberBoard:
         self.reserved: dict[int, str] = {}  # employee_id -> call uuid holding it
         self.local: dict[int, str] = {}  # reservations made by this process
         self.registered: dict[int, bool] = {}
+        # asked for a member whose registration this board has not been told: True, False or None (unknown,
+        # then the member counts as registered). Set by the driver from the switches' registration tables.
+        self.registration_source: Callable[[int], bool | None] | None = None
         self.ringing: set[int] = set()
         self.talking: set[int] = set()
         self.last_call: dict[int, float] = {}
@@ -91,7 +95,16 @@ class MemberBoard:
         return holder is not None and holder != call_uuid
 
     def is_registered(self, employee_id: int) -> bool:
-        return self.registered.get(employee_id, True)
+        v = self.registered.get(employee_id)
+        if v is None:
+            src = self.registration_source
+            if src is not None:
+                v = src(employee_id)
+                if v is not None:
+                    self.registered[employee_id] = v  # kept up to date by set_registered from now on
+            if v is None:
+                return True
+        return v
 
     def set_registered(self, employee_id: int, registered: bool) -> None:
         if self.registered.get(employee_id, True) != registered or employee_id not in self.registered:
@@ -377,3 +390,165 @@ class MemberBoard:
                     self._unrefuse()
             except Exception:
                 log.exception("calls_reservation_poll_crashed")
+
+
+# -- registrations --------------------------------------------------------------------------------------
+
+
+def reg_key(user: str, domain: str) -> str:
+    """``user@domain`` as registration state is keyed (case-insensitive, like SIP user parts here)."""
+    return f"{(user or '').strip().lower()}@{(domain or '').strip().lower()}"
+
+
+class RegistrationTableError(ValueError):
+    """A ``show registrations`` reply that is not a registration table."""
+
+
+def parse_registrations(body: str) -> set[str]:
+    """The ``user@realm`` keys of FreeSWITCH's ``show registrations`` reply, in either form it has:
+    ``as json`` (``{"row_count": 0}\\n`` when empty, else ``{"row_count":N,"rows":[{"reg_user":...,
+    "realm":...}, ...]}``) or the plain CSV (a header line ``reg_user,realm,token,...``, one line per
+    registration, then ``\\nN total.\\n``; only ``\\n0 total.\\n`` when empty).
+    Raises RegistrationTableError for anything else (``-ERR ...``, a truncated reply)."""
+    text = (body or "").strip()
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise RegistrationTableError(f"show registrations: bad JSON ({e})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("row_count"), (int, float)):
+            raise RegistrationTableError("show registrations: JSON without row_count")
+        rows = doc.get("rows", [])
+        if not isinstance(rows, list) or len(rows) != int(doc["row_count"]):
+            raise RegistrationTableError("show registrations: row_count does not match the rows")
+        out = set()
+        for r in rows:
+            if not isinstance(r, dict):
+                raise RegistrationTableError("show registrations: a row is not an object")
+            if r.get("reg_user") and r.get("realm"):
+                out.add(reg_key(r["reg_user"], r["realm"]))
+        return out
+    lines = text.split("\n")
+    if not lines or not lines[-1].endswith(" total.") or not lines[-1].split()[0].isdigit():
+        raise RegistrationTableError(f"show registrations: unexpected reply {text[:60]!r}")
+    total = int(lines[-1].split()[0])
+    rows = [ln for ln in lines[:-1] if ln.strip()]
+    if total == 0 and not rows:
+        return set()
+    if not rows or rows[0].split(",")[:2] != ["reg_user", "realm"] or len(rows) - 1 != total:
+        raise RegistrationTableError(f"show registrations: unexpected table {text[:60]!r}")
+    out = set()
+    for ln in rows[1:]:
+        user, _, rest = ln.partition(",")
+        realm = rest.partition(",")[0]
+        if user and realm:
+            out.add(reg_key(user, realm))
+    return out
+
+
+class Registrations:
+    """Who is registered on which switch: pure bookkeeping, fed by the driver.
+
+    Each switch's state is its registration table (``show registrations``, read when the inbound
+    connection is (re)established) updated by its sofia::register/unregister/expire events. A user is
+    registered when registered on any connected switch; unregistered when every connected switch says
+    so (its table, or an unregister event); unknown (None) otherwise.
+
+    Ordering: a table supersedes every event handled before it was requested; an event handled after
+    the request (it may have been received before or after the reply) wins over the table, since it is
+    at least as recent as the table for its user.
+    """
+
+    def __init__(self):
+        self._up: set[str] = set()
+        self._regs: dict[str, set[str]] = {}  # switch -> registered keys
+        self._gone: dict[str, set[str]] = {}  # switch -> keys an event unregistered (table unknown)
+        self._known: set[str] = set()  # switches whose table was read since their last connect
+        self._pending: dict[str, int] = {}  # switch -> token of its table request in flight
+        self._since: dict[str, dict[str, bool]] = {}  # switch -> {key: state} of events since the request
+        self._token = 0
+
+    # -- switch lifecycle ----------------------------------------------------------------------------
+    def connected(self, switch: str) -> None:
+        self._up.add(switch)
+
+    def disconnected(self, switch: str) -> None:
+        """The switch's inbound connection is gone: its registrations no longer count (read again with
+        the table on the next connect)."""
+        self._up.discard(switch)
+        self._known.discard(switch)
+        self._regs.pop(switch, None)
+        self._gone.pop(switch, None)
+        self._pending.pop(switch, None)
+        self._since.pop(switch, None)
+
+    def known(self, switch: str) -> bool:
+        return switch in self._known
+
+    def informed(self) -> bool:
+        """Anything at all is known about a connected switch (a table or an event)."""
+        return any(self._regs.get(s) or self._gone.get(s) or s in self._known for s in self._up)
+
+    # -- input ---------------------------------------------------------------------------------------
+    def event(self, switch: str, user: str, domain: str, registered: bool) -> str:
+        k = reg_key(user, domain)
+        regs = self._regs.setdefault(switch, set())
+        gone = self._gone.setdefault(switch, set())
+        if registered:
+            regs.add(k)
+            gone.discard(k)
+        else:
+            regs.discard(k)
+            if switch not in self._known:
+                gone.add(k)
+        since = self._since.get(switch)
+        if since is not None:
+            since[k] = registered
+        return k
+
+    def table_requested(self, switch: str) -> int:
+        """Call right before sending ``show registrations``; pass the token to :meth:`table`."""
+        self._token += 1
+        self._pending[switch] = self._token
+        self._since[switch] = {}
+        return self._token
+
+    def table_failed(self, switch: str, token: int) -> None:
+        if self._pending.get(switch) == token:
+            del self._pending[switch]
+            self._since.pop(switch, None)
+
+    def table(self, switch: str, token: int, keys: set[str]) -> bool:
+        """The table read with request ``token``; False (ignored) when a newer request was made or the
+        connection was lost meanwhile."""
+        if self._pending.get(switch) != token or switch not in self._up:
+            return False
+        del self._pending[switch]
+        regs = set(keys)
+        for k, registered in self._since.pop(switch, {}).items():
+            if registered:
+                regs.add(k)
+            else:
+                regs.discard(k)
+        self._regs[switch] = regs
+        self._gone[switch] = set()
+        self._known.add(switch)
+        return True
+
+    # -- queries -------------------------------------------------------------------------------------
+    def state(self, keys) -> bool | None:
+        """True if one of ``keys`` is registered on a connected switch; False if every connected switch
+        knows none of them is; None when that is not known."""
+        if not self._up:
+            return None
+        for s in self._up:
+            regs = self._regs.get(s)
+            if regs and any(k in regs for k in keys):
+                return True
+        for s in self._up:
+            if s in self._known:
+                continue
+            gone = self._gone.get(s)
+            if not gone or not any(k in gone for k in keys):
+                return None
+        return False

@@ -26,6 +26,12 @@ Rules (spec §3, seed §1.2), with the readings chosen here:
   who is not registered is skipped unless forwarding is on: then only the mobile rings, at the
   member's start (for ``delayed`` too — there is no desk phone to wait for). Forwarding without a
   mobile number behaves as ``off``.
+- A leg that answered but could not be connected to the caller (:class:`BridgeRefused`: the switch
+  refused the bridge, or the member hung up at once) is gone like a rejected one, but its member is free:
+  the leg is offered again ``refused_retry_s`` later if the member is still being rung then (a lone
+  member, or one whose turn goes on) — at most once per ``refused_retry_s`` per leg, never at or past
+  ``ring_timeout_s``. In ``in_order``/``evenly`` the turn still moves on at once when another member is
+  eligible.
 - At ``ring_timeout_s`` every leg stops and :class:`NoAnswer` is emitted; the caller then gets the
   department's no-answer action (see :mod:`fsd.queue.noanswer`).
 
@@ -105,6 +111,7 @@ class DepartmentPolicy:
     strategy: str = "simultaneous"
     step_delay_s: float = 15.0
     ring_timeout_s: float = 60.0
+    refused_retry_s: float = 5.0  # a leg whose bridge was refused is offered again this much later
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -113,6 +120,8 @@ class DepartmentPolicy:
             raise ValidationError("step_delay_s must be > 0", field="step_delay_s")
         if self.ring_timeout_s <= 0:
             raise ValidationError("ring_timeout_s must be > 0", field="ring_timeout_s")
+        if not self.refused_retry_s > 0:
+            raise ValidationError("refused_retry_s must be > 0", field="refused_retry_s")
 
 
 # ---- actions -------------------------------------------------------------------------------------
@@ -164,6 +173,16 @@ class LegEnded:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BridgeRefused:
+    """A leg answered but could not be bridged to the caller; the leg is gone. Unlike :class:`LegEnded`
+    the member did not decline: the leg is offered again ``policy.refused_retry_s`` later (see the
+    module notes)."""
+
+    member_id: Ref
+    target: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Answered:
     """A leg answered: every other leg stops and the state is done."""
 
@@ -184,6 +203,7 @@ class RingState:
     ringing: frozenset = frozenset()  # {(member_id, target)}
     since: tuple = ()  # ((member_id, start time of the member's current turn), ...)
     ended: frozenset = frozenset()  # legs that ended unanswered in the current turn
+    retry: tuple = ()  # (((member_id, target), at), ...): refused legs offered again at `at`
     current: Ref | None = None  # in_order/evenly: member whose turn it is
     slot_end: float | None = None
     tried: frozenset = frozenset()  # in_order/evenly: members tried this round
@@ -220,6 +240,7 @@ class _Work:
         self._own_order = False
         self.since = dict(st.since)
         self.ended = set(st.ended)
+        self.retry = dict(st.retry)
         self.current = st.current
         self.slot_end = st.slot_end
         self.tried = set(st.tried)
@@ -234,7 +255,15 @@ class _Work:
 
     def begin_turn(self, mid, t):
         self.since[mid] = t
-        self.ended = {leg for leg in self.ended if leg[0] != mid}
+        # a refused leg whose retry is not due yet stays ended in the new turn too
+        self.ended = {leg for leg in self.ended if leg[0] != mid or leg in self.retry}
+
+    def waiting(self, mid) -> bool:
+        """Every leg of the member was refused a bridge and waits for its retry."""
+        if not self.retry:
+            return False
+        legs = self.m(mid).legs()
+        return bool(legs) and all((mid, target) in self.retry for target, _ in legs)
 
     def exhausted(self, mid, now) -> bool:
         """All of the member's legs ended unanswered (none pending)."""
@@ -244,10 +273,13 @@ class _Work:
     def candidates(self):
         return [m.employee_id for m in self.members if m._eligible]
 
-    def pick_next(self, exclude):
+    def pick_next(self, exclude, *, skip_waiting: bool = False):
         """The next eligible member not in ``exclude``: ``evenly`` the one longest without a call (never
         had one first; ties in configured order), otherwise the first in configured order. Walks a
-        sorted order and stops at the first fit, so a pick among thousands of members is cheap."""
+        sorted order and stops at the first fit, so a pick among thousands of members is cheap.
+        ``skip_waiting``: members whose refused legs all wait for their retry are not picked."""
+        if skip_waiting and self.retry:
+            exclude = set(exclude) | {mid for mid, _ in self.retry if self.waiting(mid)}
         members = self.members
         if self.policy.strategy == "evenly":
             if self.order is None:
@@ -279,6 +311,7 @@ class _Work:
             members=tuple(self.members),
             since=tuple(self.since.items()),
             ended=frozenset(self.ended),
+            retry=tuple(self.retry.items()),
             current=self.current,
             slot_end=self.slot_end,
             tried=frozenset(self.tried),
@@ -336,6 +369,14 @@ def next_actions(state: RingState, now: float, events: Iterable = ()) -> tuple[R
             if ev.member_id in w.index:
                 w.ended.add((ev.member_id, ev.target))
                 gone.add((ev.member_id, ev.target))
+        elif isinstance(ev, BridgeRefused):
+            if ev.member_id in w.index:
+                leg = (ev.member_id, ev.target)
+                w.ended.add(leg)
+                gone.add(leg)
+                # kept even when due at or past the deadline (it never comes then): until it is due, the
+                # member is not offered the call again (in_order/evenly: not picked for a new turn)
+                w.retry[leg] = now + w.policy.refused_retry_s
         else:
             raise ValidationError(f"unknown ring event {ev!r}")
 
@@ -351,7 +392,14 @@ def next_actions(state: RingState, now: float, events: Iterable = ()) -> tuple[R
     if now >= state.deadline:
         actions = [Stop(member_id=mid, target=t, at=now) for mid, t in sorted(ringing, key=_leg_key(w))]
         actions.append(NoAnswer(at=now))
+        w.retry = {}
         return w.freeze(ringing=frozenset(), done=True), actions
+
+    if w.retry:
+        for leg, at in list(w.retry.items()):
+            if at <= now:  # a refused leg's retry is due: it may ring again
+                del w.retry[leg]
+                w.ended.discard(leg)
 
     if strategy == "simultaneous":
         active = []
@@ -420,9 +468,9 @@ def _advance_single(w: _Work, now: float) -> None:
                 return
             if expired:
                 switch_at = w.slot_end
-        nxt = w.pick_next(w.tried | ({cur} if cur is not None else set()))
+        nxt = w.pick_next(w.tried | ({cur} if cur is not None else set()), skip_waiting=True)
         if nxt is None:
-            nxt = w.pick_next({cur} if cur is not None else set())
+            nxt = w.pick_next({cur} if cur is not None else set(), skip_waiting=True)
             if nxt is not None:
                 w.tried = set()  # a new round
         if nxt is None:
@@ -469,6 +517,7 @@ def next_deadline(state: RingState) -> float | None:
             t = since[mid] + delay
             if (mid, target) not in state.ringing and (mid, target) not in state.ended and delay > 0:
                 times.append(t)
+    times += [at for _leg, at in state.retry]
     future = [t for t in times if t is not None]
     return min(future) if future else None
 

@@ -484,6 +484,12 @@ class Api:
         elif what in ("calls", "registrations", "detailed_calls", "bridged_calls"):
             rows, cols = ([], [])
             if what == "registrations":
+                # mod_commands: `as csv`/`as delim` print the comma-separated table like the default form;
+                # any other format is refused
+                if fmt in ("csv", "delim"):
+                    fmt = "text"
+                elif fmt not in ("text", "json", "xml"):
+                    return f"-ERR Cannot find format {fmt}\n"
                 rows = [
                     {
                         "reg_user": p.user,

@@ -82,6 +82,23 @@ def test_unregistered_member_without_forwarding_is_skipped(pool, node):
     w, emps, dept, num = _setup(pool, "in_order", [0, 1])
     phone(node, w, emps[0], Unregistered())
     pb = phone(node, w, emps[1], Answer(after=2))
+    wait_for(lambda: node.driver.registration_tables_read, message="registration table read")
+    ch = call(node, num.did, hangup_after=30)
+    row = _row(w, ch.uuid)
+    assert row["answered_by"] == emps[1].id, dict(row)
+    # fsd knows a is not registered (the switch's registration table): a is never originated, b rings at once
+    assert not [e for e in node.switch.log if e.kind == "api" and e.text.startswith("originate")
+                and "user/201@" in e.text]
+    assert len(pb.calls) == 1
+
+
+def test_member_whose_registration_lapsed_unseen_is_skipped_after_the_failed_originate(pool, node):
+    w, emps, dept, num = _setup(pool, "in_order", [0, 1])
+    pa = phone(node, w, emps[0], Answer(after=2))
+    pb = phone(node, w, emps[1], Answer(after=2))
+    wait_for(lambda: node.driver.board.is_registered(emps[0].id) and node.driver.registration_tables_read,
+             message="a registered")
+    pa.registered = False  # the registration is gone and fsd saw no event of it: only the originate tells
     ch = call(node, num.did, hangup_after=30)
     row = _row(w, ch.uuid)
     assert row["answered_by"] == emps[1].id, dict(row)
@@ -90,6 +107,7 @@ def test_unregistered_member_without_forwarding_is_skipped(pool, node):
     tb = _originated(node, "user/202@")
     assert 0 <= tb - ta < 5.0
     assert len(pb.calls) == 1
+    assert node.driver.board.is_registered(emps[0].id) is False
 
 
 def _originated(node, needle):
