@@ -171,9 +171,10 @@ def _lazy_header(ev, name: str, low: str) -> str | None:
             return found
     if low == "event-name":
         return ev.name
-    if low.startswith(("event-", "core-", "freeswitch-")):
-        if low == "event-subclass" and ev.subclass:
-            return ev.subclass
+    if low == "event-subclass":
+        if ev.subclass:
+            return ev.subclass  # the first of the common headers when the event has a subclass, else none
+    elif low.startswith(("event-", "core-", "freeswitch-")):
         found = _first(ev._switch._base_headers(ev, ev._calling), name, low)
         if found is not None:
             return found
@@ -190,9 +191,12 @@ def _lazy_header(ev, name: str, low: str) -> str | None:
         if variables:
             var = name[9:]
             found = variables.get(var)
-            if found is None:
+            if found is None:  # the name in another case
                 n, var_low = len(var), low[9:]
-                found = next((v for k, v in variables.items() if len(k) == n and k.lower() == var_low), None)
+                for k in variables:
+                    if len(k) == n and k.lower() == var_low:
+                        found = variables[k]
+                        break
             if found is not None:
                 return found
     elif low.startswith(("caller-", "other-")):
