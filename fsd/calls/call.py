@@ -584,6 +584,7 @@ class Call:
             f"origination_uuid={leg_uuid}",
             f"originate_timeout={remaining}",
             f"fsd_queue_call={self.uuid}",
+            self.link.marker,
             "hangup_after_bridge=true",
             "ignore_early_media=true",
             f"origination_caller_id_number={_safe(cid)}",

@@ -186,7 +186,8 @@ class CallbackWorker:
             customer = adapters.dial_number(row["caller"])
             main = adapters.dial_number(snap.main_number or "")
             m_cmd = (f"originate {{origination_uuid={m_uuid},originate_timeout={LEG_TIMEOUT_S},"
-                     f"origination_caller_id_number={customer},fsd_callback={row['id']},hangup_after_bridge=true}}"
+                     f"origination_caller_id_number={customer},fsd_callback={row['id']},{link.marker},"
+                     "hangup_after_bridge=true}"
                      f"user/{emp.extension}@{snap.domain} &park()")
             res = self._job(link, m_cmd)
             if not res.ok:
@@ -200,7 +201,8 @@ class CallbackWorker:
                 pass
             gw = snap.gateway or "trunk"
             c_cmd = (f"originate {{origination_uuid={c_uuid},originate_timeout={LEG_TIMEOUT_S},"
-                     f"origination_caller_id_number={main},fsd_callback={row['id']},hangup_after_bridge=true}}"
+                     f"origination_caller_id_number={main},fsd_callback={row['id']},{link.marker},"
+                     "hangup_after_bridge=true}"
                      f"sofia/gateway/{gw}/{customer} &park()")
             res = self._job(link, c_cmd, cancel_if_gone=m_uuid, events=events)
             if not res.ok:

@@ -11,7 +11,9 @@ before the call driver (whose MemberBoard drops every reservation of this node),
 3. keeps the reservation of every member still in a conversation: it is moved to the node name
    ``<node>#recovered`` (so the MemberBoard's start-up clean-up leaves it), and released when the
    conversation ends (CHANNEL_HANGUP of the caller or the leg, and a periodic ``uuid_exists`` check
-   in case an event is missed across a reconnect);
+   in case an event is missed across a reconnect). The inbound connection is filtered (the call driver
+   asks only for its own channels' events, fsd/calls/links.py): recovery adds the filter
+   ``Unique-ID <uuid>`` for each channel it watches and removes it when done;
 4. releases every other reservation of this node (also old ``#recovered`` ones whose call is gone).
 
 A switch that does not answer within ``wait_s`` cannot be checked: reservations whose call may live
@@ -78,6 +80,7 @@ class Recovery:
         self.report = RecoveryReport()
         self.watched: dict[str, list[Adopted]] = {}  # channel uuid (caller or leg) -> adopted reservations
         self._subs: list = []
+        self._filtered: set[tuple[str, str]] = set()  # (switch, channel uuid) with a Unique-ID filter of ours
         self._poller: gevent.Greenlet | None = None
 
     # ------------------------------------------------------------------ one pass at start
@@ -151,8 +154,29 @@ class Recovery:
         names = {a.switch for lst in self.watched.values() for a in lst}
         for name in names:
             self._subs.append(self.switches[name].subscribe("CHANNEL_HANGUP", self._on_hangup))
+        for uuid, lst in list(self.watched.items()):
+            self._filter(lst[0].switch, uuid)
         self._poller = gevent.spawn(self._poll_loop)
         return self
+
+    def _filter(self, name: str, uuid: str) -> None:
+        """Ask the switch for this channel's events (kept across reconnects by the client)."""
+        key = (name, uuid)
+        if key in self._filtered:
+            return
+        self._filtered.add(key)
+        try:
+            self.switches[name].add_filter("Unique-ID", uuid)
+        except ESLError as e:  # the client keeps it and sends it on the next connect; the poll covers meanwhile
+            log.warning("calls_recovery_filter_failed switch=%s uuid=%s error=%s", name, uuid, e)
+
+    def _unfilter(self, uuid: str) -> None:
+        for key in [k for k in self._filtered if k[1] == uuid]:
+            self._filtered.discard(key)
+            try:
+                self.switches[key[0]].remove_filter("Unique-ID", uuid)
+            except ESLError as e:  # a leftover filter only lets that (gone) channel's events through
+                log.warning("calls_recovery_unfilter_failed switch=%s uuid=%s error=%s", key[0], uuid, e)
 
     def stop(self) -> None:
         for s in self._subs:
@@ -161,6 +185,8 @@ class Recovery:
             except Exception:  # noqa: BLE001, S110 - best effort at shutdown
                 pass
         self._subs.clear()
+        for _name, uuid in list(self._filtered):
+            self._unfilter(uuid)
         if self._poller is not None:
             self._poller.kill(block=False)
             self._poller = None
@@ -175,8 +201,10 @@ class Recovery:
             self._end(uuid)
 
     def _end(self, uuid: str) -> None:
+        ended = {uuid}
         for a in self.watched.pop(uuid, []):
             other = a.leg_uuid if uuid == a.call_uuid else a.call_uuid
+            ended.add(other)
             rest = [x for x in self.watched.get(other, []) if x is not a]
             if rest:
                 self.watched[other] = rest
@@ -192,6 +220,10 @@ class Recovery:
                 self.watched.setdefault(uuid, []).append(a)
         if not self.watched:
             self.stop()
+            return
+        for u in ended:
+            if u not in self.watched:
+                self._unfilter(u)
 
     def _poll_loop(self) -> None:
         while self.watched:

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable
 
 import gevent
 import gevent.event
+import gevent.lock
 from gevent import socket  # cooperative even when the stdlib is not monkey-patched
 
 from fsd.errors import ESLDisconnected, ESLError, ESLTimeout
@@ -187,6 +188,21 @@ def _command_word(cmd: str) -> str:
     return cmd.split(" ", 1)[0]
 
 
+_BGJOB_FILTER = ("Event-Name", "BACKGROUND_JOB")
+
+
+def _check_filter(header: str, value: str) -> None:
+    """A filter FreeSWITCH reads back as given: one header word (not the command words add/delete), a value."""
+    for part in (header, value):
+        if "\n" in part or "\r" in part:
+            raise InvalidCommand("filter text must not contain a newline")
+    if not header or " " in header or header.lower() in ("add", "delete"):
+        raise InvalidCommand(f"filter header must be one word other than add/delete, not {header!r}")
+    if not value.strip(" +-"):
+        # FreeSWITCH takes an empty value as "remove this header's filters"
+        raise InvalidCommand("filter value must not be empty")
+
+
 def order_event_names(names: Iterable[str]) -> list[str]:
     """Event command tokens: plain names first, then ``CUSTOM`` and its subclasses."""
     plain: list[str] = []
@@ -259,7 +275,15 @@ class InboundClient:
         self._events: list[str] = []
         for e in events:
             self._add_event_name(e)
-        self._filters: list[tuple[str, str]] = [(str(h), str(v)) for h, v in filters]
+        # filters wanted (each once, in order) and how many add_filter calls hold each; what the current
+        # connection was sent (see _sync_filters)
+        self._filters: list[tuple[str, str]] = []
+        self._filter_refs: dict[tuple[str, str], int] = {}
+        for h, v in filters:
+            self._want_filter(str(h), str(v))
+        self._filters_conn: Connection | None = None
+        self._filters_sent: list[tuple[str, str]] = []
+        self._filter_lock = gevent.lock.Semaphore()
         self._jobs: dict[str, gevent.event.AsyncResult] = {}
         self._conn: Connection | None = None
         self._connected = gevent.event.Event()
@@ -426,9 +450,7 @@ class InboundClient:
             self._request(conn, f"event {self.event_format} {' '.join(tokens)}", check=True)
         else:
             self._request(conn, f"event {self.event_format} BACKGROUND_JOB", check=True)
-        if self._filters:
-            for header, value in [*self._filters, ("Event-Name", "BACKGROUND_JOB")]:
-                self._request(conn, f"filter {header} {value}", check=True)
+        self._sync_filters(conn)
 
     # ------------------------------------------------------------------ liveness
 
@@ -696,16 +718,87 @@ class InboundClient:
             except ESLDisconnected:
                 pass  # sent on the next connect
 
+    # ------------------------------------------------------------------ filters
+    # FreeSWITCH sends a listener with filters only the events some filter matches (the filters are OR'ed;
+    # `filter delete H V` removes every copy of H V). The client keeps the filters wanted, each once with a
+    # count of the add_filter calls holding it, and brings the connection's list to that with the fewest
+    # commands: on every connect, and at once when they change while connected. BACKGROUND_JOB is added to
+    # any non-empty list (sent before the others when filtering starts on a live connection, so no bgapi
+    # result falls between the two), and `filter delete all` clears the list when the last filter goes.
+
     def add_filter(self, header: str, value: str) -> None:
-        for part in (header, value):
-            if "\n" in part:
-                raise InvalidCommand("filter text must not contain a newline")
-        self._filters.append((header, value))
-        if self._connected.is_set():
-            conn = self._require_conn()
-            self._request(conn, f"filter {header} {value}", check=True)
-            if len(self._filters) == 1:
-                self._request(conn, "filter Event-Name BACKGROUND_JOB", check=True)
+        """Also ask FreeSWITCH for the events whose ``header`` matches ``value`` (a plain value compared
+        ignoring case, or ``/regex/``): sent now when connected and after every reconnect. Adding a filter
+        that is already there only counts it (remove_filter takes it away when every add is undone)."""
+        _check_filter(header, value)
+        if self._want_filter(header, value):
+            self._filters_changed()
+
+    def remove_filter(self, header: str, value: str) -> bool:
+        """Undo one add_filter(header, value); the filter goes (``filter delete``) when no add holds it any
+        more. False when no such filter was added."""
+        key = (header, value)
+        n = self._filter_refs.get(key, 0)
+        if not n:
+            return False
+        if n > 1:
+            self._filter_refs[key] = n - 1
+            return True
+        del self._filter_refs[key]
+        self._filters.remove(key)
+        self._filters_changed()
+        return True
+
+    @property
+    def filters(self) -> list[tuple[str, str]]:
+        """The filters wanted (what every connection is sent, BACKGROUND_JOB's aside)."""
+        return list(self._filters)
+
+    def _want_filter(self, header: str, value: str) -> bool:
+        key = (header, value)
+        n = self._filter_refs.get(key, 0)
+        self._filter_refs[key] = n + 1
+        if not n:
+            self._filters.append(key)
+        return not n
+
+    def _filters_changed(self) -> None:
+        conn = self._conn
+        if conn is None or not conn.is_open or self._filters_conn is not conn:
+            return  # the handshake sends them (it has not come to the filters of this connection yet)
+        try:
+            self._sync_filters(conn)
+        except ESLDisconnected:
+            pass  # sent again on the next connect
+
+    def _sync_filters(self, conn: Connection) -> None:
+        """Send ``conn`` the filter commands that make its list the wanted one (until nothing changes)."""
+        with self._filter_lock:
+            if self._filters_conn is not conn:
+                self._filters_conn, self._filters_sent = conn, []
+            sent = self._filters_sent
+            while True:
+                want = list(self._filters)
+                if want and _BGJOB_FILTER not in want:
+                    # at connect (nothing can be waiting for a job yet) after the others, as always sent;
+                    # on a live connection first
+                    want = [_BGJOB_FILTER, *want] if self._connected.is_set() else [*want, _BGJOB_FILTER]
+                add = [f for f in want if f not in sent]
+                drop = [f for f in sent if f not in want]
+                if not add and not drop:
+                    return
+                if not want:
+                    self._request(conn, "filter delete all", check=True)
+                    sent.clear()
+                    continue
+                for f in add:
+                    self._request(conn, f"filter {f[0]} {f[1]}", check=True)
+                    sent.append(f)
+                for f in drop:
+                    self._request(conn, f"filter delete {f[0]} {f[1]}", check=True)
+                    # FreeSWITCH deletes every filter of that header (any case) with that value
+                    low = f[0].lower()
+                    sent[:] = [g for g in sent if not (g[0].lower() == low and g[1] == f[1])]
 
     def subscribe(self, event_name: str, handler: Callable[[Event], object], *,
                   inline: bool = False) -> Subscription | InlineSubscription:

@@ -14,7 +14,7 @@ import gevent.queue
 
 from fsd.sim import clock as clock_mod
 from fsd.sim import ids, wire
-from fsd.sim.channel import _profile_plain
+from fsd.sim.channel import _profile_plain, _state_block, channel_part
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,168 @@ MYEVENTS = {
     "NOTALK",
     "TALK",
 }
+
+
+# ---------------------------------------------------------------------------------------------- filters
+# mod_event_socket checks a listener's filters on every event its event list lets through:
+# * the filter's header is looked up in the event by name, in any case (the first header of that name; the
+#   event's body for `_body` when no header has that name); a filter whose header the event lacks is skipped;
+# * a value may start with a run of `+`, `-` and spaces: the last sign decides (no sign: positive); the spaces
+#   and signs are not part of what is compared;
+# * a value that starts with `/` (a sign before it makes it a plain value) is a regular expression written
+#   /expression/options (options: i caseless, s dot-all) searched in the header; one without its closing `/`
+#   or that does not compile matches nothing; any other value is compared with the header ignoring ASCII case;
+# * the event is sent when some positive filter matches and no negative one does (a listener with only
+#   negative filters gets nothing). BACKGROUND_JOB and every other event are filtered alike.
+# The expression is Python's `re` (close to PCRE for what a filter needs, not identical).
+
+_REGEX_OVECTOR_PAIRS = 10  # mod_event_socket's ovector of 30 ints: a match setting group 10 or above counts as none
+
+
+class Filter:
+    """One `filter <header> <value>` of a listener: the header and value as given, and how to match them."""
+
+    __slots__ = ("header", "low", "value", "positive", "text", "regex")
+
+    def __init__(self, header: str, value: str):
+        self.header = header
+        self.low = header.lower()
+        self.value = value
+        positive = True
+        i = 0
+        while i < len(value) and value[i] in "+- ":
+            if value[i] != " ":
+                positive = value[i] == "+"
+            i += 1
+        self.positive = positive
+        self.text = value[i:]
+        self.regex: re.Pattern | None = None
+        if value.startswith("/"):
+            self.regex = _compile_delimited(value)
+
+    def matches(self, found: str) -> bool:
+        if self.value.startswith("/"):
+            rx = self.regex
+            if rx is None:
+                return False
+            m = rx.search(found)
+            if m is None:
+                return False
+            if rx.groups >= _REGEX_OVECTOR_PAIRS:
+                top = max((g for g in range(1, rx.groups + 1) if m.start(g) != -1), default=0)
+                return top < _REGEX_OVECTOR_PAIRS
+            return True
+        text = self.text
+        return found == text or found.encode().lower() == text.encode().lower()
+
+    def __repr__(self):
+        return f"Filter({self.header!r}, {self.value!r})"
+
+
+def _compile_delimited(value: str) -> re.Pattern | None:
+    body = value[1:]
+    end = body.rfind("/")
+    if end < 0:
+        return None  # missing the closing delimiter: FreeSWITCH logs an error and matches nothing
+    expression, options = body[:end], body[end + 1 :]
+    flags = (re.IGNORECASE if "i" in options else 0) | (re.DOTALL if "s" in options else 0)
+    try:
+        return re.compile(expression, flags)
+    except (re.error, OverflowError):
+        return None
+
+
+def admits(filters: list[Filter], ev) -> bool:
+    """Whether a listener with these (non-empty) filters is sent the event."""
+    send = False
+    seen: dict[str, str | None] = {}
+    for f in filters:
+        if send and f.positive:
+            continue
+        low = f.low
+        if low in seen:
+            found = seen[low]
+        else:
+            found = seen[low] = event_header(ev, f.header, low)
+        if found is None or not f.matches(found):
+            continue
+        if not f.positive:
+            return False
+        send = True
+    return send
+
+
+def _first(pairs, name: str, low: str) -> str | None:
+    n = len(name)
+    for k, v in pairs:
+        if k == name or (len(k) == n and k.lower() == low):
+            return v
+    return None
+
+
+def event_header(ev, name: str, low: str | None = None) -> str | None:
+    """What a filter on header `name` finds in the event: its first header of that name in any case (the
+    body for `_body` when there is no such header), or None. A lazy event is not rendered for this: only the
+    part of it that can hold such a header is looked at."""
+    if low is None:
+        low = name.lower()
+    h = ev._headers
+    found = _first(h, name, low) if h is not None else _lazy_header(ev, name, low)
+    if found is None and name == "_body":
+        return ev.body
+    return found
+
+
+def _lazy_header(ev, name: str, low: str) -> str | None:
+    """event_header of an event whose headers are not rendered (see Event.headers for their order: _pre,
+    the common headers, then _before, the channel's state, profile and variable headers and _after, or the
+    tail). The common headers are named Event-*, Core-UUID and FreeSWITCH-*; the state block holds no
+    Caller-*, Other-* or variable_* header, the profile blocks only those; variables only variable_*."""
+    if ev._pre:
+        found = _first(ev._pre, name, low)
+        if found is not None:
+            return found
+    if low == "event-name":
+        return ev.name
+    if low == "event-subclass":
+        if ev.subclass:
+            return ev.subclass  # the first of the common headers when the event has a subclass, else none
+    elif low.startswith(("event-", "core-", "freeswitch-")):
+        found = _first(ev._switch._base_headers(ev, ev._calling), name, low)
+        if found is not None:
+            return found
+    snap = ev._snap
+    if snap is None:
+        tail = ev._tail
+        return _first(tail() if callable(tail) else tail, name, low)
+    if ev._before:
+        found = _first(ev._before, name, low)
+        if found is not None:
+            return found
+    if low.startswith("variable_"):
+        variables = ev._vars
+        if variables:
+            var = name[9:]
+            found = variables.get(var)
+            if found is None:  # the name in another case
+                n, var_low = len(var), low[9:]
+                for k in variables:
+                    if len(k) == n and k.lower() == var_low:
+                        found = variables[k]
+                        break
+            if found is not None:
+                return found
+    elif low.startswith(("caller-", "other-")):
+        found = _first(channel_part(snap, None), name, low)
+        if found is not None:
+            return found
+    else:
+        found = _first(_state_block(*snap[:11]), name, low)
+        if found is not None:
+            return found
+    if ev._after:
+        return _first(ev._after, name, low)
+    return None
 
 
 def _sendall(sock, data: bytes) -> None:
@@ -84,7 +246,7 @@ class EslConnection:
         self.all_custom = False
         self.listening = False
         self.myevents = False
-        self.filters: list[tuple[str, str]] = []
+        self.filters: list[Filter] = []
         self.linger = False
         self.linger_time = -1
         self.logging = False
@@ -302,22 +464,8 @@ class EslConnection:
                 return False
         elif not (self.all_events or ev.name in self.events):
             return False
-        if self.filters:
-            hdrs = ev.header_dict()
-            ok = False
-            for k, v in self.filters:
-                hv = hdrs.get(k)
-                if hv is None:
-                    continue
-                if v.startswith("/") and v.endswith("/") and len(v) > 1:
-                    if re.search(v[1:-1], hv):
-                        ok = True
-                        break
-                elif hv == v:
-                    ok = True
-                    break
-            if not ok:
-                return False
+        if self.filters and not admits(self.filters, ev):
+            return False
         return True
 
     def deliver(self, ev) -> None:
@@ -577,23 +725,36 @@ class EslConnection:
         self._reply("+OK events nixed")
 
     def _filter(self, rest: str) -> None:
-        rest = rest.lstrip(" ")
-        name, sep, val = rest.partition(" ")
-        if name.lower() == "delete" and sep:
-            name, sep2, val = val.partition(" ")
+        """`filter <header> <value>`, `filter add <header> <value>`, `filter delete <header> [<value>]`,
+        `filter delete all`. The listener keeps its filters as a list of headers (duplicates allowed)."""
+        name, sep, val = rest.lstrip(" ").partition(" ")
+        value: str | None = val if sep else None
+        if name.lower() == "delete" and value is not None:
+            name, sep, val = value.partition(" ")
+            value = val if sep else None
             if name.lower() == "all":
                 self.filters = []
             else:
-                self.filters = [(k, v) for k, v in self.filters if not (k == name and (not sep2 or v == val))]
-            self._reply(f"+OK filter deleted. [{name}][{val}]")
+                low = name.lower()
+                # the header name in any case; the value exactly; no value (or an empty one): every value
+                self.filters = [f for f in self.filters
+                                if not (f.low == low and (not value or f.value == value))]
+            self._reply(f"+OK filter deleted. [{name}][{value or ''}]")
             return
-        if sep:
-            if name.lower() == "add":
-                name, _, val = val.partition(" ")
-            self.filters.append((name, val))
-            self._reply(f"+OK filter added. [{name}]=[{val}]")
-        else:
+        if value is None:
             self._reply("-ERR invalid syntax")
+            return
+        if name.lower() == "add":
+            name, sep, val = value.partition(" ")
+            value = val if sep else None
+        if value is not None:
+            if value == "":
+                # adding a header with an empty value removes the headers of that name instead
+                low = name.lower()
+                self.filters = [f for f in self.filters if f.low != low]
+            else:
+                self.filters.append(Filter(name, value))
+        self._reply(f"+OK filter added. [{name}]=[{'(null)' if value is None else value}]")
 
     def _sendmsg(self, cmd: str, headers, body: bytes) -> None:
         target = cmd[7:].strip()
