@@ -156,17 +156,39 @@ def supervise(fn: Callable[[], None], *, name: str, stopped: Callable[[], bool],
 # --------------------------------------------------------------------------- dispatch
 
 
-class Subscription:
-    """One handler with its own bounded queue and greenlet. ``unsubscribe()`` stops it."""
+class _Handler:
+    """What both kinds of subscription share: the handler's call (an exception is logged and counted,
+    and the next event is delivered as usual) and unsubscribing."""
 
-    def __init__(self, dispatcher: Dispatcher, key: str, handler: Callable[[Event], object], queue_size: int):
+    queue: gevent.queue.Queue | None = None
+    dropped = 0
+
+    def __init__(self, dispatcher: Dispatcher, key: str, handler: Callable[[Event], object]):
         self.key = key
         self.handler = handler
-        self.queue: gevent.queue.Queue = gevent.queue.Queue(maxsize=queue_size)
-        self.dropped = 0
         self.delivered = 0
         self._dispatcher = dispatcher
         self._stopped = False
+
+    def _call(self, event: Event) -> None:
+        try:
+            self.handler(event)
+        except Exception:
+            self._dispatcher.stats.handler_errors += 1
+            log.exception("esl_handler_failed key=%s event=%s", self.key, event.full_name)
+        self.delivered += 1
+
+    def unsubscribe(self) -> None:
+        self._dispatcher._remove(self)
+
+
+class Subscription(_Handler):
+    """One handler with its own bounded queue and greenlet. ``unsubscribe()`` stops it."""
+
+    def __init__(self, dispatcher: Dispatcher, key: str, handler: Callable[[Event], object], queue_size: int):
+        super().__init__(dispatcher, key, handler)
+        self.queue = gevent.queue.Queue(maxsize=queue_size)
+        self.dropped = 0
         label = getattr(handler, "__name__", type(handler).__name__)
         self.greenlet = supervise(
             self._loop, name=f"esl-handler:{key}:{label}", stopped=lambda: self._stopped,
@@ -178,21 +200,12 @@ class Subscription:
 
     def _loop(self) -> None:
         get = self.queue.get
-        handler = self.handler
-        stats = self._dispatcher.stats
+        call = self._call
         while not self._stopped:
             event = get()
             if event is None:
                 return
-            try:
-                handler(event)
-            except Exception:
-                stats.handler_errors += 1
-                log.exception("esl_handler_failed key=%s event=%s", self.key, event.full_name)
-            self.delivered += 1
-
-    def unsubscribe(self) -> None:
-        self._dispatcher._remove(self)
+            call(event)
 
     def _stop(self) -> None:
         self._stopped = True
@@ -202,34 +215,15 @@ class Subscription:
             self.greenlet.kill(block=False)
 
 
-class InlineSubscription:
+class InlineSubscription(_Handler):
     """A handler the reader calls itself (``subscribe(..., inline=True)``): no queue, no greenlet, no
     switch per event. It runs in the reader's context - with a hub reader, in the event loop - so it must
     never block (gevent refuses a blocking call there: it is logged as a handler error). An exception is
     logged and counted, and the next event is delivered as usual."""
 
-    queue = None
-    dropped = 0
-
-    def __init__(self, dispatcher: Dispatcher, key: str, handler: Callable[[Event], object]):
-        self.key = key
-        self.handler = handler
-        self.delivered = 0
-        self._dispatcher = dispatcher
-        self._stopped = False
-
     def deliver(self, event: Event) -> None:
-        if self._stopped:
-            return
-        try:
-            self.handler(event)
-        except Exception:
-            self._dispatcher.stats.handler_errors += 1
-            log.exception("esl_handler_failed key=%s event=%s", self.key, event.full_name)
-        self.delivered += 1
-
-    def unsubscribe(self) -> None:
-        self._dispatcher._remove(self)
+        if not self._stopped:
+            self._call(event)
 
     def _stop(self) -> None:
         self._stopped = True

@@ -3,26 +3,12 @@ the reservations a dead process left behind and the channels FreeSWITCH still ha
 
 from __future__ import annotations
 
-import pytest
-
 from fsd.calls.recovery import ADOPTED_SUFFIX, recover
 from fsd.esl.inbound import InboundClient
-from fsd.sim import Answer, NoAnswer, Switch
+from fsd.sim import Answer, NoAnswer
 from fsd.store import calls_repo
 from tests.faults.support import Company, phone_for
 from tests.helpers import free_port, wait_for
-
-SCALE = 0.05
-
-
-@pytest.fixture
-def sim():
-    switch = Switch(hostname="sim1", time_scale=SCALE, heartbeat_interval=0).start()
-    client = InboundClient(host="127.0.0.1", port=switch.esl_port, password="ClueCon", name="sim1")
-    client.connect(timeout=5)
-    yield switch, client
-    client.stop()
-    switch.stop()
 
 
 def _reserve(pool, emp_id, call_uuid, node, ttl=900.0):

@@ -4,27 +4,12 @@ ends the conversation on the caller's CHANNEL_HANGUP, and removes its filters wh
 
 from __future__ import annotations
 
-import pytest
-
 from fsd.calls.links import SwitchLink
 from fsd.calls.recovery import ADOPTED_SUFFIX, recover
-from fsd.esl.inbound import InboundClient
-from fsd.sim import Answer, Switch
+from fsd.sim import Answer
 from fsd.store import calls_repo
 from tests.faults.support import Company, phone_for
 from tests.helpers import wait_for
-
-SCALE = 0.05
-
-
-@pytest.fixture
-def sim():
-    switch = Switch(hostname="sim1", time_scale=SCALE, heartbeat_interval=0).start()
-    client = InboundClient(host="127.0.0.1", port=switch.esl_port, password="ClueCon", name="sim1")
-    client.connect(timeout=5)
-    yield switch, client
-    client.stop()
-    switch.stop()
 
 
 def _reservations(pool):

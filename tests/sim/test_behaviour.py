@@ -18,20 +18,6 @@ from tests.sim._client import OutboundServer, login
 FAST = 0.01  # 1 simulated second = 10 ms
 
 
-@pytest.fixture
-def sw():
-    s = Switch(time_scale=FAST, heartbeat_interval=0).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def esl(sw):
-    c = login("127.0.0.1", sw.esl_port)
-    yield c
-    c.close()
-
-
 def _ts(ev) -> float:
     return int(ev.get("Event-Date-Timestamp")) / 1e6
 

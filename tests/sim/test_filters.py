@@ -8,26 +8,11 @@ import copy
 
 import pytest
 
-from fsd.sim import Answer, Phone, Switch
+from fsd.sim import Answer, Phone
 from fsd.sim.esl import event_header
 from tests.helpers import wait_for
-from tests.sim._client import login
 
 FAST = 0.01
-
-
-@pytest.fixture
-def sw():
-    s = Switch(time_scale=FAST, heartbeat_interval=0).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def esl(sw):
-    c = login("127.0.0.1", sw.esl_port)
-    yield c
-    c.close()
 
 
 def _reply_frame(text: str) -> bytes:

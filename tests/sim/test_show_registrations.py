@@ -12,7 +12,6 @@ import os
 import pytest
 
 from fsd.sim import Phone, Switch
-from tests.sim._client import login
 
 COLUMNS = "reg_user,realm,token,url,expires,network_ip,network_port,network_proto,hostname,metadata"
 CAPTURE = "/work/shared/freeswitch-traces/esl/registration-events.inbound.server.raw"
@@ -23,13 +22,6 @@ def sw():
     s = Switch(hostname="vm", time_scale=0.01, heartbeat_interval=0).start()
     yield s
     s.stop()
-
-
-@pytest.fixture
-def esl(sw):
-    c = login("127.0.0.1", sw.esl_port)
-    yield c
-    c.close()
 
 
 def test_empty_table_in_every_form(esl):

@@ -13,7 +13,7 @@ import pytest
 
 from fsd.sim import Answer, Phone, Switch
 from tests.helpers import wait_for
-from tests.sim._client import OutboundServer, login
+from tests.sim._client import OutboundServer
 
 FAST = 0.01
 FALLBACK = ["set:fsd_fallback=taken", "hangup:NORMAL_TEMPORARY_FAILURE"]
@@ -34,13 +34,6 @@ def sw(outbound):
     s.add_phone(Phone("1001", behaviour=Answer(after=0.5)))
     yield s
     s.stop()
-
-
-@pytest.fixture
-def esl(sw):
-    c = login("127.0.0.1", sw.esl_port)
-    yield c
-    c.close()
 
 
 def _call(sw, outbound, *, context):
