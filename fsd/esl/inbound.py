@@ -22,6 +22,11 @@ Design decisions:
   ``bgapi`` results can never be filtered away.
 * Reconnects with exponential backoff (``reconnect_backoff=(min, max)``), re-authenticates, re-subscribes
   and re-applies filters; ``on_connect(client)`` / ``on_disconnect(client, exc)`` are called each time.
+* The socket is read in the event loop (``hub_reader=True``, the default): no reader greenlet. Queued
+  handlers each keep their greenlet; ``subscribe(..., inline=True)`` handlers are called by the reader
+  itself and must never block. ``api_nowait(cmd, callback)`` and ``bgapi_nowait(cmd, job_timeout=...)``
+  send without waiting for the reply (the call driver uses them so that no greenlet waits per ringing leg
+  or per kill); a late bgapi reply is still counted in ``stats.command_timeouts`` and logged.
 
 Liveness (a switch that stalls - stops reading and writing its socket - without closing it):
 
