@@ -280,9 +280,8 @@ class InboundClient:
         self._events: list[str] = []
         for e in events:
             self._add_event_name(e)
-        # filters wanted (each once, in order) and how many add_filter calls hold each; what the current
-        # connection was sent (see _sync_filters)
-        self._filters: list[tuple[str, str]] = []
+        # filters wanted (in the order first added) -> how many add_filter calls hold each; what the
+        # current connection was sent (see _sync_filters)
         self._filter_refs: dict[tuple[str, str], int] = {}
         for h, v in filters:
             self._want_filter(str(h), str(v))
@@ -750,21 +749,18 @@ class InboundClient:
             self._filter_refs[key] = n - 1
             return True
         del self._filter_refs[key]
-        self._filters.remove(key)
         self._filters_changed()
         return True
 
     @property
     def filters(self) -> list[tuple[str, str]]:
         """The filters wanted (what every connection is sent, BACKGROUND_JOB's aside)."""
-        return list(self._filters)
+        return list(self._filter_refs)
 
     def _want_filter(self, header: str, value: str) -> bool:
         key = (header, value)
         n = self._filter_refs.get(key, 0)
         self._filter_refs[key] = n + 1
-        if not n:
-            self._filters.append(key)
         return not n
 
     def _filters_changed(self) -> None:
@@ -783,7 +779,7 @@ class InboundClient:
                 self._filters_conn, self._filters_sent = conn, []
             sent = self._filters_sent
             while True:
-                want = list(self._filters)
+                want = list(self._filter_refs)
                 if want and _BGJOB_FILTER not in want:
                     # at connect (nothing can be waiting for a job yet) after the others, as always sent;
                     # on a live connection first

@@ -20,3 +20,12 @@ def make_client(fake, **kw) -> InboundClient:
     kw.setdefault("connect_timeout", 5)
     kw.setdefault("reconnect_backoff", (0.01, 0.05))
     return InboundClient(host="127.0.0.1", port=fake.port, password="ClueCon", **kw)
+
+
+@pytest.fixture
+def client(fake):
+    """fsd's inbound client connected to the fake server, subscribed to two channel events."""
+    c = make_client(fake, events=["CHANNEL_CREATE", "CHANNEL_ANSWER"])
+    c.connect(timeout=5)
+    yield c
+    c.stop()

@@ -17,14 +17,6 @@ from tests.esl.fakes import background_job, plain_event
 from tests.helpers import free_port, wait_for
 
 
-@pytest.fixture
-def client(fake):
-    c = make_client(fake, events=["CHANNEL_CREATE", "CHANNEL_ANSWER"])
-    c.connect(timeout=5)
-    yield c
-    c.stop()
-
-
 def heartbeat(seq: int = 1) -> bytes:
     return plain_event([("Event-Name", "HEARTBEAT"), ("Event-Sequence", str(seq))])
 

@@ -16,14 +16,6 @@ from tests.esl.fakes import background_job, plain_event, reply
 from tests.helpers import wait_for
 
 
-@pytest.fixture
-def client(fake):
-    c = make_client(fake, events=["CHANNEL_ANSWER", "CHANNEL_HANGUP"])
-    c.connect(timeout=5)
-    yield c
-    c.stop()
-
-
 def channel_event(name: str, uuid: str) -> bytes:
     return plain_event([("Event-Name", name), ("Unique-ID", uuid)])
 
