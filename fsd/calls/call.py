@@ -184,12 +184,13 @@ class Call:
         except gevent.Timeout:
             return None
 
-    def execute(self, app: str, arg: str | None = None):
+    def execute(self, app: str, arg: str | None = None, *, track: bool = True):
+        """``track=False``: nobody waits for the application's end (returns None)."""
         if self.caller_gone or self.s.hung_up.is_set():
             self.caller_gone = True
             raise CallerGone()
         try:
-            return self.s.execute(app, arg)
+            return self.s.execute(app, arg, track=track)
         except SessionHangup as e:
             self.caller_gone = True
             raise CallerGone() from e
@@ -215,7 +216,7 @@ class Call:
             self.caller_gone = True
             raise CallerGone()
         try:
-            self.s.execute_many(apps)
+            self.s.execute_many(apps, track=False)
         except SessionHangup as e:
             self.caller_gone = True
             raise CallerGone() from e
@@ -224,7 +225,7 @@ class Call:
         if self.ringback_playing or self.caller_gone:
             return
         self.ringback_playing = True
-        self.execute("endless_playback", self.ringback or RINGBACK)
+        self.execute("endless_playback", self.ringback or RINGBACK, track=False)
 
     def stop_ringback(self) -> None:
         if self.ringback_playing:

@@ -43,11 +43,15 @@ log = logging.getLogger(__name__)
 
 INTERNAL_CONTEXT_MARK = "internal"
 # the part of myevents' event list no call uses (mod_event_socket's nixevent clears them from the listener):
-# FreeSWITCH then neither serializes nor sends the other dozen events of every call, and fsd does not parse
-# them. What stays: execute results, hangup, bridge, answer, DTMF.
+# FreeSWITCH then neither serializes nor sends them (each carries every channel variable, 5-9 KB), and fsd
+# does not parse them. What stays: hangup, bridge. CHANNEL_EXECUTE_COMPLETE is off too until the call first
+# waits for an application's end (OutboundSession.execute turns it on in the same write): a department call
+# that only answers, sets a variable and plays ring-back does not get its three completions, nor the two
+# after the hangup (ring-back, socket), nor CHANNEL_ANSWER of its own answer and CHANNEL_HANGUP_COMPLETE.
 NIX_EVENTS = ("nixevent CHANNEL_CREATE CHANNEL_DATA CHANNEL_DESTROY CHANNEL_EXECUTE CHANNEL_STATE CHANNEL_PROGRESS "
               "CHANNEL_PROGRESS_MEDIA CHANNEL_OUTGOING CHANNEL_PARK CHANNEL_UNPARK CHANNEL_APPLICATION "
-              "CHANNEL_ORIGINATE CHANNEL_UUID DETECTED_SPEECH")
+              "CHANNEL_ORIGINATE CHANNEL_UUID DETECTED_SPEECH CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE "
+              "CHANNEL_HANGUP_COMPLETE CHANNEL_UNBRIDGE DTMF TALK NOTALK")
 
 
 class CallDriver:

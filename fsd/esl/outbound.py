@@ -86,6 +86,11 @@ class OutboundSession:
         self._executions: dict[str, gevent.event.AsyncResult] = {}
         self._jobs: dict[str, gevent.event.AsyncResult] = {}
         self._bgjob_subscribed = False
+        # whether CHANNEL_EXECUTE_COMPLETE reaches this socket: None until ``myevents`` (then True), False
+        # once nixed. Followed from the commands sent (as mod_event_socket keeps its event list), so that an
+        # ``execute`` whose completion is awaited can turn it back on in the same write (see execute()).
+        self.completions: bool | None = None
+        self._myevents = False
         self.conn = Connection(
             sock, name=name, write_timeout=write_timeout, stats=self.stats,
             on_event=self._on_event, on_notice=self._on_notice, on_close=self._on_close,
@@ -166,9 +171,41 @@ class OutboundSession:
             raise CommandFailed(f"{self.name}: {word}: {text}", reply=text)
         return reply
 
+    def _note(self, cmd: str, reply: Frame) -> None:
+        """Follow this listener's event list from a command FreeSWITCH accepted (mod_event_socket's
+        ``myevents``/``event``/``nixevent``/``noevents``): which completions and job results reach us."""
+        if (reply.reply_text or "").startswith("-"):
+            return
+        word, _, rest = cmd.partition(" ")
+        word = word.lower()
+        if word not in ("myevents", "event", "nixevent", "noevents"):
+            return
+        names = {t.upper() for t in rest.split()}
+        completes = bool(names & {"CHANNEL_EXECUTE_COMPLETE", "ALL"})
+        jobs = bool(names & {"BACKGROUND_JOB", "ALL"})
+        if word == "myevents":
+            self._myevents = True
+            self.completions = True
+        elif word == "event":
+            if completes:
+                self.completions = True
+            if jobs:
+                self._bgjob_subscribed = True
+        elif word == "nixevent":
+            if completes and self.completions:
+                self.completions = False
+            if jobs:
+                self._bgjob_subscribed = False
+        else:  # noevents: the whole list is cleared (the myevents restriction to this channel stays)
+            if self.completions:
+                self.completions = False
+            self._bgjob_subscribed = False
+
     def command(self, cmd: str, *, headers=None, body=None, timeout: float | None = None,
                 check: bool = True) -> Frame:
-        return self._request(encode_command(cmd, headers, body), cmd.split(" ", 1)[0], timeout, check)
+        reply = self._request(encode_command(cmd, headers, body), cmd.split(" ", 1)[0], timeout, check)
+        self._note(cmd, reply)
+        return reply
 
     def commands(self, *cmds: str, timeout: float | None = None, check: bool = True) -> list[Frame]:
         """Several commands pipelined (one write, one wait for all the replies), e.g.
@@ -177,9 +214,10 @@ class OutboundSession:
         words = [c.split(" ", 1)[0] for c in cmds]
         replies = self.conn.request_many([(encode_command(c), w) for c, w in zip(cmds, words, strict=True)],
                                          timeout=t)
-        if check:
-            for reply, word in zip(replies, words, strict=True):
+        for reply, word, cmd in zip(replies, words, cmds, strict=True):
+            if check:
                 self._check(reply, word)
+            self._note(cmd, reply)
         return replies
 
     def connect(self, timeout: float | None = None, *, then: Sequence[str] = ()) -> Event:
@@ -209,8 +247,9 @@ class OutboundSession:
         if self.uuid:
             self.name = f"outbound:{self.uuid}"
             self.conn.name = self.name
-        for r, word in zip(replies[1:], words, strict=True):
+        for r, word, cmd in zip(replies[1:], words, then, strict=True):
             self._check(r, word)
+            self._note(cmd, r)
         return self.channel_data
 
     def myevents(self, fmt: str = "plain", timeout: float | None = None) -> Frame:
@@ -224,8 +263,6 @@ class OutboundSession:
 
     def event(self, *names: str, fmt: str = "plain", timeout: float | None = None) -> Frame:
         tokens = ["ALL"] if "ALL" in names else order_event_names(names)
-        if "BACKGROUND_JOB" in tokens or "ALL" in tokens:
-            self._bgjob_subscribed = True
         return self.command(f"event {fmt} {' '.join(tokens)}", timeout=timeout)
 
     def filter(self, header: str, value: str, timeout: float | None = None) -> Frame:
@@ -238,17 +275,29 @@ class OutboundSession:
         return self._request(encode_sendmsg(None, headers, body), "sendmsg", timeout)
 
     def execute(self, app: str, arg: str | None = None, *, lock: bool = True, timeout: float | None = None,
-                loops: int | None = None) -> gevent.event.AsyncResult:
+                loops: int | None = None, track: bool = True) -> PendingResult | None:
         """sendmsg execute with our ``event-uuid``; the AsyncResult gets the CHANNEL_EXECUTE_COMPLETE whose
         ``Application-UUID`` matches (requires ``myevents`` or an event subscription). It fails with
-        SessionHangup on hangup, ESLDisconnected on socket loss, ESLTimeout after ``timeout`` seconds."""
+        SessionHangup on hangup, ESLDisconnected on socket loss, ESLTimeout after ``timeout`` seconds.
+
+        ``track=False``: nobody waits for this application's end (``answer``, ``set``, a ring-back that is
+        broken later): returns None once FreeSWITCH accepted it. A socket that nixed CHANNEL_EXECUTE_COMPLETE
+        after ``myevents`` (each completion is a 6 KB event with every channel variable) gets it back in
+        the same write as the first tracked ``execute``."""
         if self.hung_up.is_set():
             raise SessionHangup(f"{self.name}: channel already hung up")
+        if not track:
+            self._request(encode_execute(app, arg, event_uuid=new_uuid(), lock=lock, loops=loops), "sendmsg", None)
+            return None
         event_uuid = new_uuid()
         res = PendingResult(event_uuid)
         self._executions[event_uuid] = res
         try:
-            self._request(encode_execute(app, arg, event_uuid=event_uuid, lock=lock, loops=loops), "sendmsg", None)
+            data = encode_execute(app, arg, event_uuid=event_uuid, lock=lock, loops=loops)
+            if self._myevents and self.completions is False:
+                self._request_with_completions([(data, "sendmsg")], self.command_timeout)
+            else:
+                self._request(data, "sendmsg", None)
         except BaseException:
             self._executions.pop(event_uuid, None)
             raise
@@ -265,29 +314,46 @@ class OutboundSession:
         return res
 
     def execute_many(self, apps: list[tuple[str, str | None]], *, lock: bool = True,
-                     timeout: float | None = None) -> list[PendingResult]:
+                     timeout: float | None = None, track: bool = True) -> list[PendingResult | None]:
         """Several ``execute`` pipelined: one write, then their replies (FreeSWITCH queues the
-        applications in this order). One AsyncResult per application, as ``execute`` returns; a ``-ERR``
-        reply raises CommandFailed (none of the results is then tracked)."""
+        applications in this order). One AsyncResult per application, as ``execute`` returns (None each
+        with ``track=False``); a ``-ERR`` reply raises CommandFailed (none of the results is then tracked)."""
         if self.hung_up.is_set():
             raise SessionHangup(f"{self.name}: channel already hung up")
-        results = []
+        results: list[PendingResult | None] = []
         cmds = []
         for app, arg in apps:
             event_uuid = new_uuid()
-            res = PendingResult(event_uuid)
-            self._executions[event_uuid] = res
-            results.append(res)
+            if track:
+                res = PendingResult(event_uuid)
+                self._executions[event_uuid] = res
+                results.append(res)
+            else:
+                results.append(None)
             cmds.append((encode_execute(app, arg, event_uuid=event_uuid, lock=lock), "sendmsg"))
         try:
             t = self.command_timeout if timeout is None else timeout
-            for reply in self.conn.request_many(cmds, timeout=t):
-                self._check(reply, "sendmsg")
+            if track and self._myevents and self.completions is False:
+                self._request_with_completions(cmds, t)
+            else:
+                for reply in self.conn.request_many(cmds, timeout=t):
+                    self._check(reply, "sendmsg")
         except BaseException:
             for res in results:
-                self._executions.pop(res.key, None)
+                if res is not None:
+                    self._executions.pop(res.key, None)
             raise
         return results
+
+    def _request_with_completions(self, cmds: list[tuple[bytes, str]], timeout: float) -> None:
+        """``event CHANNEL_EXECUTE_COMPLETE`` and then ``cmds`` in one write: the completions are on before
+        FreeSWITCH runs the applications."""
+        on = "event CHANNEL_EXECUTE_COMPLETE"
+        replies = self.conn.request_many([(encode_command(on), "event"), *cmds], timeout=timeout)
+        self._check(replies[0], "event")
+        self._note(on, replies[0])
+        for reply in replies[1:]:
+            self._check(reply, "sendmsg")
 
     def hangup(self, cause: str = "NORMAL_CLEARING", *, timeout: float | None = None) -> Frame:
         return self.sendmsg([("call-command", "hangup"), ("hangup-cause", cause)], timeout=timeout)

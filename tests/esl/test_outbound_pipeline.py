@@ -249,3 +249,158 @@ def test_nixed_events_of_myevents_are_not_sent_by_the_emulator(server_factory):
         assert any(e.name == "CHANNEL_STATE" for e in sw.events)
     finally:
         sw.stop()
+
+
+def test_completions_nixed_come_back_in_the_write_of_the_first_tracked_execute(server_factory):
+    """myevents then nixevent CHANNEL_EXECUTE_COMPLETE: untracked executes send no ``event`` command and
+    track nothing; the first tracked one is preceded by ``event CHANNEL_EXECUTE_COMPLETE`` in the same
+    write, the later ones are not."""
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            out["before"] = session.completions
+            session.connect(then=("myevents", "nixevent CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE", "linger"))
+            out["nixed"] = session.completions
+            out["untracked"] = session.execute("set", "a=b", track=False)
+            out["many"] = session.execute_many([("answer", None), ("set", "c=d")], track=False)
+            out["tracked_pending"] = len(session._executions)
+            res = session.execute("playback", "/a.wav")
+            out["key"] = res.key
+            out["after"] = session.completions
+            res2 = session.execute_many([("playback", "/b.wav")])
+            out["keys2"] = [r.key for r in res2]
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    fs = ChunkRecordingFS(srv.port)
+    assert done.wait(10)
+    assert out["before"] is None and out["nixed"] is False and out["after"] is True
+    assert out["untracked"] is None and out["many"] == [None, None] and out["tracked_pending"] == 0
+    heads = [c.split(b"\n")[0] for c in fs.commands]
+    assert heads.count(b"event CHANNEL_EXECUTE_COMPLETE") == 1
+    i = heads.index(b"event CHANNEL_EXECUTE_COMPLETE")
+    assert b"execute-app-name: playback" in fs.commands[i + 1]
+    assert b"event-uuid: " + out["key"].encode() in fs.commands[i + 1]
+    # one write: the event command and its application arrived in the same chunk
+    assert any(b"event CHANNEL_EXECUTE_COMPLETE\n\nsendmsg\n" in ch for ch in fs.chunks)
+    # everything before it was untracked, everything after it needs no second event command
+    assert all(b"execute-app-name: playback" not in c for c in fs.commands[:i])
+    assert b"event-uuid: " + out["keys2"][0].encode() in fs.commands[i + 2]
+    fs.close()
+
+
+def test_a_refused_event_command_fails_the_execute_and_tracks_nothing(server_factory):
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            # (lower case, as FreeSWITCH accepts it: the refusal below matches only the event command)
+            session.connect(then=("myevents", "nixevent channel_execute_complete"))
+            try:
+                session.execute("playback", "/a.wav")
+            except CommandFailed as e:
+                out["err"] = e.reply
+            out["pending"] = len(session._executions)
+            out["completions"] = session.completions
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    fs = ChunkRecordingFS(srv.port, refuse=(b"event CHANNEL_EXECUTE_COMPLETE",))
+    assert done.wait(10)
+    assert out == {"err": "-ERR refused", "pending": 0, "completions": False}
+    fs.close()
+
+
+@pytest.mark.parametrize(("cmds", "completions", "jobs"), [
+    (("myevents",), True, False),
+    (("myevents", "nixevent CHANNEL_EXECUTE_COMPLETE"), False, False),
+    (("myevents", "nixevent all"), False, False),
+    (("myevents", "noevents"), False, False),
+    (("myevents", "noevents", "event plain CHANNEL_EXECUTE_COMPLETE"), True, False),
+    (("myevents", "nixevent CHANNEL_EXECUTE_COMPLETE", "event ALL"), True, True),
+    (("event plain BACKGROUND_JOB",), None, True),
+    (("event plain BACKGROUND_JOB", "nixevent BACKGROUND_JOB"), None, False),
+    (("myevents", "nixevent DTMF"), True, False),
+])
+def test_the_session_follows_its_event_list_from_the_commands(server_factory, cmds, completions, jobs):
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            session.connect()
+            session.commands(*cmds)
+            out["state"] = (session.completions, session._bgjob_subscribed)
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    fs = ChunkRecordingFS(srv.port)
+    assert done.wait(10)
+    assert out["state"] == (completions, jobs)
+    fs.close()
+
+
+def test_a_refused_nixevent_changes_nothing(server_factory):
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            session.connect(then=("myevents",))
+            with pytest.raises(CommandFailed):
+                session.command("nixevent CHANNEL_EXECUTE_COMPLETE")
+            out["completions"] = session.completions
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    fs = ChunkRecordingFS(srv.port, refuse=(b"nixevent",))
+    assert done.wait(10)
+    assert out["completions"] is True
+    fs.close()
+
+
+def test_nixed_completions_against_the_emulator(server_factory):
+    """fsd.sim as FreeSWITCH 1.10 (``event`` after ``myevents`` and ``nixevent`` sets one entry of the
+    list and keeps the restriction to this channel): untracked applications' completions and CHANNEL_ANSWER
+    never arrive, a tracked one's does, and no other channel's completion does."""
+    from fsd.sim import CallerScript, Switch
+
+    seen, out = [], {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            session.connect(then=("myevents", "nixevent CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE", "linger"))
+            session.subscribe("*", lambda ev: seen.append((ev.name, ev.get("Application"), ev.uuid)))
+            session.execute_many([("answer", None), ("set", "x=1")], track=False)
+            ev = session.execute("playback", "silence_stream://200").get(timeout=10)
+            out["completed"] = (ev.get("Application"), ev.uuid)
+            out["uuid"] = session.uuid
+            session.hangup()
+            out["hung_up"] = session.hung_up.wait(10)
+            wait_for(lambda: any(n == "CHANNEL_HANGUP" for n, _, _ in seen), 10, message="hangup dispatched")
+        finally:
+            done.set()
+
+    srv = server_factory(handler)
+    sw = Switch(time_scale=0.05, heartbeat_interval=0, outbound_target=("127.0.0.1", srv.port)).start()
+    try:
+        sw.incoming_call(did="100", caller="200", script=CallerScript())
+        assert done.wait(15)
+        assert out["completed"] == ("playback", out["uuid"]) and out["hung_up"] is True
+        completes = [app for name, app, _ in seen if name == "CHANNEL_EXECUTE_COMPLETE"]
+        assert "answer" not in completes and "set" not in completes and "playback" in completes
+        assert "CHANNEL_ANSWER" not in [n for n, _, _ in seen]
+        assert all(u == out["uuid"] for _, _, u in seen)
+        # the emulator did fire them: the listener's event list kept them off the socket
+        fired = [(e.name, e.get("Application")) for e in sw.events if e.uuid == out["uuid"]]
+        assert ("CHANNEL_EXECUTE_COMPLETE", "answer") in fired and ("CHANNEL_ANSWER", None) in fired
+    finally:
+        sw.stop()
