@@ -699,7 +699,9 @@ class Call:
                 leg.killing = False
 
         try:
-            self.link.api_nowait(cmd, first)
+            # no reply within 5 s (a switch that stopped answering, its socket still open): the leg is no
+            # longer "killing", so the stopped-leg checks may kill it again
+            self.link.api_nowait(cmd, first, timeout=5.0)
         except ESLError:
             leg.killing = False
 

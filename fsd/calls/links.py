@@ -98,8 +98,8 @@ class SwitchLink:
     def api_many(self, cmds: list[str], timeout: float = 5.0):
         return self.client.api_many(cmds, timeout=timeout)
 
-    def api_nowait(self, cmd: str, callback: Callable) -> None:
-        self.client.api_nowait(cmd, callback)
+    def api_nowait(self, cmd: str, callback: Callable, *, timeout: float | None = None) -> None:
+        self.client.api_nowait(cmd, callback, timeout=timeout)
 
     def bgapi_nowait(self, cmd: str, *, job_timeout: float, reply_timeout: float = 5.0):
         return self.client.bgapi_nowait(cmd, job_timeout=job_timeout, reply_timeout=reply_timeout)

@@ -594,13 +594,24 @@ class InboundClient:
             out.append(result)
         return out
 
-    def api_nowait(self, cmd: str, callback: Callable[[ApiResult | BaseException], object]) -> None:
+    def api_nowait(self, cmd: str, callback: Callable[[ApiResult | BaseException], object], *,
+                   timeout: float | None = None) -> None:
         """Send ``api`` and return at once; ``callback(ApiResult)`` (or ``callback(exception)`` when the
-        link is lost) is called from the event loop when the reply comes, so it must not block. Raises
-        ESLNotConnected when there is no connection (nothing sent)."""
+        link is lost) is called from the event loop when the reply comes, so it must not block. With
+        ``timeout``: no reply within it calls ``callback(ESLTimeout)`` instead (counted in
+        ``command_timeouts``, as a blocking ``api`` that timed out; the late reply is then ignored).
+        Called once either way. Raises ESLNotConnected when there is no connection (nothing sent)."""
         res = self._require_conn().request_nowait(encode_api(cmd), word=_command_word(cmd))
+        timer = None
+        answered = False
 
         def done(r):
+            nonlocal answered
+            if answered:
+                return  # timed out already: the callback had its answer
+            answered = True
+            if timer is not None:
+                timer.close()
             if not r.successful():
                 callback(r.exception)
                 return
@@ -611,6 +622,20 @@ class InboundClient:
                 self.stats.command_errors += 1
             callback(result)
 
+        if timeout is not None:
+            def expired():
+                nonlocal answered
+                timer.close()
+                if answered:
+                    return
+                answered = True  # a late reply is ignored
+                self.stats.command_timeouts += 1
+                log.warning("esl_api_reply_late conn=%s command=%s after_s=%s", self.name, _command_word(cmd),
+                            timeout)
+                callback(ESLTimeout(f"{self.name}: no reply to {_command_word(cmd)} within {timeout}s"))
+
+            timer = gevent.get_hub().loop.timer(max(0.0, timeout))
+            timer.start(expired)
         res.rawlink(done)
 
     def bgapi_nowait(self, cmd: str, *, job_timeout: float, job_uuid: str | None = None,

@@ -75,3 +75,32 @@ def test_a_member_leg_whose_hangup_is_lost_is_checked_and_its_member_released(no
     wait_for(lambda: m.id not in node.driver.board.reserved and not w.rows("SELECT 1 FROM reservations"),
              timeout=10, message="Maria released after uuid_exists said the leg is gone")
     wait_for(lambda: not link.owners, timeout=5, message="the finished call's legs disowned")
+
+
+class _SilentLink:
+    """A switch link whose uuid_kill replies never come (the switch stopped answering, socket open)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def api_nowait(self, cmd, callback, *, timeout=None):
+        self.sent.append((cmd, callback, timeout))
+
+
+def test_a_kill_without_a_reply_lets_the_leg_be_killed_again_after_its_timeout():
+    from types import SimpleNamespace
+
+    from fsd.errors import ESLTimeout
+
+    link = _SilentLink()
+    owner = SimpleNamespace(link=link)
+    leg = call_mod.Leg(uuid="leg-1", member_id=1, target="user/201@x")
+    call_mod.Call._kill(owner, leg)
+    call_mod.Call._kill(owner, leg)  # one kill at a time per leg
+    assert len(link.sent) == 1 and leg.killing
+    cmd, callback, timeout = link.sent[0]
+    assert cmd == "uuid_kill leg-1 ORIGINATOR_CANCEL" and timeout == 5.0  # bounded, as the blocking api was
+    callback(ESLTimeout("no reply to uuid_kill within 5.0s"))  # what the inbound client calls it with then
+    assert not leg.killing
+    call_mod.Call._kill(owner, leg)  # the stopped-leg checks may kill it again
+    assert len(link.sent) == 2

@@ -57,6 +57,36 @@ def test_api_nowait_reports_a_lost_link_and_refuses_without_one(fake, client):
         client.api_nowait("uuid_kill leg-2", got.put)
 
 
+def test_api_nowait_without_a_reply_in_time_calls_back_once_with_a_timeout(fake, client, caplog):
+    """A switch that stops answering (its socket still open): the callback gets ESLTimeout after
+    ``timeout``, counted as a command timeout; the reply that comes later is ignored, and the commands
+    after it still get their own replies."""
+    from tests.esl.fakes import api_response
+
+    got = []
+    fake.api_handler = lambda cmd, conn: None if cmd.startswith("uuid_kill") else "UP 0 years\n"
+    client.api_nowait("uuid_kill leg-1 ORIGINATOR_CANCEL", got.append, timeout=0.2)
+    wait_for(lambda: got, 5, message="timed out")
+    assert isinstance(got[0], ESLTimeout) and client.stats.command_timeouts == 1
+    assert any("esl_api_reply_late" in r.getMessage() for r in caplog.records)
+    fake.last.send(api_response("+OK\n"))  # the late reply, in its place in the order
+    assert client.api("status").body == "UP 0 years\n"
+    assert len(got) == 1
+
+
+def test_api_nowait_reply_in_time_stops_its_timer(fake, client):
+    got = []
+    client.api_nowait("uuid_kill leg-1", got.append, timeout=0.2)
+    wait_for(lambda: got, 5, message="replied")
+    assert got[0].ok
+    # a second command that is never answered, sent after: its timeout fires after the first one's would have
+    later = []
+    fake.api_handler = lambda cmd, conn: None
+    client.api_nowait("uuid_kill leg-2", later.append, timeout=0.2)
+    wait_for(lambda: later, 5, message="the second one timed out")
+    assert len(got) == 1 and client.stats.command_timeouts == 1
+
+
 def test_bgapi_nowait_returns_at_once_and_the_job_completes_it(fake, client):
     fake.hold_bgapi_replies = True  # the reply itself is not awaited
     job = client.bgapi_nowait("originate {origination_uuid=leg-1}user/201 &park()", job_timeout=30)
