@@ -485,6 +485,7 @@ def _check_sofia(doc: ET.Element) -> list[str]:
         ctx = _param(internal.find("settings"), "context")
         if ctx != "fsd-internal":
             problems.append(f"sofia.conf: profile internal context is {ctx!r}, expected 'fsd-internal'")
+        problems += _check_single_registration(internal)
     external = profiles.get("external")
     if external is None:
         problems.append("sofia.conf: no external profile (for the trunk)")
@@ -498,6 +499,31 @@ def _check_sofia(doc: ET.Element) -> list[str]:
                 "sofia.conf: profile external does not take gateways from the directory "
                 '(<domains><domain name="all" parse="true"/></domains>)'
             )
+    return problems
+
+
+def _multireg(value: str | None) -> bool:
+    """mod_sofia's reading of multiple-registrations: ``call-id``, ``contact`` or any true value enables it."""
+    return value is not None and (value.lower() in ("call-id", "contact") or switch_true(value))
+
+
+def _check_single_registration(internal: ET.Element) -> list[str]:
+    """One registration per login. With multiple registrations FreeSWITCH forks a member's ``user/`` leg over
+    every device: the fork that gets fsd's origination_uuid may lose the race to another device (LOSE_RACE),
+    and fsd, which follows the leg by that uuid, would neither see that answer nor bridge it (the member
+    would hear silence). manage-shared-appearance turns multiple registrations on too."""
+    settings = internal.find("settings")
+    problems = []
+    if _multireg(_param(settings, "multiple-registrations")):
+        problems.append(
+            "sofia.conf: profile internal enables multiple-registrations; fsd follows one leg per member ring "
+            "and needs one registration per login (a forked leg answered on another device would not be bridged)"
+        )
+    if switch_true(_param(settings, "manage-shared-appearance")):
+        problems.append(
+            "sofia.conf: profile internal sets manage-shared-appearance, which enables multiple registrations "
+            "(fsd needs one registration per login)"
+        )
     return problems
 
 

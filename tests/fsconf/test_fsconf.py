@@ -415,3 +415,21 @@ def test_static_user_in_an_extra_directory_file(conf):
         '<include>\n  <domain name="example.com">\n    <user id="1001"/>\n  </domain>\n</include>\n'
     )
     only(check(conf), "1001@example.com")
+
+
+@pytest.mark.parametrize("value", ["true", "contact", "call-id", "on", "yes"])
+def test_multiple_registrations_are_refused(conf, value):
+    mutate(conf, "sip_profiles/internal.xml", '"multiple-registrations" value="false"',
+           f'"multiple-registrations" value="{value}"')
+    only(check(conf), "profile internal enables multiple-registrations")
+
+
+def test_manage_shared_appearance_is_refused(conf):
+    mutate(conf, "sip_profiles/internal.xml", '<param name="multiple-registrations" value="false"/>',
+           '<param name="manage-shared-appearance" value="true"/>')
+    only(check(conf), "manage-shared-appearance")
+
+
+def test_single_registration_is_the_default_without_the_param(conf):
+    mutate(conf, "sip_profiles/internal.xml", '<param name="multiple-registrations" value="false"/>', "")
+    assert check(conf) == []
