@@ -288,7 +288,9 @@ class Demo:
                 p.wait(timeout=5)
         if self.cluster is not None:
             self.cluster.stop()
-        self.say("Demo stopped; data kept in var/ (remove it to start afresh).")
+        here = os.getcwd() + os.sep
+        where = os.path.relpath(self.var) if self.var.startswith(here) else self.var
+        self.say(f"Demo stopped; data kept in {where}/ (remove it to start afresh).")
 
 
 def main(argv=None) -> int:
