@@ -26,6 +26,7 @@ from fsd.esl.outbound import OutboundServer
 from fsd.mailer import Mailer
 from fsd.metrics import Metrics
 from fsd.metrics.gauges import init_department, init_fixed_labels, init_switch, install_scrape_gauges
+from fsd.metrics.looplag import LoopLagMonitor
 from fsd.services import MailSettings, Services
 from fsd.store.listen import ConfigListener
 from fsd.store.pool import Pool
@@ -42,6 +43,7 @@ class App:
     def __init__(self, *, config: Config, metrics: Metrics | None = None, clock=None):
         self.config = config
         self.metrics = metrics or Metrics()
+        self.loop_lag = LoopLagMonitor(histogram=self.metrics.loop_lag)
         db = config.database
         self.pool = Pool(dsn=db.dsn, minconn=db.pool_min, maxconn=db.pool_max,
                          statement_timeout_ms=db.statement_timeout_ms, prepare=db.prepare_statements)
@@ -217,6 +219,7 @@ class App:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
+        self.loop_lag.start()
         self.listener.start()
         for c in self.switches.values():
             c.start()
@@ -261,6 +264,7 @@ class App:
         self.listener.stop()
         self.directory.close()
         self.pool.close()
+        self.loop_lag.stop()
         self.stopped.set()
         log.info("fsd_stopped")
 

@@ -86,6 +86,14 @@ class Metrics:
                                        "History records spooled locally because the database was down", registry=r)
         self.db_errors = Counter("fsd_db_errors_total", "Database errors seen by fsd", ["operation"], registry=r)
         self.emails = Counter("fsd_emails_total", "E-mail send attempts", ["kind", "result"], registry=r)
+        self.call_setup = Histogram("fsd_call_setup_seconds",
+                                    "Time from a call's outbound socket connect to its first member originate "
+                                    "(fsd's routing decision, database reservation included)", registry=r,
+                                    buckets=(.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5))
+        self.loop_lag = Histogram("fsd_event_loop_lag_seconds",
+                                  "How late fsd's event loop ran a timer it checks twice a second (CPU saturation, "
+                                  "or something blocking the loop)", registry=r,
+                                  buckets=(.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
 
         for a in XMLCURL_ACTIONS:
             for res in XMLCURL_RESULTS:

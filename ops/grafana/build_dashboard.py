@@ -212,6 +212,22 @@ def build() -> dict:
         (f"process_max_fds{{{INST}}}", "{{instance}} max"),
     ], w=6)
     L.panel("Uptime", [(f"time() - process_start_time_seconds{{{INST}}}", "{{instance}}")], unit="s", w=6)
+    L.panel("Call setup (connect to first member originate)", [
+        (f"histogram_quantile(0.5, sum by (le, instance) (rate(fsd_call_setup_seconds_bucket{{{INST}}}[{RI}])))",
+         "p50 {{instance}}"),
+        (f"histogram_quantile(0.99, sum by (le, instance) (rate(fsd_call_setup_seconds_bucket{{{INST}}}[{RI}])))",
+         "p99 {{instance}}"),
+    ], unit="s", w=12,
+        description="From the call's outbound socket connect to its first member leg originate: routing, "
+                    "the member reservation in PostgreSQL, and the switch's replies on the way.")
+    L.panel("Event loop lag", [
+        (f"histogram_quantile(0.99, sum by (le, instance) (rate(fsd_event_loop_lag_seconds_bucket{{{INST}}}[{RI}])))",
+         "p99 {{instance}}"),
+        (f"rate(fsd_event_loop_lag_seconds_sum{{{INST}}}[{RI}]) / "
+         f"rate(fsd_event_loop_lag_seconds_count{{{INST}}}[{RI}])", "mean {{instance}}"),
+    ], unit="s", w=12,
+        description="How late fsd's event loop runs a timer due twice a second. Rising with CPU near one core: "
+                    "fsd is saturated (every call and timer waits); spikes at low CPU: something blocks the loop.")
 
     def var(name: str, label: str, query: str, *, include_all: bool = True) -> dict:
         return {

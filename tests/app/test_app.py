@@ -107,6 +107,13 @@ def test_register_call_and_history_through_the_whole_app(world):
     assert f'fsd_calls_answered_total{{department="{dept.id}",tenant="{t.id}"}} 1.0' in body
     assert 'fsd_xmlcurl_requests_total{action="sip_auth",result="found"}' in body
     assert suspicious_label_values(app.metrics.registry) == []
+    # the call rang its members once: one setup time observed (connect to the first member originate)
+    reg = app.metrics.registry
+    assert reg.get_sample_value("fsd_call_setup_seconds_count") == 1.0
+    assert 0 < reg.get_sample_value("fsd_call_setup_seconds_sum") < 20
+    # and the running app measures its event loop (a timer twice a second)
+    wait_for(lambda: reg.get_sample_value("fsd_event_loop_lag_seconds_count") >= 1, timeout=5,
+             message="loop lag observed")
 
 
 def test_password_change_applies_on_next_register(world):
