@@ -8,7 +8,7 @@ from __future__ import annotations
 from fsd.sim import Answer
 from tests.calls.harness import World, call, phone
 from tests.calls.harness import history_row as _row
-from tests.calls.test_routing import _menu
+from tests.calls.test_routing import ivr_world
 from tests.helpers import wait_for
 
 UNUSED = ("CHANNEL_EXECUTE_COMPLETE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_EXECUTE",
@@ -43,13 +43,7 @@ def test_department_call_gets_neither_completions_nor_its_answer(pool, node):
 
 
 def test_ivr_call_gets_the_completions_it_waits_for(pool, node):
-    w = World(pool)
-    a = w.employee("Anna Ivanova", "201")
-    b = w.employee("Boris Petrov", "202")
-    dept = w.department("Sales", [a])
-    menu = _menu(w, dept, b)
-    num = w.number(dest_kind="ivr", dest_ivr_id=menu.id)
-    phone(node, w, a, Answer(after=2))
+    w, a, _b, dept, menu, num, _pa, _pb = ivr_world(pool, node)
     received = node.server.stats.events_received
     ch = call(node, num.did, prompt_digits=["1"], hangup_after=30)
     row = _row(w, ch.uuid)

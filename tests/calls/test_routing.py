@@ -105,15 +105,20 @@ def _menu(w, dept, emp):
                                  {"digit": "0", "action": "voicemail"}])
 
 
-def test_ivr_paths(pool, node):
+def ivr_world(pool, node):
+    """Anna in department Sales (key 1), Boris (key 2), dial-by-extension (3), voicemail (0) behind an IVR number;
+    both answer after 2 s. Returns (world, anna, boris, dept, menu, number, anna's phone, boris's phone)."""
     w = World(pool)
     a = w.employee("Anna Ivanova", "201")
     b = w.employee("Boris Petrov", "202")
     dept = w.department("Sales", [a])
     menu = _menu(w, dept, b)
     num = w.number(dest_kind="ivr", dest_ivr_id=menu.id)
-    pa = phone(node, w, a, Answer(after=2))
-    pb = phone(node, w, b, Answer(after=2))
+    return w, a, b, dept, menu, num, phone(node, w, a, Answer(after=2)), phone(node, w, b, Answer(after=2))
+
+
+def test_ivr_paths(pool, node):
+    w, a, b, dept, menu, num, pa, pb = ivr_world(pool, node)
 
     ch = call(node, num.did, prompt_digits=["1"], hangup_after=30)
     row = _row(w, ch.uuid)

@@ -32,6 +32,32 @@ def server_factory():
         s.stop(timeout=1)
 
 
+@pytest.fixture
+def run_session(server_factory):
+    """``run(body, **fs_kw)``: ``body(session, out)`` as the outbound handler of a call from a ChunkRecordingFS
+    (kwargs: ChunkRecordingFS's); returns ``(out, fs)`` once the handler has returned."""
+    sides = []
+
+    def run(body, **fs_kw):
+        out = {}
+        done = gevent.event.Event()
+
+        def handler(session):
+            try:
+                body(session, out)
+            finally:
+                done.set()
+
+        fs = ChunkRecordingFS(server_factory(handler).port, **fs_kw)
+        sides.append(fs)
+        assert done.wait(10)
+        return out, fs
+
+    yield run
+    for fs in sides:
+        fs.close()
+
+
 class ChunkRecordingFS(ScriptedFS):
     """ScriptedFS that also records how the commands arrived (recv chunks) and can refuse one command."""
 
@@ -63,25 +89,17 @@ class ChunkRecordingFS(ScriptedFS):
             self.closed.set()
 
 
-def test_commands_are_pipelined_in_one_write_and_replies_stay_in_order(server_factory):
-    out = {}
-    done = gevent.event.Event()
+def test_commands_are_pipelined_in_one_write_and_replies_stay_in_order(run_session):
+    def body(session, out):
+        session.connect()
+        replies = session.commands("myevents", "linger")
+        out["replies"] = [r.reply_text for r in replies]
+        res = session.execute_many([("answer", None), ("set", "hangup_after_bridge=true"),
+                                    ("endless_playback", "tone_stream://%(2000,4000,440,480);loops=-1")])
+        out["keys"] = [r.event_uuid for r in res]
+        out["after"] = session.command("noevents").reply_text
 
-    def handler(session):
-        try:
-            session.connect()
-            replies = session.commands("myevents", "linger")
-            out["replies"] = [r.reply_text for r in replies]
-            res = session.execute_many([("answer", None), ("set", "hangup_after_bridge=true"),
-                                        ("endless_playback", "tone_stream://%(2000,4000,440,480);loops=-1")])
-            out["keys"] = [r.event_uuid for r in res]
-            out["after"] = session.command("noevents").reply_text
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    fs = ChunkRecordingFS(srv.port)
-    assert done.wait(10)
+    out, fs = run_session(body)
     assert out["replies"] == ["+OK", "+OK"]
     assert out["after"] == "+OK"
     assert fs.commands[1:3] == [b"myevents", b"linger"]
@@ -92,33 +110,23 @@ def test_commands_are_pipelined_in_one_write_and_replies_stay_in_order(server_fa
     for key, cmd in zip(out["keys"], apps, strict=True):
         assert b"event-uuid: " + key.encode() in cmd
     assert fs.commands[6] == b"noevents"
-    fs.close()
 
 
-def test_pipelined_error_raises_and_later_replies_do_not_shift(server_factory):
-    out = {}
-    done = gevent.event.Event()
+def test_pipelined_error_raises_and_later_replies_do_not_shift(run_session):
+    def body(session, out):
+        session.connect()
+        with pytest.raises(CommandFailed) as ei:
+            session.commands("myevents", "linger", "event plain ALL")
+        out["err"] = ei.value.reply
+        with pytest.raises(CommandFailed):
+            session.execute_many([("answer", None), ("bogus_refused_app", "x")])
+        out["executions"] = len(session._executions)
+        out["next"] = session.command("noevents").reply_text
 
-    def handler(session):
-        try:
-            session.connect()
-            with pytest.raises(CommandFailed) as ei:
-                session.commands("myevents", "linger", "event plain ALL")
-            out["err"] = ei.value.reply
-            with pytest.raises(CommandFailed):
-                session.execute_many([("answer", None), ("bogus_refused_app", "x")])
-            out["executions"] = len(session._executions)
-            out["next"] = session.command("noevents").reply_text
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    fs = ChunkRecordingFS(srv.port, refuse=(b"linger", b"bogus_refused_app"))
-    assert done.wait(10)
+    out, _ = run_session(body, refuse=(b"linger", b"bogus_refused_app"))
     assert out["err"] == "-ERR refused"
     assert out["next"] == "+OK"  # the replies after the error were consumed in order
     assert out["executions"] == 0  # a refused pipeline leaves no execution tracked
-    fs.close()
 
 
 def test_execute_many_completion_and_hangup(server_factory):
@@ -175,46 +183,28 @@ def test_session_reader_runs_in_the_event_loop_without_a_greenlet(server_factory
     assert isinstance(seen["api"], ESLDisconnected)
 
 
-def test_connect_pipelines_the_setup_commands_in_its_write(server_factory):
-    out = {}
-    done = gevent.event.Event()
+def test_connect_pipelines_the_setup_commands_in_its_write(run_session):
+    def body(session, out):
+        data = session.connect(then=("myevents", "nixevent CHANNEL_EXECUTE", "linger"))
+        out["uuid"], out["name"] = session.uuid, data.name
+        out["next"] = session.command("noevents").reply_text
 
-    def handler(session):
-        try:
-            data = session.connect(then=("myevents", "nixevent CHANNEL_EXECUTE", "linger"))
-            out["uuid"], out["name"] = session.uuid, data.name
-            out["next"] = session.command("noevents").reply_text
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    fs = ChunkRecordingFS(srv.port)
-    assert done.wait(10)
+    out, fs = run_session(body)
     assert out["uuid"] and out["name"] == "CHANNEL_DATA"
     assert fs.commands[:4] == [b"connect", b"myevents", b"nixevent CHANNEL_EXECUTE", b"linger"]
     assert b"connect\n\nmyevents\n\nnixevent CHANNEL_EXECUTE\n\nlinger\n\n" in fs.chunks  # one write
     assert out["next"] == "+OK"
-    fs.close()
 
 
-def test_connect_keeps_the_channel_data_when_a_pipelined_command_is_refused(server_factory):
-    out = {}
-    done = gevent.event.Event()
+def test_connect_keeps_the_channel_data_when_a_pipelined_command_is_refused(run_session):
+    def body(session, out):
+        with pytest.raises(CommandFailed) as ei:
+            session.connect(then=("myevents", "linger"))
+        out["err"], out["uuid"] = ei.value.reply, session.uuid
+        out["next"] = session.command("noevents").reply_text  # the replies did not shift
 
-    def handler(session):
-        try:
-            with pytest.raises(CommandFailed) as ei:
-                session.connect(then=("myevents", "linger"))
-            out["err"], out["uuid"] = ei.value.reply, session.uuid
-            out["next"] = session.command("noevents").reply_text  # the replies did not shift
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    fs = ChunkRecordingFS(srv.port, refuse=(b"linger",))
-    assert done.wait(10)
+    out, _ = run_session(body, refuse=(b"linger",))
     assert out["err"] == "-ERR refused" and out["uuid"] and out["next"] == "+OK"
-    fs.close()
 
 
 def test_nixed_events_of_myevents_are_not_sent_by_the_emulator(server_factory):
@@ -251,32 +241,22 @@ def test_nixed_events_of_myevents_are_not_sent_by_the_emulator(server_factory):
         sw.stop()
 
 
-def test_completions_nixed_come_back_in_the_write_of_the_first_tracked_execute(server_factory):
+def test_completions_nixed_come_back_in_the_write_of_the_first_tracked_execute(run_session):
     """myevents then nixevent CHANNEL_EXECUTE_COMPLETE: untracked executes send no ``event`` command and
     track nothing; the first tracked one is preceded by ``event CHANNEL_EXECUTE_COMPLETE`` in the same
     write, the later ones are not."""
-    out = {}
-    done = gevent.event.Event()
+    def body(session, out):
+        out["before"] = session.completions
+        session.connect(then=("myevents", "nixevent CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE", "linger"))
+        out["nixed"] = session.completions
+        out["untracked"] = session.execute("set", "a=b", track=False)
+        out["many"] = session.execute_many([("answer", None), ("set", "c=d")], track=False)
+        out["tracked_pending"] = len(session._executions)
+        out["key"] = session.execute("playback", "/a.wav").key
+        out["after"] = session.completions
+        out["keys2"] = [r.key for r in session.execute_many([("playback", "/b.wav")])]
 
-    def handler(session):
-        try:
-            out["before"] = session.completions
-            session.connect(then=("myevents", "nixevent CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE", "linger"))
-            out["nixed"] = session.completions
-            out["untracked"] = session.execute("set", "a=b", track=False)
-            out["many"] = session.execute_many([("answer", None), ("set", "c=d")], track=False)
-            out["tracked_pending"] = len(session._executions)
-            res = session.execute("playback", "/a.wav")
-            out["key"] = res.key
-            out["after"] = session.completions
-            res2 = session.execute_many([("playback", "/b.wav")])
-            out["keys2"] = [r.key for r in res2]
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    fs = ChunkRecordingFS(srv.port)
-    assert done.wait(10)
+    out, fs = run_session(body)
     assert out["before"] is None and out["nixed"] is False and out["after"] is True
     assert out["untracked"] is None and out["many"] == [None, None] and out["tracked_pending"] == 0
     heads = [c.split(b"\n")[0] for c in fs.commands]
@@ -289,31 +269,21 @@ def test_completions_nixed_come_back_in_the_write_of_the_first_tracked_execute(s
     # everything before it was untracked, everything after it needs no second event command
     assert all(b"execute-app-name: playback" not in c for c in fs.commands[:i])
     assert b"event-uuid: " + out["keys2"][0].encode() in fs.commands[i + 2]
-    fs.close()
 
 
-def test_a_refused_event_command_fails_the_execute_and_tracks_nothing(server_factory):
-    out = {}
-    done = gevent.event.Event()
-
-    def handler(session):
+def test_a_refused_event_command_fails_the_execute_and_tracks_nothing(run_session):
+    def body(session, out):
+        # (lower case, as FreeSWITCH accepts it: the refusal below matches only the event command)
+        session.connect(then=("myevents", "nixevent channel_execute_complete"))
         try:
-            # (lower case, as FreeSWITCH accepts it: the refusal below matches only the event command)
-            session.connect(then=("myevents", "nixevent channel_execute_complete"))
-            try:
-                session.execute("playback", "/a.wav")
-            except CommandFailed as e:
-                out["err"] = e.reply
-            out["pending"] = len(session._executions)
-            out["completions"] = session.completions
-        finally:
-            done.set()
+            session.execute("playback", "/a.wav")
+        except CommandFailed as e:
+            out["err"] = e.reply
+        out["pending"] = len(session._executions)
+        out["completions"] = session.completions
 
-    srv = server_factory(handler)
-    fs = ChunkRecordingFS(srv.port, refuse=(b"event CHANNEL_EXECUTE_COMPLETE",))
-    assert done.wait(10)
+    out, _ = run_session(body, refuse=(b"event CHANNEL_EXECUTE_COMPLETE",))
     assert out == {"err": "-ERR refused", "pending": 0, "completions": False}
-    fs.close()
 
 
 @pytest.mark.parametrize(("cmds", "completions", "jobs"), [
@@ -327,43 +297,25 @@ def test_a_refused_event_command_fails_the_execute_and_tracks_nothing(server_fac
     (("event plain BACKGROUND_JOB", "nixevent BACKGROUND_JOB"), None, False),
     (("myevents", "nixevent DTMF"), True, False),
 ])
-def test_the_session_follows_its_event_list_from_the_commands(server_factory, cmds, completions, jobs):
-    out = {}
-    done = gevent.event.Event()
+def test_the_session_follows_its_event_list_from_the_commands(run_session, cmds, completions, jobs):
+    def body(session, out):
+        session.connect()
+        session.commands(*cmds)
+        out["state"] = (session.completions, session._bgjob_subscribed)
 
-    def handler(session):
-        try:
-            session.connect()
-            session.commands(*cmds)
-            out["state"] = (session.completions, session._bgjob_subscribed)
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    fs = ChunkRecordingFS(srv.port)
-    assert done.wait(10)
+    out, _ = run_session(body)
     assert out["state"] == (completions, jobs)
-    fs.close()
 
 
-def test_a_refused_nixevent_changes_nothing(server_factory):
-    out = {}
-    done = gevent.event.Event()
+def test_a_refused_nixevent_changes_nothing(run_session):
+    def body(session, out):
+        session.connect(then=("myevents",))
+        with pytest.raises(CommandFailed):
+            session.command("nixevent CHANNEL_EXECUTE_COMPLETE")
+        out["completions"] = session.completions
 
-    def handler(session):
-        try:
-            session.connect(then=("myevents",))
-            with pytest.raises(CommandFailed):
-                session.command("nixevent CHANNEL_EXECUTE_COMPLETE")
-            out["completions"] = session.completions
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    fs = ChunkRecordingFS(srv.port, refuse=(b"nixevent",))
-    assert done.wait(10)
+    out, _ = run_session(body, refuse=(b"nixevent",))
     assert out["completions"] is True
-    fs.close()
 
 
 def test_nixed_completions_against_the_emulator(server_factory):
