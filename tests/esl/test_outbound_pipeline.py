@@ -32,6 +32,20 @@ def server_factory():
         s.stop(timeout=1)
 
 
+def _handled(body):
+    """An outbound handler running ``body(session, out)``; returns (handler, out, done)."""
+    out = {}
+    done = gevent.event.Event()
+
+    def handler(session):
+        try:
+            body(session, out)
+        finally:
+            done.set()
+
+    return handler, out, done
+
+
 @pytest.fixture
 def run_session(server_factory):
     """``run(body, **fs_kw)``: ``body(session, out)`` as the outbound handler of a call from a ChunkRecordingFS
@@ -39,15 +53,7 @@ def run_session(server_factory):
     sides = []
 
     def run(body, **fs_kw):
-        out = {}
-        done = gevent.event.Event()
-
-        def handler(session):
-            try:
-                body(session, out)
-            finally:
-                done.set()
-
+        handler, out, done = _handled(body)
         fs = ChunkRecordingFS(server_factory(handler).port, **fs_kw)
         sides.append(fs)
         assert done.wait(10)
@@ -56,6 +62,28 @@ def run_session(server_factory):
     yield run
     for fs in sides:
         fs.close()
+
+
+@pytest.fixture
+def run_emulated(server_factory):
+    """``run(body)``: ``body(session, out)`` as the outbound handler of one call placed by fsd.sim (FreeSWITCH
+    1.10 as the emulator has it); returns ``(out, switch)`` once the handler has returned."""
+    from fsd.sim import CallerScript, Switch
+
+    switches = []
+
+    def run(body):
+        handler, out, done = _handled(body)
+        sw = Switch(time_scale=0.05, heartbeat_interval=0,
+                    outbound_target=("127.0.0.1", server_factory(handler).port)).start()
+        switches.append(sw)
+        sw.incoming_call(did="100", caller="200", script=CallerScript())
+        assert done.wait(15)
+        return out, sw
+
+    yield run
+    for sw in switches:
+        sw.stop()
 
 
 class ChunkRecordingFS(ScriptedFS):
@@ -207,38 +235,26 @@ def test_connect_keeps_the_channel_data_when_a_pipelined_command_is_refused(run_
     assert out["err"] == "-ERR refused" and out["uuid"] and out["next"] == "+OK"
 
 
-def test_nixed_events_of_myevents_are_not_sent_by_the_emulator(server_factory):
+def test_nixed_events_of_myevents_are_not_sent_by_the_emulator(run_emulated):
     """Against fsd.sim (FreeSWITCH's nixevent clears entries of the listener's event list, myevents'
     included): the application still completes, its CHANNEL_EXECUTE and the state events never arrive."""
-    from fsd.sim import CallerScript, Switch
+    seen = []
 
-    seen, out = [], {}
-    done = gevent.event.Event()
+    def body(session, out):
+        session.connect(then=("myevents", "nixevent CHANNEL_EXECUTE CHANNEL_STATE", "linger"))
+        session.subscribe("*", lambda ev: seen.append(ev.name))
+        out["answer"] = session.execute("answer").get(timeout=10).get("Application")
+        session.hangup()
+        out["hung_up"] = session.hung_up.wait(10)
+        wait_for(lambda: "CHANNEL_HANGUP" in seen, 10, message="the hangup event dispatched")
 
-    def handler(session):
-        try:
-            session.connect(then=("myevents", "nixevent CHANNEL_EXECUTE CHANNEL_STATE", "linger"))
-            session.subscribe("*", lambda ev: seen.append(ev.name))
-            out["answer"] = session.execute("answer").get(timeout=10).get("Application")
-            session.hangup()
-            out["hung_up"] = session.hung_up.wait(10)
-            wait_for(lambda: "CHANNEL_HANGUP" in seen, 10, message="the hangup event dispatched")
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    sw = Switch(time_scale=0.05, heartbeat_interval=0, outbound_target=("127.0.0.1", srv.port)).start()
-    try:
-        sw.incoming_call(did="100", caller="200", script=CallerScript())
-        assert done.wait(15)
-        assert out == {"answer": "answer", "hung_up": True}
-        assert "CHANNEL_EXECUTE_COMPLETE" in seen and "CHANNEL_ANSWER" in seen and "CHANNEL_HANGUP" in seen
-        assert "CHANNEL_EXECUTE" not in seen and "CHANNEL_STATE" not in seen
-        # the emulator did fire them (the switch saw the application run and the states change)
-        assert any(e.name == "CHANNEL_EXECUTE" for e in sw.events)
-        assert any(e.name == "CHANNEL_STATE" for e in sw.events)
-    finally:
-        sw.stop()
+    out, sw = run_emulated(body)
+    assert out == {"answer": "answer", "hung_up": True}
+    assert "CHANNEL_EXECUTE_COMPLETE" in seen and "CHANNEL_ANSWER" in seen and "CHANNEL_HANGUP" in seen
+    assert "CHANNEL_EXECUTE" not in seen and "CHANNEL_STATE" not in seen
+    # the emulator did fire them (the switch saw the application run and the states change)
+    assert any(e.name == "CHANNEL_EXECUTE" for e in sw.events)
+    assert any(e.name == "CHANNEL_STATE" for e in sw.events)
 
 
 def test_completions_nixed_come_back_in_the_write_of_the_first_tracked_execute(run_session):
@@ -318,41 +334,29 @@ def test_a_refused_nixevent_changes_nothing(run_session):
     assert out["completions"] is True
 
 
-def test_nixed_completions_against_the_emulator(server_factory):
+def test_nixed_completions_against_the_emulator(run_emulated):
     """fsd.sim as FreeSWITCH 1.10 (``event`` after ``myevents`` and ``nixevent`` sets one entry of the
     list and keeps the restriction to this channel): untracked applications' completions and CHANNEL_ANSWER
     never arrive, a tracked one's does, and no other channel's completion does."""
-    from fsd.sim import CallerScript, Switch
+    seen = []
 
-    seen, out = [], {}
-    done = gevent.event.Event()
+    def body(session, out):
+        session.connect(then=("myevents", "nixevent CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE", "linger"))
+        session.subscribe("*", lambda ev: seen.append((ev.name, ev.get("Application"), ev.uuid)))
+        session.execute_many([("answer", None), ("set", "x=1")], track=False)
+        ev = session.execute("playback", "silence_stream://200").get(timeout=10)
+        out["completed"] = (ev.get("Application"), ev.uuid)
+        out["uuid"] = session.uuid
+        session.hangup()
+        out["hung_up"] = session.hung_up.wait(10)
+        wait_for(lambda: any(n == "CHANNEL_HANGUP" for n, _, _ in seen), 10, message="hangup dispatched")
 
-    def handler(session):
-        try:
-            session.connect(then=("myevents", "nixevent CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE", "linger"))
-            session.subscribe("*", lambda ev: seen.append((ev.name, ev.get("Application"), ev.uuid)))
-            session.execute_many([("answer", None), ("set", "x=1")], track=False)
-            ev = session.execute("playback", "silence_stream://200").get(timeout=10)
-            out["completed"] = (ev.get("Application"), ev.uuid)
-            out["uuid"] = session.uuid
-            session.hangup()
-            out["hung_up"] = session.hung_up.wait(10)
-            wait_for(lambda: any(n == "CHANNEL_HANGUP" for n, _, _ in seen), 10, message="hangup dispatched")
-        finally:
-            done.set()
-
-    srv = server_factory(handler)
-    sw = Switch(time_scale=0.05, heartbeat_interval=0, outbound_target=("127.0.0.1", srv.port)).start()
-    try:
-        sw.incoming_call(did="100", caller="200", script=CallerScript())
-        assert done.wait(15)
-        assert out["completed"] == ("playback", out["uuid"]) and out["hung_up"] is True
-        completes = [app for name, app, _ in seen if name == "CHANNEL_EXECUTE_COMPLETE"]
-        assert "answer" not in completes and "set" not in completes and "playback" in completes
-        assert "CHANNEL_ANSWER" not in [n for n, _, _ in seen]
-        assert all(u == out["uuid"] for _, _, u in seen)
-        # the emulator did fire them: the listener's event list kept them off the socket
-        fired = [(e.name, e.get("Application")) for e in sw.events if e.uuid == out["uuid"]]
-        assert ("CHANNEL_EXECUTE_COMPLETE", "answer") in fired and ("CHANNEL_ANSWER", None) in fired
-    finally:
-        sw.stop()
+    out, sw = run_emulated(body)
+    assert out["completed"] == ("playback", out["uuid"]) and out["hung_up"] is True
+    completes = [app for name, app, _ in seen if name == "CHANNEL_EXECUTE_COMPLETE"]
+    assert "answer" not in completes and "set" not in completes and "playback" in completes
+    assert "CHANNEL_ANSWER" not in [n for n, _, _ in seen]
+    assert all(u == out["uuid"] for _, _, u in seen)
+    # the emulator did fire them: the listener's event list kept them off the socket
+    fired = [(e.name, e.get("Application")) for e in sw.events if e.uuid == out["uuid"]]
+    assert ("CHANNEL_EXECUTE_COMPLETE", "answer") in fired and ("CHANNEL_ANSWER", None) in fired
