@@ -20,6 +20,7 @@ in its own greenlet, and the socket is closed when the handler returns.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,15 @@ from fsd.esl.inbound import ApiResult, order_event_names
 log = logging.getLogger(__name__)
 
 HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
+_LIST_COMMANDS = frozenset({"myevents", "event", "nixevent", "noevents"})
+
+
+@functools.lru_cache(maxsize=256)
+def _names_touched(names: str) -> tuple[bool, bool]:
+    """Whether an event-list command's names include CHANNEL_EXECUTE_COMPLETE, and BACKGROUND_JOB (ALL counts
+    for both; case-insensitive as mod_event_socket). Cached: a call's commands are the same few strings."""
+    tokens = {t.upper() for t in names.split()}
+    return bool(tokens & {"CHANNEL_EXECUTE_COMPLETE", "ALL"}), bool(tokens & {"BACKGROUND_JOB", "ALL"})
 CHANNEL_DATA_LOOKUPS = 1 << 20  # get() calls on the channel data answered from its raw block
 
 
@@ -174,15 +184,11 @@ class OutboundSession:
     def _note(self, cmd: str, reply: Frame) -> None:
         """Follow this listener's event list from a command FreeSWITCH accepted (mod_event_socket's
         ``myevents``/``event``/``nixevent``/``noevents``): which completions and job results reach us."""
-        if (reply.reply_text or "").startswith("-"):
-            return
         word, _, rest = cmd.partition(" ")
         word = word.lower()
-        if word not in ("myevents", "event", "nixevent", "noevents"):
+        if word not in _LIST_COMMANDS or (reply.reply_text or "").startswith("-"):
             return
-        names = {t.upper() for t in rest.split()}
-        completes = bool(names & {"CHANNEL_EXECUTE_COMPLETE", "ALL"})
-        jobs = bool(names & {"BACKGROUND_JOB", "ALL"})
+        completes, jobs = _names_touched(rest)
         if word == "myevents":
             self._myevents = True
             self.completions = True
