@@ -440,6 +440,11 @@ class Frame:
 
 # the outer block of every event frame FreeSWITCH sends (Content-Length first, see the README)
 _OUTER_EVENT = re.compile(rb"Content-Length: ([0-9]{1,12})\nContent-Type: (text/event-(?:plain|json|xml))")
+# the other frames of every call, in FreeSWITCH's exact shape: a command's reply (a bgapi's with its
+# Job-UUID) and an api response. Matched, they are parsed whole at once (two or three headers); anything
+# else (another order, a CR, a header more) takes the general path, with the same result.
+_OUTER_REPLY = re.compile(rb"Content-Type: command/reply\nReply-Text: ([^\n\r]*)(?:\nJob-UUID: ([^\n\r]*))?")
+_OUTER_API = re.compile(rb"Content-Type: api/response\nContent-Length: ([0-9]{1,12})")
 
 
 class FrameParser:
@@ -588,6 +593,17 @@ class FrameParser:
             if m is not None:
                 ctype = m.group(2).decode()
                 length = int(m.group(1))
+            elif (m := _OUTER_REPLY.fullmatch(raw)) is not None:
+                ctype = CT_COMMAND_REPLY
+                length = 0
+                pairs = [("Content-Type", ctype), ("Reply-Text", _decode_raw(m.group(1)))]
+                if m.group(2) is not None:
+                    pairs.append(("Job-UUID", _decode_raw(m.group(2))))
+                headers = Headers(pairs)
+            elif (m := _OUTER_API.fullmatch(raw)) is not None:
+                ctype = CT_API_RESPONSE
+                length = int(m.group(1))
+                headers = Headers([("Content-Type", ctype), ("Content-Length", m.group(1).decode())])
             else:
                 if not _plain_outer_block(raw):
                     # MalformedHeader, or a block with blank/CR lines (parsed now, as the reference does)

@@ -107,3 +107,31 @@ def test_any_split_of_real_bytes_gives_the_same_frames(cuts):
         frames.extend(parser.feed(_STREAM[prev:cut]))
         prev = cut
     assert [(f.offset, f.headers.items(), f.body) for f in frames] == _WHOLE
+
+
+_value = st.one_of(st.binary(max_size=60), st.sampled_from([b"+OK", b"-ERR no such channel", b"+OK Job-UUID: x",
+                                                           b"%2B%0AOK", b" two  spaces ", b"caf\xc3\xa9", b"\r"]))
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=list(HealthCheck))
+@given(text=_value, job=st.none() | _value, length=st.integers(0, 10**12))
+def test_reply_and_api_frames_parse_as_the_general_path(text, job, length):
+    """The fast path for FreeSWITCH's command/reply (with a bgapi's Job-UUID) and api/response blocks gives the
+    headers, content type and length the general parser gives (or the same error)."""
+    from fsd.esl.frames import Frame, Headers, parse_header_block_reference
+
+    text, job = text.replace(b"\n", b""), None if job is None else job.replace(b"\n", b"")
+    blocks = [b"Content-Type: command/reply\nReply-Text: " + text + (b"" if job is None else b"\nJob-UUID: " + job),
+              b"Content-Type: api/response\nContent-Length: %d" % length]
+    for raw in blocks:
+        body = b"x" * length if b"api/response" in raw and length <= 64 else b""
+        try:
+            frames = FrameParser(max_body_bytes=64).feed(raw + b"\n\n" + body)
+        except ProtocolError as e:
+            assert b"api/response" in raw and length > 64, e  # only a body over the limit is refused
+            continue
+        ref = Headers(parse_header_block_reference(raw, strict=True))
+        (f,) = frames
+        assert isinstance(f, Frame) and f.headers.items() == ref.items()
+        assert f.content_type == ref.get("Content-Type") and f.reply_text == ref.get("Reply-Text")
+        assert f.get("job-uuid") == ref.get("Job-UUID") and f.body == body
