@@ -54,6 +54,7 @@ from fsd.esl.inbound import ApiResult, order_event_names
 log = logging.getLogger(__name__)
 
 HANGUP_EVENTS = frozenset({"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
+CHANNEL_DATA_LOOKUPS = 1 << 20  # get() calls on the channel data answered from its raw block
 _LIST_COMMANDS = frozenset({"myevents", "event", "nixevent", "noevents"})
 
 
@@ -63,7 +64,6 @@ def _names_touched(names: str) -> tuple[bool, bool]:
     for both; case-insensitive as mod_event_socket). Cached: a call's commands are the same few strings."""
     tokens = {t.upper() for t in names.split()}
     return bool(tokens & {"CHANNEL_EXECUTE_COMPLETE", "ALL"}), bool(tokens & {"BACKGROUND_JOB", "ALL"})
-CHANNEL_DATA_LOOKUPS = 1 << 20  # get() calls on the channel data answered from its raw block
 
 
 class OutboundSession:
