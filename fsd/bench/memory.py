@@ -136,7 +136,55 @@ def run(steps=None, *, rate: float = RATE, members: int = 20) -> list[dict]:
                      "value": round(cpu / max(1.0, waiting) * 1000, 3), "unit": "ms", "anchor": None, "ratio": None})
         rows.append({"figure": "tracebacks in fsd's log during the run", "value": errors, "unit": "",
                      "anchor": 0, "ratio": None})
+    rows += _finished_calls()
     return rows
+
+
+def _finished_calls(batches: int | None = None, per_batch: int | None = None, rate: int = 250) -> list[dict]:
+    """What finished calls leave behind: batches of short DID calls (100 companies, a member rung and the
+    caller gone after 0.3 s) through the call driver in this process; after each batch, once every call is
+    over, the objects the collector tracks and the RSS. A daemon that keeps anything per call grows
+    between batches; bounded state (per member, per department) is made by the first batch."""
+    import gc
+
+    import gevent
+
+    from fsd.bench.calls import _Env, _wait_idle
+    from fsd.bench.procs import seed_companies
+
+    quick = bool(os.environ.get("FSD_BENCH_QUICK"))
+    batches = batches or (3 if quick else 5)
+    per_batch = per_batch or (2000 if quick else 4000)
+    tmp = tempfile.mkdtemp(prefix="fsd-bench-finished-")
+    pg = Pg(tmp, unix_socket=True)
+    env = None
+    try:
+        phones, did = seed_companies(pg.dsn, companies=100, members=10)
+        env = _Env(pg.dsn, os.path.join(tmp, "s"), time_scale=1.0)
+        env.sim.ask(("phones", phones))
+        points = []
+        for i in range(batches):
+            env.place(did=did, n=per_batch, rate=rate, hangup_after=0.3, prefix=f"76{i:02d}")
+            _wait_idle(env, time.monotonic() + 120)
+            gevent.sleep(2.0)  # the last members' releases and history rows
+            gc.collect()
+            points.append((len(gc.get_objects()), rss_kb(os.getpid())["VmRSS"], len(env.driver.active)))
+    finally:
+        if env is not None:
+            env.stop()
+        pg.destroy()
+        shutil.rmtree(tmp, ignore_errors=True)
+    (obj0, rss0, _), (obj1, rss1, active) = points[0], points[-1]
+    calls = per_batch * (batches - 1)
+    scen = (f"{batches - 1} batches of {per_batch} DID calls at {rate}/s after a first one, 100 companies, "
+            f"fsd's call driver in the bench process; objects after each batch: {', '.join(str(p[0]) for p in points)}")
+    return [
+        {"figure": f"objects left per 1,000 finished calls ({scen})",
+         "value": round((obj1 - obj0) / calls * 1000, 1), "unit": "objects", "anchor": 0, "ratio": None,
+         "goal": "none kept per call", "active_after": active},
+        {"figure": f"RSS growth per 1,000 finished calls (same run; RSS {rss0 // 1024} -> {rss1 // 1024} MB)",
+         "value": round((rss1 - rss0) / calls * 1000, 1), "unit": "KB", "anchor": 0, "ratio": None},
+    ]
 
 
 if __name__ == "__main__":
