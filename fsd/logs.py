@@ -56,7 +56,7 @@ def redact(text: str) -> str:
 
 
 # -- key=value helpers --------------------------------------------------------------------------------
-_PLAIN = re.compile(r"^[^\s\"=\\]+$")
+_PLAIN = re.compile(r"^[^\s\"=\\]+\Z")
 
 
 def kv_value(v: object) -> str:

@@ -26,7 +26,7 @@ from fsd.errors import FsdError
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 
 class GatewaySync:

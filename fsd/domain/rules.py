@@ -158,7 +158,7 @@ def next_free_extension(taken: set[str], *, start: int = 200, width: int = 3) ->
 
 LOGIN_MAX_LEN = 32
 #: SIP-username-safe login: a Latin letter, then 1..31 of a-z 0-9 . _ -
-LOGIN_RE = re.compile(r"^[a-z][a-z0-9._-]{1,31}$", re.ASCII)
+LOGIN_RE = re.compile(r"^[a-z][a-z0-9._-]{1,31}\Z", re.ASCII)
 _LOGIN_CHARS_RE = re.compile(r"[a-z0-9._-]*", re.ASCII)
 _APOSTROPHES = str.maketrans("", "", "'`\u2019\u02bc\u2018")
 _WORD_RE = re.compile(r"[a-z]+(?:-[a-z]+)*", re.ASCII)

@@ -922,7 +922,7 @@ def _check_line(text: str, what: str) -> None:
         raise InvalidCommand(f"{what} must not contain a newline: {text[:60]!r}")
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+\Z")
 
 
 def _header_items(headers) -> list[tuple[str, str]]:

@@ -38,7 +38,7 @@ MINUTES_PER_DAY = 1440
 #: How far ahead ``next_change`` looks before concluding the state never changes.
 HORIZON_DAYS = 400
 
-_HHMM = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+_HHMM = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*\Z")
 
 
 def _parse_hhmm(text: str) -> int:

@@ -16,9 +16,9 @@ from fsd.services.base import Actor, Service
 from fsd.store import repos
 from fsd.store.models import Gateway
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_CRED = re.compile(r"^[\x21-\x7e]{0,128}$")  # printable ASCII, no spaces: SIP digest credentials
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+_CRED = re.compile(r"^[\x21-\x7e]{0,128}\Z")  # printable ASCII, no spaces: SIP digest credentials
 _FIELDS = ("proxy", "username", "password", "register", "caller_id_in_from", "enabled")
 
 

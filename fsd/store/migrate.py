@@ -13,7 +13,7 @@ from fsd.errors import StoreError
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql\Z")
 _LOCK_KEY = 0x0F5D0001  # advisory lock so two processes never migrate at once
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 class Statement:

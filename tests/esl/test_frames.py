@@ -356,6 +356,8 @@ def test_encode_command_and_api():
         encode_command("x", {"a": "b\nc"})
     with pytest.raises(InvalidCommand):
         encode_command("x", {"Bad Name": "v"})
+    with pytest.raises(InvalidCommand):  # a header name ending in a newline would start a line of its own
+        encode_command("0", [("0\n", "")])
 
 
 def test_encode_sendmsg_execute_matches_capture():

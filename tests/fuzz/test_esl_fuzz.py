@@ -203,6 +203,7 @@ def _check_wire(wire: bytes) -> bytes | None:
 
 @fuzz_settings(500)
 @given(command=_text, headers=st.lists(st.tuples(_text, _text), max_size=4), body=st.none() | _text)
+@example(command="0", headers=[("0\n", "")], body=None)  # found by this fuzzer: a name ending in a newline
 def test_fuzz_encode_command_never_injects_lines(command, headers, body):
     try:
         wire = encode_command(command, headers, body)

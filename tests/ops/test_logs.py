@@ -110,6 +110,8 @@ def test_kv_helper_quotes_only_when_needed():
         'uuid=abc-1 n=3 name="A B" q="say \\"hi\\"" empty="" none=-'
     d = json.loads(JsonFormatter().format(_record("x " + kv(name="A B", q='say "hi"'))))
     assert (d["name"], d["q"]) == ("A B", 'say "hi"')
+    # a value ending in a newline (a caller's name, say) is quoted, never a raw line break in the log
+    assert kv(name="Eve\n") == 'name="Eve\\n"'
 
 
 def test_log_context_adds_call_uuid_per_greenlet(root_logging):

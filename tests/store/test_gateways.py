@@ -70,6 +70,10 @@ def test_operator_only(svc, pool):
     ({"name": "t", "proxy": "10.0.0.1", "password": "with space"}, "password:"),
     ({"name": "t", "proxy": "10.0.0.1", "enabled": "yes"}, "true or false"),
     ({"name": "t", "proxy": "10.0.0.1", "realm": "x"}, "unknown gateway field"),
+    # a trailing newline is not "the end" ($ would have let these through)
+    ({"name": "trunk\n", "proxy": "10.0.0.1"}, "name:"),
+    ({"name": "t", "proxy": "10.0.0.1", "password": "secret\n"}, "password:"),
+    ({"name": "t", "proxy": "10.0.0.1", "username": "user\n"}, "username:"),
 ])
 def test_validation_names_the_rule_and_writes_nothing(svc, pool, kwargs, message):
     with pytest.raises(ValidationError, match=message):
