@@ -590,8 +590,9 @@ class Call:
             "ignore_early_media=true",
             f"origination_caller_id_number={_safe(cid)}",
         ]
-        if self.caller_name:
-            vars_.append(f"origination_caller_id_name='{_safe(self.caller_name)}'")
+        name = _safe_quoted(self.caller_name)
+        if name:
+            vars_.append(f"origination_caller_id_name='{name}'")
         cmd = f"originate {{{','.join(vars_)}}}{dial} &park()"
         leg = Leg(uuid=leg_uuid, member_id=emp_id, target=target)
         self.legs[leg_uuid] = leg
@@ -1251,6 +1252,18 @@ def _ts(dt: datetime | None) -> float | None:
     return dt.timestamp() if dt is not None else None
 
 
+_UNSAFE = frozenset(",{}[]'\"\\$\n\r")
+
+
 def _safe(v: str) -> str:
-    """A channel-variable value without the characters that end it in a dial string."""
-    return "".join(ch for ch in (v or "") if ch not in ",{}[]'\"\n\r ")
+    """A channel-variable value without the characters that end it in a dial string (and no space: for a
+    value written bare, such as a number)."""
+    return "".join(ch for ch in (v or "") if ch not in _UNSAFE and ch != " ")
+
+
+def _safe_quoted(v: str) -> str:
+    """A value written inside '...' in a dial string: spaces kept. FreeSWITCH's originate splits its
+    arguments on blanks outside single quotes and then drops the quotes (switch_separate_string), so
+    ``origination_caller_id_name='Ivan Petrov'`` reaches the leg as "Ivan Petrov". A quote, a comma or a
+    brace would end the value; a backslash escapes; ``$`` is left out so that nothing is ever expanded."""
+    return " ".join("".join(ch for ch in (v or "") if ch not in _UNSAFE).split())
