@@ -30,6 +30,7 @@ from fsd.calls import adapters
 from fsd.errors import ESLError, FsdError, StoreError
 from fsd.esl.connection import CommandFailed, SessionHangup
 from fsd.esl.inbound import ESLNotConnected
+from fsd.looptimer import call_later
 from fsd.queue import callback as cbq
 from fsd.queue import waiting as wq
 from fsd.queue.noanswer import resolve_no_answer
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 RINGBACK = "tone_stream://%(2000,4000,440,480);loops=-1"
 NOT_REGISTERED = ("USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT")
 MAX_TALK_S = 12 * 3600.0
-EMPLOYEE_RING_S = 30.0  # default of calls.employee_ring_timeout_s
 OFFER_TIMEOUT_MS = 5000
 VOICEMAIL_MAX_S = 120
 
@@ -526,7 +526,7 @@ class Call:
             for emp in list(self.held):
                 if not self._talking(emp):
                     self._maybe_release(emp)
-            if any(not self._talking(emp) for emp in self.held):
+            if self._held_for_stopped_legs():
                 self._spawn_stragglers()
 
     def _apply(self, actions):
@@ -624,18 +624,16 @@ class Call:
             self.q.put(("job", leg_uuid, res.error or "FAILED"))
 
     def _originate_failed(self, leg_uuid: str, e: BaseException) -> None:
-        if isinstance(e, CommandFailed | ESLNotConnected):  # -ERR to the bgapi, or never sent: no job, no channel
-            self._leg_gone(leg_uuid, job=True)
-            self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
-        elif isinstance(e, ESLError | gevent.Timeout):
+        if isinstance(e, ESLError | gevent.Timeout) and not isinstance(e, CommandFailed | ESLNotConnected):
             # the link dropped or the job never reported: whether the leg rings is unknown, so it is not
             # taken for failed (its member would be offered another call while the phone rings)
             log.warning("calls_originate_fate_unknown call=%s leg=%s error=%s", self.uuid, leg_uuid,
                         type(e).__name__)
             self.q.put(("leg_unknown", leg_uuid))
-        else:
-            self._leg_gone(leg_uuid, job=True)
-            self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
+            return
+        # -ERR to the bgapi or never sent (no job, no channel), or any other failure: the leg is gone
+        self._leg_gone(leg_uuid, job=True)
+        self.q.put(("job", leg_uuid, f"FSD_{type(e).__name__}"))
 
     def _leg_event(self, ev) -> None:
         name = ev.name
@@ -727,15 +725,17 @@ class Call:
         a greenlet start to ask the switch and bound the wait (_release_stragglers)."""
         if self._stragglers or self._straggler_timer is not None:
             return
-        timer = self._straggler_timer = gevent.get_hub().loop.timer(self._straggler_every())
-        timer.start(self._stragglers_due)
+        self._straggler_timer = call_later(self._straggler_every(), self._stragglers_due)
 
     def _straggler_every(self) -> float:
         return min(1.0, max(0.05, self.clock.real(1.0)))  # one (simulated) second between checks
 
+    def _held_for_stopped_legs(self) -> bool:
+        return any(not self._talking(e) for e in self.held)
+
     def _stragglers_due(self) -> None:
         self._close_straggler_timer()
-        if any(not self._talking(e) for e in self.held):
+        if self._held_for_stopped_legs():
             self._stragglers = True
             gevent.spawn(self._release_stragglers)
         elif self._finished:
@@ -749,7 +749,7 @@ class Call:
     def _straggler_settled(self) -> None:
         """A member was released: if no member waits for a stopped leg any more, the pending check is
         not needed (and a finished call lets go of its legs' events)."""
-        if self._straggler_timer is None or any(not self._talking(e) for e in self.held):
+        if self._straggler_timer is None or self._held_for_stopped_legs():
             return
         self._close_straggler_timer()
         if self._finished:

@@ -76,6 +76,7 @@ from fsd.esl.connection import (
     supervise,
 )
 from fsd.esl.frames import Event, Frame, InvalidCommand, encode_api, encode_bgapi, encode_command, new_uuid
+from fsd.looptimer import call_later
 
 log = logging.getLogger(__name__)
 
@@ -625,7 +626,6 @@ class InboundClient:
         if timeout is not None:
             def expired():
                 nonlocal answered
-                timer.close()
                 if answered:
                     return
                 answered = True  # a late reply is ignored
@@ -634,8 +634,7 @@ class InboundClient:
                             timeout)
                 callback(ESLTimeout(f"{self.name}: no reply to {_command_word(cmd)} within {timeout}s"))
 
-            timer = gevent.get_hub().loop.timer(max(0.0, timeout))
-            timer.start(expired)
+            timer = call_later(timeout, expired)
         res.rawlink(done)
 
     def bgapi_nowait(self, cmd: str, *, job_timeout: float, job_uuid: str | None = None,
@@ -658,14 +657,12 @@ class InboundClient:
         # a reply later than the command timeout is counted and logged as a blocking bgapi's would be;
         # the job stays registered (FreeSWITCH may well run it)
         after = self.command_timeout if reply_timeout is None else reply_timeout
-        late = gevent.get_hub().loop.timer(after)
 
         def reply_late():
-            late.close()
             self.stats.command_timeouts += 1
             log.warning("esl_bgapi_reply_late conn=%s command=%s after_s=%s", self.name, _command_word(cmd), after)
 
-        late.start(reply_late)
+        late = call_later(after, reply_late)
 
         def replied(r):
             late.close()
@@ -715,16 +712,13 @@ class InboundClient:
 
     def _expire_job(self, job: str, res: PendingResult, after: float) -> None:
         # a timer in the event loop, closed when the job ends first (not a greenlet per job)
-        timer = gevent.get_hub().loop.timer(max(0.0, after))
-
         def expire():
-            timer.close()
             if self._jobs.get(job) is res:
                 del self._jobs[job]
             if not res.ready():
                 res.set_exception(ESLTimeout(f"{self.name}: background job {job} not done in {after}s"))
 
-        timer.start(expire)
+        timer = call_later(after, expire)
         res.rawlink(lambda _r: timer.close())
 
     def pending_jobs(self) -> int:

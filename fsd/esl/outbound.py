@@ -50,6 +50,7 @@ from fsd.esl.frames import (
     new_uuid,
 )
 from fsd.esl.inbound import ApiResult, order_event_names
+from fsd.looptimer import call_later
 
 log = logging.getLogger(__name__)
 
@@ -309,14 +310,11 @@ class OutboundSession:
             raise
         if timeout is not None:
             def expire():
-                timer.close()
                 if self._executions.get(event_uuid) is res and not res.ready():
                     del self._executions[event_uuid]
                     res.set_exception(ESLTimeout(f"{self.name}: {app} did not complete within {timeout}s"))
 
-            # a timer in the event loop, not a greenlet per execute
-            timer = gevent.get_hub().loop.timer(max(0.0, timeout))
-            timer.start(expire)
+            call_later(timeout, expire)  # a timer in the event loop, not a greenlet per execute
         return res
 
     def execute_many(self, apps: list[tuple[str, str | None]], *, lock: bool = True,

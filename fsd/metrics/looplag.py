@@ -12,6 +12,8 @@ import time
 
 import gevent
 
+from fsd.looptimer import call_later
+
 
 class LoopLagMonitor:
     def __init__(self, *, histogram, interval_s: float = 0.5):
@@ -33,16 +35,13 @@ class LoopLagMonitor:
             timer.close()
 
     def _arm(self) -> None:
-        loop = gevent.get_hub().loop
-        loop.update_now()  # the timer counts from now, not from when this loop iteration began
+        gevent.get_hub().loop.update_now()  # the timer counts from now, not from when this loop iteration began
         self._due = time.monotonic() + self.interval_s
-        self._timer = loop.timer(self.interval_s)
-        self._timer.start(self._tick)
+        self._timer = call_later(self.interval_s, self._tick)
 
     def _tick(self) -> None:
         lag = max(0.0, time.monotonic() - self._due)
         self.last_lag_s = lag
         self.histogram.observe(lag)
-        if self._timer is not None:
-            self._timer.close()
+        if self._timer is not None:  # not stopped meanwhile
             self._arm()
